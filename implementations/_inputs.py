@@ -1,0 +1,180 @@
+"""Validation and layout shared by the Torch implementations (SPEC §1).
+
+``StepInputs`` flattens ``[..., T]`` inputs to ``[N, T]``, deletes masked steps by moving the
+present steps of every row to its front (a gather, no per-row Python loop), and marks the
+segment ends. ``restore`` writes results back to the original positions (0 where masked).
+Bad input raises ``ValueError``/``TypeError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["StepInputs", "prepare", "check_unit_scalar", "check_finite_result"]
+
+
+def _tensor(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def _floating(name: str, x: object, like: torch.Tensor | None) -> torch.Tensor:
+    x = _tensor(name, x)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if like is not None:
+        if x.shape != like.shape:
+            raise ValueError(
+                f"{name} has shape {tuple(x.shape)} but rewards has shape "
+                f"{tuple(like.shape)}: per-step inputs must all have the same shape [..., T]"
+            )
+        if x.dtype != like.dtype:
+            raise TypeError(f"{name} has dtype {x.dtype} but rewards has dtype {like.dtype}")
+        if x.device != like.device:
+            raise ValueError(f"{name} is on {x.device} but rewards is on {like.device}")
+    return x
+
+
+def _flag(name: str, x: object, like: torch.Tensor) -> torch.Tensor | None:
+    if x is None:
+        return None
+    x = _tensor(name, x)
+    if x.shape != like.shape:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)} but rewards has shape {tuple(like.shape)}: "
+            "per-step inputs must all have the same shape [..., T]"
+        )
+    if x.device != like.device:
+        raise ValueError(f"{name} is on {x.device} but rewards is on {like.device}")
+    if x.dtype == torch.bool:
+        return x
+    if x.is_complex() or not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError(f"{name} must contain only 0 and 1 (or booleans)")
+    return x != 0
+
+
+def check_unit_scalar(name: str, value: object) -> float:
+    """A Python number (or 0-dim tensor) in [0, 1]."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {type(value).__name__}")
+    if not 0 <= float(value) <= 1:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    return float(value)
+
+
+def _gamma(gamma: object, like: torch.Tensor) -> torch.Tensor | float:
+    if not isinstance(gamma, torch.Tensor) or gamma.numel() == 1 and gamma.dim() == 0:
+        return check_unit_scalar("gamma", gamma)
+    if not bool(((gamma >= 0) & (gamma <= 1)).all()):
+        raise ValueError("gamma must lie in [0, 1] at every step")
+    try:
+        return gamma.to(like.dtype).expand(like.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"gamma has shape {tuple(gamma.shape)}, which does not broadcast to "
+            f"{tuple(like.shape)}"
+        ) from None
+
+
+@dataclass
+class StepInputs:
+    """Inputs in the working layout ``[N, T]``; masked steps deleted, rows left-aligned."""
+
+    shape: torch.Size
+    tensors: dict[str, torch.Tensor]
+    gamma: torch.Tensor | float
+    terminated: torch.Tensor  # bool [N, T]
+    done: torch.Tensor  # bool [N, T]: segment ends (incl. last present step); True on padding
+    present: torch.Tensor | None  # bool [N, T] in the working layout, None if nothing is masked
+    dest: torch.Tensor | None  # original position t -> working position
+
+    def zero_absent(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.present is None else torch.where(self.present, x, x.new_zeros(()))
+
+    def restore(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.dest is not None and mask is not None:
+            y = torch.where(mask.reshape(y.shape), y.gather(-1, self.dest), y.new_zeros(()))
+        return y.reshape(self.shape)
+
+
+def _compression(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where every step goes when the present steps of each row move to its front."""
+    T = mask.shape[-1]
+    count = mask.sum(-1, keepdim=True)
+    rank_present = mask.cumsum(-1) - 1
+    rank_absent = count + (~mask).cumsum(-1) - 1
+    dest = torch.where(mask, rank_present, rank_absent)
+    positions = torch.arange(T, device=mask.device).expand_as(dest)
+    source = torch.empty_like(dest).scatter_(-1, dest, positions)
+    present = positions < count
+    return dest, source, present
+
+
+def prepare(rewards: object, steps: dict[str, object], *, gamma: object,
+            terminated: object = None, truncated: object = None,
+            mask: object = None) -> StepInputs:
+    """Validate, flatten to ``[N, T]``, compress masked steps, mark segment ends."""
+    r = _floating("rewards", rewards, None)
+    if r.dim() == 0:
+        raise ValueError("rewards must have a time axis: shape [..., T], got a scalar")
+    if r.shape[-1] == 0:
+        raise ValueError("rewards has an empty time axis (T = 0)")
+    shape, T = r.shape, r.shape[-1]
+    tensors = {"rewards": r}
+    for name, x in steps.items():
+        if x is not None:
+            tensors[name] = _floating(name, x, r)
+    g = _gamma(gamma, r)
+    if isinstance(g, torch.Tensor):
+        tensors["gamma"] = g
+    flags = {n: _flag(n, x, r) for n, x in
+             (("terminated", terminated), ("truncated", truncated), ("mask", mask))}
+    flat = {n: x.reshape(-1, T) for n, x in tensors.items()}
+    false = torch.zeros(flat["rewards"].shape, dtype=torch.bool, device=r.device)
+    term = false if flags["terminated"] is None else flags["terminated"].reshape(-1, T)
+    trunc = false if flags["truncated"] is None else flags["truncated"].reshape(-1, T)
+    present = dest = None
+    if flags["mask"] is not None:
+        dest, source, present = _compression(flags["mask"].reshape(-1, T))
+        flat = {n: x.gather(-1, source) for n, x in flat.items()}
+        term, trunc = term.gather(-1, source) & present, trunc.gather(-1, source)
+        last = present & ~torch.roll(present, -1, dims=-1)
+        last[:, -1] = present[:, -1]
+        done = term | trunc | last | ~present
+    else:
+        done = term | trunc
+        done[:, -1] = True
+    gamma_w = flat.pop("gamma", g)
+    return StepInputs(shape, flat, gamma_w, term, done, present, dest)
+
+
+def check_finite_result(result: torch.Tensor, inputs: dict[str, torch.Tensor | None],
+                        used: dict[str, torch.Tensor | None]) -> torch.Tensor:
+    """Raise ``ValueError`` naming the input whose non-finite entries made the result non-finite.
+
+    One reduction over the result (a single host synchronisation) when all is well.
+    ``used[name]`` marks where an input is actually read (None: everywhere).
+    """
+    if bool(torch.isfinite(result).all()):
+        return result
+    for name, x in inputs.items():
+        if x is None:
+            continue
+        bad = ~torch.isfinite(x.detach())
+        if used.get(name) is not None:
+            bad &= used[name]
+        if bool(bad.any()):
+            idx = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name} is not finite at index {idx}: {x[idx].item()}")
+    raise ValueError(
+        f"the result overflowed {result.dtype} although every input is finite: "
+        "rescale the rewards or compute in a wider dtype"
+    )

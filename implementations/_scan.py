@@ -1,0 +1,84 @@
+"""The one primitive behind every recursion: a reverse linear scan ``y_t = x_t + c_t·y_{t+1}``.
+
+``y_{T} = 0`` beyond the last step, so ``y_t = Σ_{s≥t} (Π_{j=t}^{s−1} c_j)·x_s``. GAE is the scan
+of ``x = δ`` with ``c = γλ·(1 − segment end)``; returns are the scan of the rewards (plus the
+bootstrap at segment ends) with ``c = γ·(1 − segment end)``.
+
+Algorithm: a chunked two-level scan, with no Python loop over T and no exp/log of cumulative
+products (which would overflow or lose all precision for long sequences):
+
+1. cut the time axis into ``n_chunks`` chunks of length ``L ≈ √T``; inside every chunk, run the
+   recursion with a zero carry-in (a loop over the L positions, each step one fused
+   multiply-add over all ``N·n_chunks`` chunks at once), and take the chunk-suffix products
+   ``q_i = Π_{j=i}^{L−1} c_j`` with one ``cumprod``;
+2. propagate the carries across chunks (a loop over ``n_chunks`` steps on ``N`` values);
+3. add ``q_i·carry`` to every position (one vectorized multiply-add).
+
+Every output is a sum of the same terms as the sequential recursion, with at most
+``L + n_chunks + 2`` roundings on any path, so the float error stays within the usual
+backward-recursion bound (see ``refmath.bounds``). Work is O(N·T), memory O(N·T).
+
+The backward pass is the adjoint recurrence — the same scan run forward in time:
+``∂L/∂x_t = g_t = ∂L/∂y_t + c_{t−1}·g_{t−1}`` and ``∂L/∂c_t = g_t·y_{t+1}`` — so no
+intermediate of the forward pass is stored beyond ``y`` and ``c``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["reverse_scan"]
+
+
+def _scan_no_grad(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    N, T = x.shape
+    L = max(1, math.isqrt(T - 1) + 1) if T > 1 else 1
+    n_chunks = -(-T // L)
+    pad = n_chunks * L - T
+    if pad:
+        x = F.pad(x, (0, pad))
+        c = F.pad(c, (0, pad))
+    # [L, N, n_chunks]: position-in-chunk first, so each loop step touches contiguous memory.
+    xt = x.reshape(N, n_chunks, L).permute(2, 0, 1).contiguous()
+    ct = c.reshape(N, n_chunks, L).permute(2, 0, 1).contiguous()
+    y = torch.empty_like(xt)
+    y[L - 1] = xt[L - 1]
+    for i in range(L - 2, -1, -1):
+        torch.addcmul(xt[i], ct[i], y[i + 1], out=y[i])
+    q = ct.flip(0).cumprod(0).flip(0)  # q[i] = Π_{j=i}^{L-1} c_j inside each chunk
+    heads, decay = y[0].t().contiguous(), q[0].t().contiguous()  # [n_chunks, N]
+    carry = torch.zeros((n_chunks + 1, N), dtype=x.dtype, device=x.device)
+    for k in range(n_chunks - 1, -1, -1):
+        torch.addcmul(heads[k], decay[k], carry[k + 1], out=carry[k])
+    # carry[k + 1] is the full y at the start of chunk k + 1.
+    y.addcmul_(q, carry[1:].t().unsqueeze(0))
+    return y.permute(1, 2, 0).reshape(N, n_chunks * L)[:, :T]
+
+
+class _ReverseScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = _scan_no_grad(x, c)
+        ctx.save_for_backward(c, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+        c, y = ctx.saved_tensors
+        c_prev = F.pad(c[:, :-1], (1, 0))  # c_prev[t] = c[t-1]; nothing flows into t = 0
+        grad_x = reverse_scan(grad_y.flip(-1), c_prev.flip(-1)).flip(-1)
+        grad_c = None
+        if ctx.needs_input_grad[1]:
+            grad_c = grad_x * F.pad(y[:, 1:], (0, 1))
+        return grad_x, grad_c
+
+
+def reverse_scan(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``y_t = x_t + c_t·y_{t+1}`` along the last axis of ``[N, T]`` tensors (``y_T = 0``).
+
+    Differentiable in ``x`` and ``c`` (twice: the backward pass is itself a scan).
+    """
+    return _ReverseScan.apply(x.contiguous(), c.contiguous())
