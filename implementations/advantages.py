@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import torch
 
-from ._inputs import check_finite_result, check_unit_scalar, prepare
-from .returns import _continuation, _not_terminated, _used
+from ._inputs import StepInputs, check_unit_scalar, finite_or_retry, prepare
 from ._scan import reverse_scan
+from .returns import used_where
 
 __all__ = ["gae", "lambda_returns"]
 
 
-def _gae(rewards, values, next_values, gamma, lam, terminated, truncated, mask):
-    lam = check_unit_scalar("lam", lam)
-    s = prepare(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
-                terminated=terminated, truncated=truncated, mask=mask)
+def _advantages(s: StepInputs, lam: float) -> torch.Tensor:
     t = s.tensors
-    delta = s.zero_absent(
-        t["rewards"] + _not_terminated(s.gamma * t["next_values"], s) - t["values"])
-    A = reverse_scan(delta, _continuation(s, s.gamma * lam, delta))
+    delta = s.zero_absent(t["rewards"] + s.alive * (s.gamma * t["next_values"]) - t["values"])
+    return reverse_scan(delta, s.cont * (s.gamma * lam))
+
+
+def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, plus_values):
+    lam = check_unit_scalar("lam", lam)
+
+    def compute(sanitize: bool) -> torch.Tensor:
+        s = prepare(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
+                    terminated=terminated, truncated=truncated, mask=mask, sanitize=sanitize)
+        A = _advantages(s, lam)
+        if plus_values:
+            A = A + s.zero_absent(s.tensors["values"])
+        return s.restore(A)
+
     inputs = {"rewards": rewards, "values": values, "next_values": next_values}
-    used = {"rewards": _used(mask, None), "values": _used(mask, None),
-            "next_values": _used(mask, terminated)}
-    return s.restore(A, mask), inputs, used
+    used = {"rewards": used_where(mask), "values": used_where(mask),
+            "next_values": used_where(mask, terminated)}
+    return finite_or_retry(compute, inputs, used)
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
@@ -36,13 +45,12 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
         mask: torch.Tensor | None = None) -> torch.Tensor:
     """Generalized advantage estimates ``A_t = δ_t + γ_t·λ·A_{t+1}`` (``δ_t`` at segment ends).
 
-    Args: ``[..., T]`` tensors of one floating dtype and device; ``gamma``, ``lam`` in [0, 1];
-    boolean (or 0/1) ``terminated``, ``truncated``, ``mask``. Returns ``[..., T]``, 0 where
-    masked. Differentiable with respect to rewards, values and next_values.
+    ``δ_t = r_t + γ_t·nt_t·V'_t − V_t``. Args: ``[..., T]`` tensors of one floating dtype and
+    device; ``gamma``, ``lam`` in [0, 1]; boolean (or 0/1) ``terminated``, ``truncated``,
+    ``mask``. Returns ``[..., T]``, 0 where masked. Differentiable with respect to rewards,
+    values and next_values. Schulman et al. (2016), eq. (16).
     """
-    A, inputs, used = _gae(rewards, values, next_values, gamma, lam,
-                           terminated, truncated, mask)
-    return check_finite_result(A, inputs, used)
+    return _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, False)
 
 
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
@@ -51,7 +59,4 @@ def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, next_values: tor
                    truncated: torch.Tensor | None = None,
                    mask: torch.Tensor | None = None) -> torch.Tensor:
     """λ-returns ``G^λ_t = A_t + V_t`` (0 where masked). Sutton & Barto (2018), §12.1."""
-    A, inputs, used = _gae(rewards, values, next_values, gamma, lam,
-                           terminated, truncated, mask)
-    G = A + values if mask is None else torch.where(mask.bool(), A + values, A)
-    return check_finite_result(G, inputs, used)
+    return _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, True)

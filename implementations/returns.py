@@ -11,23 +11,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._inputs import StepInputs, check_finite_result, prepare
+from ._inputs import StepInputs, finite_or_retry, prepare
 from ._scan import reverse_scan
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns"]
 
 
-def _not_terminated(x: torch.Tensor, s: StepInputs) -> torch.Tensor:
-    """x where the step is present and not terminated, else exactly 0 (never 0·inf)."""
-    keep = ~s.terminated if s.present is None else ~s.terminated & s.present
-    return torch.where(keep, x, x.new_zeros(()))
-
-
-def _used(mask, terminated):
-    keep = None if mask is None else mask.bool()
+def used_where(mask: torch.Tensor | None, terminated: torch.Tensor | None = None):
+    """Boolean map of where an input is read (None: everywhere), for error messages."""
+    keep = None if mask is None else mask != 0
     if terminated is None:
         return keep
-    alive = ~terminated.bool()
+    alive = terminated == 0
     return alive if keep is None else keep & alive
 
 
@@ -35,30 +30,30 @@ def td_errors(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Te
               gamma: float | torch.Tensor,
               terminated: torch.Tensor | None = None) -> torch.Tensor:
     """``δ_t = r_t + γ_t·(1 − terminated_t)·V'_t − V_t``. Sutton (1988)."""
-    s = prepare(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
-                terminated=terminated)
-    t = s.tensors
-    delta = t["rewards"] + _not_terminated(s.gamma * t["next_values"], s) - t["values"]
-    out = s.restore(delta, None)
-    return check_finite_result(out, {"rewards": rewards, "values": values,
+    def compute(sanitize: bool) -> torch.Tensor:
+        s = prepare(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
+                    terminated=terminated, sanitize=sanitize)
+        t = s.tensors
+        return s.restore(t["rewards"] + s.alive * (s.gamma * t["next_values"]) - t["values"])
+
+    return finite_or_retry(compute, {"rewards": rewards, "values": values,
                                      "next_values": next_values},
-                               {"next_values": _used(None, terminated)})
+                           {"next_values": used_where(None, terminated)})
 
 
-def _bootstrapped_rewards(s: StepInputs) -> torch.Tensor:
+def bootstrapped_rewards(s: StepInputs) -> torch.Tensor:
     """x_t = r_t + [t ends its segment]·γ_t·nt_t·V'_t, zero on deleted steps."""
     t = s.tensors
     x = t["rewards"]
     if "next_values" in t:
-        boot = _not_terminated(s.gamma * t["next_values"], s)
-        x = x + torch.where(s.done, boot, boot.new_zeros(()))
+        x = x + (1 - s.cont) * s.alive * (s.gamma * t["next_values"])
     return s.zero_absent(x)
 
 
-def _continuation(s: StepInputs, factor: float | torch.Tensor, like: torch.Tensor):
-    """c_t = factor_t where the recursion continues from t+1 into t, else 0."""
-    factor = torch.as_tensor(factor, dtype=like.dtype, device=like.device)
-    return torch.where(s.done, like.new_zeros(()), factor.expand_as(like))
+def _returns_checked(compute, rewards, next_values, terminated, mask):
+    return finite_or_retry(compute, {"rewards": rewards, "next_values": next_values},
+                           {"rewards": used_where(mask),
+                            "next_values": used_where(mask, terminated)})
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
@@ -71,14 +66,12 @@ def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
     Computed as the reverse scan of ``x_t = r_t + [segment end]·γ_t·nt_t·V'_t`` with
     ``c_t = γ_t·(1 − segment end_t)``. Sutton & Barto (2018), eq. (3.8).
     """
-    s = prepare(rewards, {"next_values": next_values}, gamma=gamma,
-                terminated=terminated, truncated=truncated, mask=mask)
-    x = _bootstrapped_rewards(s)
-    G = reverse_scan(x, _continuation(s, s.gamma, x))
-    out = s.restore(G, mask)
-    return check_finite_result(out, {"rewards": rewards, "next_values": next_values},
-                               {"rewards": _used(mask, None),
-                                "next_values": _used(mask, terminated)})
+    def compute(sanitize: bool) -> torch.Tensor:
+        s = prepare(rewards, {"next_values": next_values}, gamma=gamma, terminated=terminated,
+                    truncated=truncated, mask=mask, sanitize=sanitize)
+        return s.restore(reverse_scan(bootstrapped_rewards(s), s.cont * s.gamma))
+
+    return _returns_checked(compute, rewards, next_values, terminated, mask)
 
 
 def _shift(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -121,15 +114,14 @@ def n_step_returns(rewards: torch.Tensor, next_values: torch.Tensor, *,
         raise TypeError(f"n must be an integer >= 1, got {n!r}")
     if n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n}")
-    s = prepare(rewards, {"next_values": next_values}, gamma=gamma,
-                terminated=terminated, truncated=truncated, mask=mask)
-    x = _bootstrapped_rewards(s)
-    c = _continuation(s, s.gamma, x)
-    n_eff = min(n, x.shape[-1])
-    W, C = _windows(x, c, n_eff)
-    nv = _not_terminated(s.tensors["next_values"], s)
-    G = W + C * _shift(nv, n_eff - 1)
-    out = s.restore(G, mask)
-    return check_finite_result(out, {"rewards": rewards, "next_values": next_values},
-                               {"rewards": _used(mask, None),
-                                "next_values": _used(mask, terminated)})
+
+    def compute(sanitize: bool) -> torch.Tensor:
+        s = prepare(rewards, {"next_values": next_values}, gamma=gamma, terminated=terminated,
+                    truncated=truncated, mask=mask, sanitize=sanitize)
+        x = bootstrapped_rewards(s)
+        n_eff = min(n, x.shape[-1])
+        W, C = _windows(x, s.cont * s.gamma, n_eff)
+        tail = _shift(s.alive * s.tensors["next_values"], n_eff - 1)
+        return s.restore(W + C * tail)
+
+    return _returns_checked(compute, rewards, next_values, terminated, mask)
