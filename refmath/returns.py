@@ -120,11 +120,19 @@ def _segment_last(t: int, terminated, truncated) -> int:
     return e
 
 
+def _steps_left(t: int, terminated, truncated, cap: int) -> int:
+    """min(cap, number of steps from t to the end of its segment, t included)."""
+    k = 1
+    while k < cap and not segment_end(t + k - 1, terminated, truncated):
+        k += 1
+    return k
+
+
 def n_step_row(rewards, next_values, gamma, terminated, truncated, n):
     """G^(n)_t for every t of one compressed row (used by the mixture form too)."""
     G = []
     for t in range(len(rewards)):
-        k = min(n, _segment_last(t, terminated, truncated) - t + 1)
+        k = _steps_left(t, terminated, truncated, n)  # k = min(n, steps left in the segment)
         g = sum(_discount(gamma, t, l) * rewards[t + l] for l in range(k))
         last = t + k - 1
         if not terminated[last]:

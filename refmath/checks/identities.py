@@ -1,0 +1,268 @@
+"""Checks of refmath's own oracles against the identities of SPEC §2.
+
+Each identity is proven exactly on Fraction inputs (Hypothesis, consistent trajectories where
+the identity telescopes) and, for the symbolic checks, with SymPy for every horizon T ≤ 5 with
+symbolic rewards, values, bootstraps, γ and λ. Both sides are computed by different oracles,
+each a literal transcription of its own definition.
+"""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from typing import Any, Callable
+
+import numpy as np
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .. import advantages as adv
+from .. import returns as ret
+from ..strategies import Episode, episodes, register_profiles
+from . import CheckFailure, Tracker, register
+
+KIND = "identities"
+
+
+def _settings(profile: str, cap: int | None = None) -> settings:
+    register_profiles()
+    parent = settings.get_profile(profile)
+    return settings(parent) if cap is None else settings(parent, max_examples=min(
+        parent.max_examples, cap))
+
+
+def _equal(lhs: np.ndarray, rhs: np.ndarray, what: str, ep: Any) -> None:
+    for idx in np.ndindex(lhs.shape):
+        if sympy.expand(sympy.sympify(lhs[idx] - rhs[idx])) != 0:
+            raise CheckFailure(f"{what} fails at {idx}: {lhs[idx]} != {rhs[idx]}  ({ep!r})")
+
+
+def _flags(ep: Episode) -> dict[str, Any]:
+    return dict(terminated=ep.terminated, truncated=ep.truncated, mask=ep.mask)
+
+
+def _exact_identity(name: str, summary: str, consistent: bool,
+                    sides: Callable[[Episode, int], tuple[np.ndarray, np.ndarray]],
+                    per_step_gamma: bool = True) -> None:
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile)
+        @given(data=st.data())
+        def prop(data):
+            ep = data.draw(episodes(max_T=6, consistent=consistent,
+                                    per_step_gamma=per_step_gamma and data.draw(
+                                        st.booleans(), label="per-step gamma")),
+                           label="inputs")
+            n = data.draw(st.integers(1, 8), label="n")
+            lhs, rhs = sides(ep, n)
+            _equal(lhs, rhs, name, ep)
+            tracker.saw()
+
+        prop()
+
+    register(KIND, f"identity.{name}", summary)(run)
+
+
+def _k(ep: Episode) -> dict[str, Any]:
+    return dict(gamma=ep.gamma, **_flags(ep))
+
+
+def _gae_args(ep: Episode) -> tuple:
+    return ep.rewards, ep.values, ep.next_values
+
+
+_exact_identity("gae_summed", "recursive GAE = summed form Σ(γλ)^l δ (any inputs)", False,
+                lambda ep, n: (adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep)),
+                               adv.gae_summed(*_gae_args(ep), lam=ep.lam, **_k(ep))))
+_exact_identity("gae_mixture", "recursive GAE = n-step mixture with tail mass (consistent)",
+                True,
+                lambda ep, n: (adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep)),
+                               adv.gae_mixture(*_gae_args(ep), lam=ep.lam, **_k(ep))))
+
+
+def _td_on_present(ep: Episode) -> np.ndarray:
+    delta = ret.td_errors(*_gae_args(ep), gamma=ep.gamma, terminated=ep.terminated)
+    if ep.mask is not None:
+        delta = np.where(ep.mask, delta, Fraction(0))
+    return delta
+
+
+_exact_identity("lambda0_td", "GAE with λ = 0 = TD errors", False,
+                lambda ep, n: (adv.gae(*_gae_args(ep), lam=Fraction(0), **_k(ep)),
+                               _td_on_present(ep)))
+_exact_identity("lambda1_mc", "GAE with λ = 1 = discounted_returns(next_values) − values "
+                "(consistent)", True,
+                lambda ep, n: (adv.gae(*_gae_args(ep), lam=Fraction(1), **_k(ep)),
+                               adv.monte_carlo_advantage(*_gae_args(ep), **_k(ep))))
+
+
+def _mc_minus_values(ep: Episode) -> np.ndarray:
+    G = ret.discounted_returns(ep.rewards, next_values=ep.next_values, **_k(ep))
+    keep = np.ones(ep.shape, bool) if ep.mask is None else ep.mask
+    return np.where(keep, G - ep.values, Fraction(0))
+
+
+_exact_identity("mc_advantage", "monte_carlo_advantage = discounted_returns − values", False,
+                lambda ep, n: (adv.monte_carlo_advantage(*_gae_args(ep), **_k(ep)),
+                               _mc_minus_values(ep)))
+_exact_identity("nstep_long_is_mc", "n_step_returns with n ≥ T = discounted_returns", False,
+                lambda ep, n: (ret.n_step_returns(ep.rewards, ep.next_values,
+                                                  n=ep.shape[-1] + n - 1, **_k(ep)),
+                               ret.discounted_returns(ep.rewards, next_values=ep.next_values,
+                                                      **_k(ep))))
+
+
+def _one_step(ep: Episode) -> np.ndarray:
+    zero = np.array([Fraction(0)] * ep.rewards.size, dtype=object).reshape(ep.shape)
+    delta = ret.td_errors(ep.rewards, zero, ep.next_values, gamma=ep.gamma,
+                          terminated=ep.terminated)
+    return np.where(ep.mask, delta, Fraction(0)) if ep.mask is not None else delta
+
+
+_exact_identity("nstep_one", "n_step_returns with n = 1 = r + γ·nt·V'", False,
+                lambda ep, n: (ret.n_step_returns(ep.rewards, ep.next_values, n=1, **_k(ep)),
+                               _one_step(ep)))
+_exact_identity("lambda_returns_minus_values", "lambda_returns − values = gae (masked: 0)",
+                False,
+                lambda ep, n: (adv.lambda_returns(*_gae_args(ep), lam=ep.lam, **_k(ep)),
+                               adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep))
+                               + np.where(ep.mask if ep.mask is not None else True,
+                                          ep.values, Fraction(0))))
+_exact_identity("lambda_returns_recursive", "textbook λ-return recursion = gae + values "
+                "(consistent)", True,
+                lambda ep, n: (adv.lambda_returns_recursive(*_gae_args(ep), lam=ep.lam,
+                                                            **_k(ep)),
+                               adv.lambda_returns(*_gae_args(ep), lam=ep.lam, **_k(ep))))
+
+# --- structural identities: compression and splitting ------------------------------------
+
+FUNCS: dict[str, Callable[[Episode, dict, int], np.ndarray]] = {
+    "gae": lambda ep, kw, n: adv.gae(kw["rewards"], kw["values"], kw["next_values"],
+                                     gamma=kw["gamma"], lam=ep.lam, **kw["flags"]),
+    "discounted_returns": lambda ep, kw, n: ret.discounted_returns(
+        kw["rewards"], next_values=kw["next_values"], gamma=kw["gamma"], **kw["flags"]),
+    "n_step_returns": lambda ep, kw, n: ret.n_step_returns(
+        kw["rewards"], kw["next_values"], gamma=kw["gamma"], n=n, **kw["flags"]),
+}
+
+
+def _row_kwargs(ep: Episode, idx: tuple, keep: list[int]) -> dict[str, Any]:
+    def pick(a):
+        return np.array([a[idx + (t,)] for t in keep], dtype=a.dtype)
+
+    gamma = ep.gamma if not isinstance(ep.gamma, np.ndarray) else np.array(
+        [ep.gamma[t] for t in keep], dtype=object)
+    return dict(rewards=pick(ep.rewards), values=pick(ep.values),
+                next_values=pick(ep.next_values), gamma=gamma,
+                flags=dict(terminated=pick(ep.terminated), truncated=pick(ep.truncated)))
+
+
+def _compressed_rows(name: str):
+    def sides(ep: Episode, n: int):
+        full = FUNCS[name](ep, dict(rewards=ep.rewards, values=ep.values,
+                                    next_values=ep.next_values, gamma=ep.gamma,
+                                    flags=_flags(ep)), n)
+        expected = np.array([Fraction(0)] * full.size, dtype=object).reshape(full.shape)
+        for idx in np.ndindex(ep.shape[:-1]):
+            keep = [t for t in range(ep.shape[-1]) if ep.mask is None or ep.mask[idx + (t,)]]
+            if keep:
+                row = FUNCS[name](ep, _row_kwargs(ep, idx, keep), n)
+                for t, value in zip(keep, row):
+                    expected[idx + (t,)] = value
+        return full, expected
+
+    return sides
+
+
+def _split_pieces(name: str):
+    """Cut every row after each truncated or terminated step; compute the pieces alone."""
+
+    def sides(ep: Episode, n: int):
+        ep_nomask = Episode(ep.rewards, ep.values, ep.next_values, ep.terminated,
+                            ep.truncated, None, ep.gamma, ep.lam)
+        full = FUNCS[name](ep_nomask, dict(rewards=ep.rewards, values=ep.values,
+                                           next_values=ep.next_values, gamma=ep.gamma,
+                                           flags=_flags(ep_nomask)), n)
+        expected = np.empty(full.shape, dtype=object)
+        T = ep.shape[-1]
+        for idx in np.ndindex(ep.shape[:-1]):
+            start = 0
+            for t in range(T):
+                if ep.terminated[idx + (t,)] or ep.truncated[idx + (t,)] or t == T - 1:
+                    piece = list(range(start, t + 1))
+                    row = FUNCS[name](ep, _row_kwargs(ep, idx, piece), n)
+                    for s, value in zip(piece, row):
+                        expected[idx + (s,)] = value
+                    start = t + 1
+        return full, expected
+
+    return sides
+
+
+for _f in FUNCS:
+    _exact_identity(f"{_f}_masked_is_compressed",
+                    f"{_f}: a masked row = its compressed row written back", False,
+                    _compressed_rows(_f))
+    _exact_identity(f"{_f}_split_at_boundaries",
+                    f"{_f}: splitting rows at truncation/termination = the pieces alone",
+                    False, _split_pieces(_f))
+
+
+# --- symbolic proofs, T ≤ 5 ---------------------------------------------------------------
+
+def _symbolic_cases(max_T: int):
+    """Every T ≤ max_T and every pattern of segment ends (none / terminated / truncated)."""
+    for T in range(1, max_T + 1):
+        for pattern in itertools.product((0, 1, 2), repeat=T - 1):
+            terminated = [p == 1 for p in pattern] + [False]
+            truncated = [p == 2 for p in pattern] + [False]
+            for last in (0, 1):
+                terminated[-1] = bool(last)
+                yield T, list(terminated), list(truncated)
+
+
+def _symbolic_inputs(T: int, terminated, truncated, consistent: bool):
+    r = sympy.symbols(f"r0:{T}")
+    v = sympy.symbols(f"v0:{T}")
+    b = sympy.symbols(f"b0:{T}")  # bootstraps at segment ends
+    nv = [v[t + 1] if consistent and t + 1 < T and not (terminated[t] or truncated[t])
+          else b[t] for t in range(T)]
+    arr = lambda xs: np.array(list(xs), dtype=object)  # noqa: E731
+    return arr(r), arr(v), arr(nv)
+
+
+GAMMA, LAM = sympy.symbols("gamma lam", nonnegative=True)
+
+
+def _symbolic_check(name: str, summary: str, consistent: bool, sides, max_T: int = 5):
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        for T, terminated, truncated in _symbolic_cases(max_T):
+            r, v, nv = _symbolic_inputs(T, terminated, truncated, consistent)
+            kw = dict(gamma=GAMMA, terminated=terminated, truncated=truncated)
+            lhs, rhs = sides(r, v, nv, kw)
+            _equal(lhs, rhs, name, f"T={T}, terminated={terminated}, truncated={truncated}")
+            tracker.saw()
+
+    register(KIND, f"symbolic.{name}", summary + " — SymPy, all T ≤ 5, all boundary patterns")(
+        run)
+
+
+_symbolic_check("gae_summed", "recursive GAE = summed form", False,
+                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=LAM, **kw),
+                                      adv.gae_summed(r, v, nv, lam=LAM, **kw)))
+_symbolic_check("gae_mixture", "recursive GAE = n-step mixture", True,
+                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=LAM, **kw),
+                                      adv.gae_mixture(r, v, nv, lam=LAM, **kw)))
+_symbolic_check("lambda0_td", "GAE(λ=0) = TD errors", False,
+                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=0, **kw),
+                                      ret.td_errors(r, v, nv, gamma=kw["gamma"],
+                                                    terminated=kw["terminated"])))
+_symbolic_check("lambda1_mc", "GAE(λ=1) = discounted_returns(next_values) − values", True,
+                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=1, **kw),
+                                      ret.discounted_returns(r, next_values=nv, **kw) - v))
+_symbolic_check("nstep_long_is_mc", "n_step_returns(n = T) = discounted_returns", False,
+                lambda r, v, nv, kw: (ret.n_step_returns(r, nv, n=len(r), **kw),
+                                      ret.discounted_returns(r, next_values=nv, **kw)))
+_symbolic_check("lambda_returns_recursive", "λ-return recursion = gae + values", True,
+                lambda r, v, nv, kw: (adv.lambda_returns_recursive(r, v, nv, lam=LAM, **kw),
+                                      adv.gae(r, v, nv, lam=LAM, **kw) + v))

@@ -1,0 +1,478 @@
+"""Checks for the per-step functions of SPEC §2: TD errors, returns, GAE, λ-returns.
+
+Every value check compares the function under test with the exact oracle run on the very
+numbers the function saw (``Fraction(float(x))`` is exact), within the derived forward-error
+bound of :mod:`refmath.bounds`, never a fixed rtol/atol.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .. import advantages as adv
+from .. import returns as ret
+from ..bounds import recursion_bound
+from ..strategies import Episode, dyadics, episodes, floats_as_fractions, register_profiles
+from . import CheckFailure, Tracker, register
+
+FLAGS = ("terminated", "truncated", "mask")
+
+
+@dataclass(frozen=True)
+class StepFunction:
+    """How to call one function of SPEC §2 and its oracle, and its condition term."""
+
+    name: str
+    oracle: Callable[..., np.ndarray]
+    args: tuple[str, ...]  # positional per-step arguments
+    flags: tuple[str, ...]
+    uses_lam: bool
+    uses_n: bool = False
+    keyword_steps: tuple[str, ...] = ()  # per-step arrays passed by keyword
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return self.args + self.keyword_steps
+
+    def kwargs(self, ep: Episode, tensors: dict[str, Any] | None, n: int | None) -> dict:
+        src = tensors if tensors is not None else ep.oracle_kwargs()
+        kw = {"gamma": src["gamma"]}
+        kw.update({k: src[k] for k in self.keyword_steps})
+        if self.uses_lam:
+            kw["lam"] = src["lam"]
+        if self.uses_n:
+            kw["n"] = n
+        for f in self.flags:
+            if src[f] is not None:
+                kw[f] = src[f]
+        return kw
+
+    def call(self, fn, ep: Episode, tensors: dict[str, Any], n: int | None):
+        return fn(*(tensors[a] for a in self.args), **self.kwargs(ep, tensors, n))
+
+    def exact(self, ep: Episode, tensors: dict[str, Any], n: int | None) -> np.ndarray:
+        """The oracle on exactly the numbers the implementation saw."""
+        exact_args = [_fractions(tensors[a]) for a in self.args]
+        kw = self.kwargs(ep, None, n)
+        kw.update({k: _fractions(tensors[k]) for k in self.keyword_steps})
+        kw["gamma"] = _exact_gamma(tensors["gamma"])
+        if self.uses_lam:
+            kw["lam"] = Fraction(tensors["lam"])
+        return self.oracle(*exact_args, **kw)
+
+    def condition(self, ep: Episode, tensors: dict[str, Any], n: int | None) -> np.ndarray:
+        """S_t: the recursion run on absolute values (float64), see refmath.bounds."""
+        a = {k: np.abs(tensors[k].detach().cpu().double().numpy())
+             for k in ("rewards", "values", "next_values")}
+        kw = self.kwargs(ep, None, n)
+        kw.pop("next_values", None)
+        kw["gamma"] = _float_gamma(tensors["gamma"])
+        if self.uses_lam:
+            kw["lam"] = float(tensors["lam"])
+        if self.name in ("gae", "lambda_returns", "td_errors"):
+            # |δ_t| ≤ |r_t| + γ|V'_t| + |V_t| = δ_t evaluated at (|r|, −|V|, |V'|)
+            lam_kw = {"lam": kw.pop("lam")} if self.uses_lam else {}
+            oracle = ret.td_errors if self.name == "td_errors" else adv.gae
+            S = oracle(a["rewards"], -a["values"], a["next_values"], **kw, **lam_kw)
+            if self.name == "lambda_returns":
+                S = S + a["values"] * _present(ep)
+            return S
+        if self.name == "discounted_returns":
+            return ret.discounted_returns(a["rewards"], next_values=a["next_values"], **kw)
+        return ret.n_step_returns(a["rewards"], a["next_values"], **kw)
+
+
+def _present(ep: Episode) -> np.ndarray:
+    return np.ones(ep.shape) if ep.mask is None else ep.mask.astype(float)
+
+
+def _fractions(t: torch.Tensor) -> np.ndarray:
+    a = t.detach().cpu().double().numpy()
+    out = np.empty(a.shape, dtype=object)
+    for idx, x in np.ndenumerate(a):
+        out[idx] = Fraction(float(x))
+    return out
+
+
+def _exact_gamma(g: Any) -> Any:
+    return _fractions(g) if isinstance(g, torch.Tensor) else Fraction(g)
+
+
+def _float_gamma(g: Any) -> Any:
+    return g.detach().cpu().double().numpy() if isinstance(g, torch.Tensor) else float(g)
+
+
+STEP_FUNCTIONS = {
+    "td_errors": StepFunction("td_errors", ret.td_errors,
+                              ("rewards", "values", "next_values"), ("terminated",), False),
+    "discounted_returns": StepFunction("discounted_returns", ret.discounted_returns,
+                                       ("rewards",), FLAGS, False,
+                                       keyword_steps=("next_values",)),
+    "n_step_returns": StepFunction("n_step_returns", ret.n_step_returns,
+                                   ("rewards", "next_values"), FLAGS, False, uses_n=True),
+    "gae": StepFunction("gae", adv.gae, ("rewards", "values", "next_values"), FLAGS, True),
+    "lambda_returns": StepFunction("lambda_returns", adv.lambda_returns,
+                                   ("rewards", "values", "next_values"), FLAGS, True),
+}
+
+
+def _settings(profile: str, max_examples: int | None = None) -> settings:
+    register_profiles()
+    parent = settings.get_profile(profile)
+    if max_examples is None:
+        return settings(parent)
+    return settings(parent, max_examples=min(parent.max_examples, max_examples))
+
+
+def _episode_strategy(spec: StepFunction, regime: str) -> st.SearchStrategy:
+    masks = "mask" in spec.flags
+    if regime == "exact":
+        return episodes(max_T=6, masks=masks)
+    unit = st.one_of(st.sampled_from([Fraction(0), Fraction(1)]),
+                     st.floats(0, 1, width=32).map(Fraction))
+    return st.one_of(
+        episodes(max_T=40, numbers=floats_as_fractions(), masks=masks, gamma=unit, lam=unit),
+        episodes(max_T=8, numbers=floats_as_fractions(), masks=masks, gamma=unit, lam=unit,
+                 per_step_gamma=True),
+    )
+
+
+def _draw_n(data: st.DataObject, spec: StepFunction) -> int | None:
+    return data.draw(st.integers(1, 8), label="n") if spec.uses_n else None
+
+
+def _as_array(out: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailure(f"{name} returned {type(out).__name__}, not a torch.Tensor")
+    if tuple(out.shape) != tuple(shape):
+        raise CheckFailure(f"{name} returned shape {tuple(out.shape)}, expected {shape}")
+    return out.detach().cpu().double().numpy()
+
+
+def compare(spec: StepFunction, got: np.ndarray, exact: np.ndarray, bound: np.ndarray,
+            tracker: Tracker, label: str) -> None:
+    """Raise CheckFailure naming the worst element if any error exceeds its bound."""
+    exact_f = np.vectorize(float, otypes=[np.float64])(exact) if exact.dtype == object else exact
+    err = np.abs(got - exact_f)
+    err = np.where(np.isnan(got), np.inf, err)
+    ratio = err / bound
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    tracker.saw(float(ratio[worst]))
+    if ratio[worst] > 1:
+        batch, t = worst[:-1], worst[-1]
+        verdict = "WRONG" if ratio[worst] > 1000 else "IMPRECISE"
+        raise CheckFailure(
+            f"{spec.name} {label}: {verdict} (error is {ratio[worst]:.3g} x the allowed bound)\n"
+            f"  worst element batch={tuple(int(i) for i in batch)}, t={int(t)}: "
+            f"yours = {got[worst]!r}  exact = {exact[worst]}  bound = {bound[worst]:.3g}")
+
+
+def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile)
+        @given(data=st.data())
+        def prop(data):
+            ep = data.draw(_episode_strategy(spec, regime), label="inputs")
+            n = _draw_n(data, spec)
+            tensors = ep.tensors(dtype)
+            got = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
+            exact = spec.exact(ep, tensors, n)
+            bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1], dtype)
+            compare(spec, got, exact, bound, tracker, f"({regime}, {dtype})")
+
+        prop()
+
+    return run
+
+
+def _long_check(spec: StepFunction):
+    """T = 10^5 in float32 with γλ = 0.9 (γ = 0.9, λ = 1 for returns)."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        T = 100_000
+        gen = np.random.default_rng(0)
+        r = gen.normal(size=(1, T))
+        v = gen.normal(size=(1, T))
+        nv = np.concatenate([v[:, 1:], gen.normal(size=(1, 1))], axis=1)
+        term, trunc = gen.random((1, T)) < 0.001, gen.random((1, T)) < 0.001
+        gamma, lam = (0.9, 1.0) if not spec.uses_lam else (0.96, 0.9375)  # γλ = 0.9
+        ep = Episode(r, v, nv, term, trunc, None, gamma, lam)
+        tensors = {k: torch.tensor(x, dtype=torch.float32)
+                   for k, x in (("rewards", r), ("values", v), ("next_values", nv))}
+        tensors.update(gamma=gamma, lam=lam, terminated=torch.tensor(term),
+                       truncated=torch.tensor(trunc), mask=None)
+        n = 16 if spec.uses_n else None
+        got = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
+        f64 = {k: x.double().numpy() for k, x in tensors.items()
+               if isinstance(x, torch.Tensor) and x.is_floating_point()}
+        kw = spec.kwargs(ep, None, n)
+        # The float64 oracle (a plain loop) carries its own error, bounded the same way
+        # with u = 2^-53; the float32 result must lie within the sum of both bounds.
+        reference = spec.oracle(*(f64[a] for a in spec.args), **kw)
+        S = spec.condition(ep, tensors, n)
+        bound = recursion_bound(S, T, torch.float32) + recursion_bound(S, T, torch.float64)
+        compare(spec, got, reference, bound, tracker, "(T = 100000, float32)")
+
+    return run
+
+
+def _batch_consistency(spec: StepFunction):
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, 15)
+        @given(data=st.data())
+        def prop(data):
+            ep = data.draw(episodes(max_T=12, masks="mask" in spec.flags, shape=None),
+                           label="inputs")
+            n = _draw_n(data, spec)
+            if ep.rewards.ndim == 1:
+                return
+            tensors = ep.tensors(torch.float64)
+            whole = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
+            bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
+                                    torch.float64)
+            for idx in np.ndindex(ep.shape[:-1]):
+                row = {k: (v[idx] if isinstance(v, torch.Tensor) and v.dim() == len(ep.shape)
+                           else v) for k, v in tensors.items()}
+                alone = _as_array(spec.call(fn, ep, row, n), spec.name, ep.shape[-1:])
+                diff = np.abs(whole[idx] - alone)
+                tracker.saw(float(np.max(diff / (2 * bound[idx]))))
+                if np.any(diff > 2 * bound[idx]):
+                    raise CheckFailure(
+                        f"{spec.name}: row {idx} of a batch differs from the same row alone: "
+                        f"{whole[idx].tolist()} vs {alone.tolist()}")
+
+        prop()
+
+    return run
+
+
+def _hygiene(spec: StepFunction):
+    """Inputs not modified, dtype/device/shape preserved, deterministic."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, 15)
+        @given(data=st.data())
+        def prop(data):
+            ep = data.draw(episodes(max_T=8, masks="mask" in spec.flags), label="inputs")
+            n = _draw_n(data, spec)
+            for dtype in (torch.float32, torch.float64):
+                tensors = ep.tensors(dtype)
+                before = copy.deepcopy(tensors)
+                out1 = spec.call(fn, ep, tensors, n)
+                out2 = spec.call(fn, ep, tensors, n)
+                for k, v in tensors.items():
+                    if isinstance(v, torch.Tensor) and not torch.equal(v, before[k]):
+                        raise CheckFailure(f"{spec.name} modified its input {k!r}")
+                if not isinstance(out1, torch.Tensor):
+                    raise CheckFailure(f"{spec.name} returned {type(out1).__name__}")
+                if out1.dtype != dtype or out1.device != tensors["rewards"].device:
+                    raise CheckFailure(f"{spec.name}: {dtype} input gave {out1.dtype} output "
+                                       f"on {out1.device}")
+                if tuple(out1.shape) != ep.shape:
+                    raise CheckFailure(f"{spec.name}: shape {tuple(out1.shape)} != {ep.shape}")
+                if not torch.equal(out1, out2):
+                    raise CheckFailure(f"{spec.name} is not deterministic: two calls differ")
+            tracker.saw()
+
+        prop()
+
+    return run
+
+
+def _ignored_numbers(spec: StepFunction):
+    """NaN/inf at masked steps and in next_values of terminated steps must not leak."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, 20)
+        @given(data=st.data())
+        def prop(data):
+            ep = data.draw(episodes(max_T=8, masks="mask" in spec.flags), label="inputs")
+            n = _draw_n(data, spec)
+            clean = ep.tensors(torch.float64)
+            dirty = copy.deepcopy(clean)
+            if "next_values" in dirty and ep.terminated.any():
+                dirty["next_values"][torch.tensor(ep.terminated)] = float("nan")
+            if ep.mask is not None and "mask" in spec.flags:
+                for k in spec.steps:
+                    dirty[k][~torch.tensor(ep.mask)] = float("inf")
+            expected = _as_array(spec.call(fn, ep, clean, n), spec.name, ep.shape)
+            got = _as_array(spec.call(fn, ep, dirty, n), spec.name, ep.shape)
+            tracker.saw()
+            if not np.array_equal(got, expected):
+                raise CheckFailure(f"{spec.name}: numbers that SPEC says are ignored changed "
+                                   f"the result: {got.tolist()} vs {expected.tolist()}")
+
+        prop()
+
+    return run
+
+
+def _jacobian(spec: StepFunction):
+    """Every function of §2 is linear in its per-step inputs: the exact Jacobian's column s
+    is the oracle applied to the unit vector e_s (all other numeric inputs 0)."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, 15)
+        @given(data=st.data())
+        def prop(data):
+            ep = data.draw(episodes(max_T=6, shape=None, masks="mask" in spec.flags),
+                           label="inputs")
+            n = _draw_n(data, spec)
+            T = ep.shape[-1]
+            tensors = ep.tensors(torch.float64)
+            row = {k: (v.reshape(-1, T)[0] if isinstance(v, torch.Tensor) and v.dim() > 0
+                       and v.shape[-1] == T and v.dim() == len(ep.shape) else v)
+                   for k, v in tensors.items()}
+            row_ep = Episode(*(np.asarray(ep.__dict__[k]).reshape(-1, T)[0]
+                               if ep.__dict__[k] is not None else None
+                               for k in ("rewards", "values", "next_values", "terminated",
+                                         "truncated", "mask")), ep.gamma, ep.lam)
+            for wrt in spec.steps:
+                def f(x, wrt=wrt):
+                    args = dict(row, **{wrt: x})
+                    return spec.call(fn, row_ep, args, n)
+
+                J = torch.autograd.functional.jacobian(f, row[wrt].clone()).numpy()
+                exact = np.zeros((T, T))
+                for s in range(T):
+                    unit = {a: np.array([Fraction(0)] * T, dtype=object) for a in spec.steps}
+                    unit[wrt][s] = Fraction(1)
+                    kw = spec.kwargs(row_ep, None, n)
+                    kw.update({k: unit[k] for k in spec.keyword_steps})
+                    kw["gamma"] = _exact_gamma(row["gamma"])
+                    if spec.uses_lam:
+                        kw["lam"] = Fraction(row["lam"])
+                    col = spec.oracle(*(unit[a] for a in spec.args), **kw)
+                    exact[:, s] = [float(x) for x in col]
+                err = np.abs(J - exact)
+                tracker.saw(float(err.max()) / 1e-12 if err.size else 0.0)
+                if err.max() > 1e-12:  # entries are products of ≤ T factors in [0, 1]: ~T·u
+                    t, s = np.unravel_index(int(np.argmax(err)), err.shape)
+                    raise CheckFailure(
+                        f"{spec.name}: d out[{t}] / d {wrt}[{s}] = {J[t, s]!r}, exact "
+                        f"{exact[t, s]!r} (inputs {row_ep!r})")
+
+        prop()
+
+    return run
+
+
+def _gradcheck(spec: StepFunction):
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        gen = torch.Generator().manual_seed(0)
+        B, T = 2, 9
+        inputs = {k: torch.randn(B, T, generator=gen, dtype=torch.float64, requires_grad=True)
+                  for k in spec.steps}
+        kw: dict[str, Any] = {"gamma": 0.9}
+        if spec.uses_lam:
+            kw["lam"] = 0.8
+        if spec.uses_n:
+            kw["n"] = 3
+        flags = {"terminated": torch.rand(B, T, generator=gen) < 0.2,
+                 "truncated": torch.rand(B, T, generator=gen) < 0.2,
+                 "mask": torch.rand(B, T, generator=gen) < 0.8}
+        kw.update({f: flags[f] for f in spec.flags})
+
+        def f(*xs):
+            named = dict(zip(spec.steps, xs))
+            return fn(*(named[a] for a in spec.args),
+                      **{k: named[k] for k in spec.keyword_steps}, **kw)
+
+        ok = torch.autograd.gradcheck(f, tuple(inputs[a] for a in spec.steps), eps=1e-6,
+                                      atol=1e-9, rtol=1e-7)
+        tracker.saw()
+        if not ok:
+            raise CheckFailure(f"{spec.name}: torch.autograd.gradcheck failed")
+
+    return run
+
+
+BAD_INPUTS: list[tuple[str, str, Callable[[dict], dict]]] = [
+    # "shape": rewards one step shorter than the other per-step inputs
+    ("shape", "rewards", lambda kw: dict(kw, rewards=kw["rewards"][..., :-1])),
+    ("gamma", "gamma", lambda kw: dict(kw, gamma=1.5)),
+    ("gamma", "gamma", lambda kw: dict(kw, gamma=-0.1)),
+    ("lam", "lam", lambda kw: dict(kw, lam=1.01)),
+    ("mask", "mask", lambda kw: dict(kw, mask=torch.full(kw["rewards"].shape, 2.0))),
+    ("terminated", "terminated",
+     lambda kw: dict(kw, terminated=torch.full(kw["rewards"].shape, 0.5))),
+    ("rewards", "rewards", lambda kw: dict(kw, rewards=_with_nan(kw["rewards"]))),
+    ("values", "values", lambda kw: dict(kw, values=_with_nan(kw["values"]))),
+    ("next_values", "next_values",
+     lambda kw: dict(kw, next_values=_with_nan(kw["next_values"]))),
+    ("n", "n", lambda kw: dict(kw, n=0)),
+]
+
+
+def _with_nan(x: torch.Tensor) -> torch.Tensor:
+    y = x.clone()
+    y[..., 0] = float("nan")
+    return y
+
+
+def _bad_input(spec: StepFunction):
+    """Each mistake of SPEC §1 'Bad input' raises ValueError/TypeError naming the argument."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        T = 4
+        base = {"rewards": torch.ones(2, T, dtype=torch.float64),
+                "values": torch.zeros(2, T, dtype=torch.float64),
+                "next_values": torch.zeros(2, T, dtype=torch.float64),
+                "gamma": 0.5, "lam": 0.5, "n": 2,
+                "terminated": torch.zeros(2, T, dtype=torch.bool),
+                "truncated": torch.zeros(2, T, dtype=torch.bool),
+                "mask": torch.ones(2, T, dtype=torch.bool)}
+        for needs, word, mutate in BAD_INPUTS:
+            kw = mutate(dict(base))
+            present = set(spec.steps) | set(spec.flags) | {"gamma"}
+            if spec.uses_lam:
+                present.add("lam")
+            if spec.uses_n:
+                present.add("n")
+            if needs == "shape" and len(spec.steps) < 2 or needs not in present | {"shape"}:
+                continue
+            args = [kw[a] for a in spec.args]
+            call_kw = {k: kw[k] for k in present - set(spec.args)}
+            try:
+                fn(*args, **call_kw)
+            except (ValueError, TypeError) as err:
+                if word not in str(err):
+                    raise CheckFailure(f"{spec.name}: bad {needs} raised {err!r}, which does "
+                                       f"not name {word!r}") from None
+            else:
+                raise CheckFailure(f"{spec.name}: bad {needs} ({word}) raised no error")
+            tracker.saw()
+
+    return run
+
+
+for _name, _spec in STEP_FUNCTIONS.items():
+    register(_name, "exact_small",
+             "exact dyadic inputs, T <= 6, float64: equals the exact oracle")(
+        _value_check(_spec, "exact", torch.float64))
+    register(_name, "float64", "general floats, T <= 40, float64, within the derived bound")(
+        _value_check(_spec, "float", torch.float64))
+    register(_name, "float32", "general floats, T <= 40, float32, within the derived bound")(
+        _value_check(_spec, "float", torch.float32))
+    if _name != "td_errors":
+        register(_name, "long_float32", "T = 100000 in float32, within the derived bound")(
+            _long_check(_spec))
+    register(_name, "batch_consistency", "row i of a batch equals row i alone")(
+        _batch_consistency(_spec))
+    register(_name, "hygiene", "inputs untouched; dtype, device, shape kept; deterministic")(
+        _hygiene(_spec))
+    register(_name, "ignored_numbers",
+             "NaN/inf at masked steps and terminated next_values do not leak")(
+        _ignored_numbers(_spec))
+    register(_name, "jacobian", "Jacobian equals the exact one (float64)")(_jacobian(_spec))
+    register(_name, "gradcheck", "torch.autograd.gradcheck in float64")(_gradcheck(_spec))
+    register(_name, "bad_input", "bad input raises ValueError/TypeError naming the argument")(
+        _bad_input(_spec))

@@ -1,0 +1,103 @@
+"""The ``refmath`` command.
+
+``refmath`` (no arguments) runs the whole check registry: every bundled Torch implementation
+(``refmath_torch``) against its exact oracle, and refmath's own oracles against the identities
+of SPEC §2. It prints one table row per function and a final verdict line; exit code 0 when
+every check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from . import __version__
+
+IDENTITIES = "identities"
+
+
+def _versions() -> str:
+    import hypothesis
+    import numpy
+    import sympy
+    import torch
+
+    return (f"refmath {__version__}, torch {torch.__version__}, numpy {numpy.__version__}, "
+            f"sympy {sympy.__version__}, hypothesis {hypothesis.__version__}")
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for k, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_main_job(kinds: Sequence[str] | None, profile: str, out=sys.stdout) -> int:
+    """Run the registry on the bundled implementations and the identities; print; 0/1."""
+    import refmath_torch
+
+    from .checks import checks_for, kinds as all_kinds, run_check
+
+    selected = list(kinds) if kinds else all_kinds()
+    header = ("function", "checks", "passed", "failed", "n/a", "worst err/bound", "seconds")
+    rows = [header]
+    failures = []
+    totals = {"run": 0, "failed": 0, "na": 0}
+    print(f"refmath: checking the bundled implementations (refmath_torch) and the identities "
+          f"[profile {profile}]", file=out, flush=True)
+    for kind in selected:
+        fn = None if kind == IDENTITIES else getattr(refmath_torch, kind, None)
+        if fn is None and kind != IDENTITIES:
+            continue
+        start = time.perf_counter()
+        results = [run_check(c, fn, profile) for c in checks_for(kind)]
+        failed = [r for r in results if r.status == "failed"]
+        na = [r for r in results if r.status == "not applicable"]
+        failures += failed
+        totals["run"] += len(results) - len(na)
+        totals["failed"] += len(failed)
+        totals["na"] += len(na)
+        worst = max((r.worst_ratio for r in results), default=0.0)
+        row = (kind, str(len(results)), str(len(results) - len(failed) - len(na)),
+               str(len(failed)), str(len(na)), f"{worst:.2g}",
+               f"{time.perf_counter() - start:.1f}")
+        rows.append(row)
+        print(f"  {kind}: {row[2]}/{row[1]} passed", file=out, flush=True)
+    print("", file=out)
+    print(_table(rows), file=out)
+    for r in failures:
+        print(f"\nFAILED {r.id}\n{r.message}", file=out)
+    verdict = "PASS" if not failures else "FAIL"
+    print(f"\nrefmath verdict: {verdict} — {totals['run']} checks run, {totals['failed']} "
+          f"failed, {totals['na']} not applicable [profile {profile}; {_versions()}]",
+          file=out)
+    print("(worst err/bound: the largest error seen against the exact oracle, as a fraction "
+          "of the derived forward-error bound; 0 means exact)", file=out)
+    return 0 if not failures else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="refmath",
+        description="Verify the bundled Torch implementations against the exact oracles, "
+                    "and the oracles against the identities of SPEC §2.")
+    parser.add_argument("--kind", action="append", metavar="NAME",
+                        help="only these functions (repeatable), e.g. gae, identities")
+    parser.add_argument("--profile", default=None,
+                        help="Hypothesis profile: ci (default, deterministic) or thorough")
+    args = parser.parse_args(argv)
+    from .strategies import load_default_profile
+
+    profile = args.profile or load_default_profile()
+    return run_main_job(args.kind, profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
