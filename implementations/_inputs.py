@@ -193,8 +193,7 @@ def true_like(x: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(x, dtype=torch.bool)
 
 
-def finite_or_retry(compute, inputs: dict[str, torch.Tensor | None],
-                    used: dict[str, torch.Tensor | None]) -> torch.Tensor:
+def finite_or_retry(compute, inputs: dict[str, torch.Tensor | None], used) -> torch.Tensor:
     """Run ``compute(sanitize=False)``; if its result is not finite, rerun it sanitized and
     name the offending input. Costs one reduction and one host synchronisation when all is
     well (a finite sum implies finite elements)."""
@@ -205,12 +204,15 @@ def finite_or_retry(compute, inputs: dict[str, torch.Tensor | None],
 
 
 def check_finite_result(result: torch.Tensor, inputs: dict[str, torch.Tensor | None],
-                        used: dict[str, torch.Tensor | None]) -> torch.Tensor:
+                        used) -> torch.Tensor:
     """Raise ``ValueError`` naming the input whose non-finite entries made the result non-finite.
 
     One reduction over the result (a single host synchronisation) when all is well.
-    ``used[name]`` marks where an input is actually read (None: everywhere).
+    ``used`` (or a zero-argument callable returning it) maps an input's name to a boolean
+    tensor of where it is actually read (None: everywhere).
     """
+    if callable(used):
+        used = used()
     if bool(torch.isfinite(result).all()):
         return result
     for name, x in inputs.items():

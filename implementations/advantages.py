@@ -16,10 +16,18 @@ from .returns import used_where
 __all__ = ["gae", "lambda_returns"]
 
 
-def _advantages(s: StepInputs, lam: float) -> torch.Tensor:
+def _td(s: StepInputs) -> torch.Tensor:
+    """δ_t = r_t + γ_t·nt_t·V'_t − V_t, zero on deleted steps (fused: 2 passes over memory)."""
     t = s.tensors
-    delta = s.zero_absent(t["rewards"] + s.alive * (s.gamma * t["next_values"]) - t["values"])
-    return reverse_scan(delta, s.cont * (s.gamma * lam))
+    if isinstance(s.gamma, torch.Tensor):
+        delta = torch.addcmul(t["rewards"], s.alive * s.gamma, t["next_values"])
+    else:
+        delta = torch.addcmul(t["rewards"], s.alive, t["next_values"], value=s.gamma)
+    return s.zero_absent(delta.sub_(t["values"]))
+
+
+def _advantages(s: StepInputs, lam: float) -> torch.Tensor:
+    return reverse_scan(_td(s), s.cont * (s.gamma * lam))
 
 
 def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, plus_values):
@@ -34,8 +42,10 @@ def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, 
         return s.restore(A)
 
     inputs = {"rewards": rewards, "values": values, "next_values": next_values}
-    used = {"rewards": used_where(mask), "values": used_where(mask),
-            "next_values": used_where(mask, terminated)}
+    def used():
+        return {"rewards": used_where(mask), "values": used_where(mask),
+                "next_values": used_where(mask, terminated)}
+
     return finite_or_retry(compute, inputs, used)
 
 

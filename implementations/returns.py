@@ -38,7 +38,7 @@ def td_errors(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Te
 
     return finite_or_retry(compute, {"rewards": rewards, "values": values,
                                      "next_values": next_values},
-                           {"next_values": used_where(None, terminated)})
+                           lambda: {"next_values": used_where(None, terminated)})
 
 
 def bootstrapped_rewards(s: StepInputs) -> torch.Tensor:
@@ -52,8 +52,8 @@ def bootstrapped_rewards(s: StepInputs) -> torch.Tensor:
 
 def _returns_checked(compute, rewards, next_values, terminated, mask):
     return finite_or_retry(compute, {"rewards": rewards, "next_values": next_values},
-                           {"rewards": used_where(mask),
-                            "next_values": used_where(mask, terminated)})
+                           lambda: {"rewards": used_where(mask),
+                                    "next_values": used_where(mask, terminated)})
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,

@@ -135,6 +135,8 @@ def monte_carlo_advantage(rewards: Array, values: Array, next_values: Array, *, 
     """Monte Carlo advantage ``G_t − V_t`` with ``G`` the bootstrapped discounted return.
 
     ``G = discounted_returns(rewards, next_values=next_values, ...)``; 0 at masked steps.
+    GAE with λ = 1 on consistent inputs: Schulman et al. (2016), eq. (18); Sutton & Barto
+    (2018), §13.4.
     """
     G = discounted_returns(rewards, gamma=gamma, next_values=next_values,
                            terminated=terminated, truncated=truncated, mask=mask)

@@ -39,8 +39,9 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def run_main_job(kinds: Sequence[str] | None, profile: str, out=sys.stdout) -> int:
+def run_main_job(kinds: Sequence[str] | None, profile: str, out=None) -> int:
     """Run the registry on the bundled implementations and the identities; print; 0/1."""
+    out = out or sys.stdout
     import refmath_torch
 
     from .checks import checks_for, kinds as all_kinds, run_check
