@@ -76,7 +76,7 @@ def _gamma(gamma: object, like: torch.Tensor) -> torch.Tensor | float:
     if not bool(((gamma >= 0) & (gamma <= 1)).all()):
         raise ValueError("gamma must lie in [0, 1] at every step")
     try:
-        return gamma.to(like.dtype).expand(like.shape)
+        return gamma.to(dtype=like.dtype, device=like.device).expand(like.shape)
     except RuntimeError:
         raise ValueError(
             f"gamma has shape {tuple(gamma.shape)}, which does not broadcast to "

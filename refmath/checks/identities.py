@@ -266,3 +266,29 @@ _symbolic_check("nstep_long_is_mc", "n_step_returns(n = T) = discounted_returns"
 _symbolic_check("lambda_returns_recursive", "λ-return recursion = gae + values", True,
                 lambda r, v, nv, kw: (adv.lambda_returns_recursive(r, v, nv, lam=LAM, **kw),
                                       adv.gae(r, v, nv, lam=LAM, **kw) + v))
+
+
+def _symbolic_structure(name: str, sides_for: Callable[[str], Callable], masks: bool,
+                        max_T: int = 4):
+    """Masked row = compressed row (every mask pattern), split = pieces, symbolically."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        for T, terminated, truncated in _symbolic_cases(max_T):
+            r, v, nv = _symbolic_inputs(T, terminated, truncated, consistent=False)
+            for mask in itertools.product((True, False), repeat=T if masks else 0):
+                mask = mask or (True,) * T
+                ep = Episode(r.reshape(1, T), v.reshape(1, T), nv.reshape(1, T),
+                             np.array([terminated]), np.array([truncated]),
+                             np.array([mask]), GAMMA, LAM)
+                for f in FUNCS:
+                    lhs, rhs = sides_for(f)(ep, 2)
+                    _equal(lhs, rhs, f"{f} {name}", ep)
+                tracker.saw()
+
+    register(KIND, f"symbolic.{name}",
+             f"gae, returns, n-step: {name.replace('_', ' ')} — SymPy, all T ≤ {max_T}, all "
+             f"boundary{' and mask' if masks else ''} patterns")(run)
+
+
+_symbolic_structure("masked_is_compressed", _compressed_rows, masks=True)
+_symbolic_structure("split_at_boundaries", _split_pieces, masks=False)
