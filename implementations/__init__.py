@@ -6,6 +6,29 @@ source folder ``implementations/`` under the import name ``refmath_torch``.
 """
 
 from .advantages import gae, lambda_returns
+from .divergences import entropy, entropy_from_logits, kl_divergence, kl_estimate
+from .objectives import (
+    adaptive_kl_coefficient,
+    aggregate_loss,
+    clipped_surrogate,
+    group_advantages,
+    kl_penalized_surrogate,
+    value_loss,
+    whiten,
+)
+from .ratios import (
+    geometric_mean_ratio,
+    importance_ratio,
+    sequence_log_ratio,
+    truncated_importance_weight,
+)
 from .returns import discounted_returns, n_step_returns, td_errors
 
-__all__ = ["td_errors", "discounted_returns", "n_step_returns", "gae", "lambda_returns"]
+__all__ = [
+    "td_errors", "discounted_returns", "n_step_returns", "gae", "lambda_returns",
+    "importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
+    "truncated_importance_weight",
+    "kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
+    "clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient", "value_loss",
+    "whiten", "aggregate_loss", "group_advantages",
+]

@@ -22,20 +22,22 @@ def _tensor(name: str, x: object) -> torch.Tensor:
     return x
 
 
-def _floating(name: str, x: object, like: torch.Tensor | None) -> torch.Tensor:
+def _floating(name: str, x: object, like: torch.Tensor | None,
+              reference: str = "rewards") -> torch.Tensor:
     x = _tensor(name, x)
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if like is not None:
         if x.shape != like.shape:
             raise ValueError(
-                f"{name} has shape {tuple(x.shape)} but rewards has shape "
-                f"{tuple(like.shape)}: per-step inputs must all have the same shape [..., T]"
+                f"{name} has shape {tuple(x.shape)} but {reference} has shape "
+                f"{tuple(like.shape)}: the inputs must all have the same shape"
+                + (" [..., T]" if reference == "rewards" else "")
             )
         if x.dtype != like.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype} but rewards has dtype {like.dtype}")
+            raise TypeError(f"{name} has dtype {x.dtype} but {reference} has dtype {like.dtype}")
         if x.device != like.device:
-            raise ValueError(f"{name} is on {x.device} but rewards is on {like.device}")
+            raise ValueError(f"{name} is on {x.device} but {reference} is on {like.device}")
     return x
 
 
@@ -45,8 +47,8 @@ def _flag(name: str, x: object, like: torch.Tensor) -> torch.Tensor | None:
     x = _tensor(name, x)
     if x.shape != like.shape:
         raise ValueError(
-            f"{name} has shape {tuple(x.shape)} but rewards has shape {tuple(like.shape)}: "
-            "per-step inputs must all have the same shape [..., T]"
+            f"{name} has shape {tuple(x.shape)} but the values have shape "
+            f"{tuple(like.shape)}: per-step inputs must all have the same shape [..., T]"
         )
     if x.device != like.device:
         raise ValueError(f"{name} is on {x.device} but rewards is on {like.device}")

@@ -13,6 +13,30 @@ from .advantages import (
     lambda_returns_recursive,
     monte_carlo_advantage,
 )
+from .divergences import (
+    entropy,
+    entropy_from_logits,
+    kl_divergence,
+    kl_divergence_gradient,
+    kl_estimate,
+    kl_estimator_moments,
+)
+from .objectives import (
+    adaptive_kl_coefficient,
+    aggregate_loss,
+    clipped_surrogate,
+    clipped_surrogate_ratio_gradient,
+    group_advantages,
+    kl_penalized_surrogate,
+    value_loss,
+    whiten,
+)
+from .ratios import (
+    geometric_mean_ratio,
+    importance_ratio,
+    sequence_log_ratio,
+    truncated_importance_weight,
+)
 from .returns import discounted_returns, n_step_returns, td_errors
 
 __version__ = "0.1.0"
@@ -27,4 +51,22 @@ __all__ = [
     "monte_carlo_advantage",
     "lambda_returns",
     "lambda_returns_recursive",
+    "importance_ratio",
+    "sequence_log_ratio",
+    "geometric_mean_ratio",
+    "truncated_importance_weight",
+    "kl_divergence",
+    "entropy",
+    "entropy_from_logits",
+    "kl_estimate",
+    "kl_estimator_moments",
+    "kl_divergence_gradient",
+    "clipped_surrogate",
+    "clipped_surrogate_ratio_gradient",
+    "kl_penalized_surrogate",
+    "adaptive_kl_coefficient",
+    "value_loss",
+    "whiten",
+    "aggregate_loss",
+    "group_advantages",
 ]

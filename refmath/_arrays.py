@@ -274,3 +274,74 @@ def map_rows(p: Prepared, row_fn: RowFn, names: Sequence[str], **kwargs: Any) ->
         for t, value in zip(keep, result):
             out[idx + (t,)] = value
     return out
+
+
+def prepare_arrays(arrays: dict[str, Any], *, flags: dict[str, Any] | None = None,
+                   numbers: dict[str, Any] | None = None, min_ndim: int = 1) -> Prepared:
+    """Validate same-shape arrays (the first fixes the shape) plus scalar ``numbers``.
+
+    Like :func:`prepare` but for the elementwise and reduction functions of SPEC §3–4: the
+    scalars are only converted to the mode (each function checks its own range).
+    """
+    numbers = {k: v for k, v in (numbers or {}).items() if v is not None}
+    present = {k: v for k, v in arrays.items() if v is not None}
+    mode = _mode(dict(present, **numbers))
+    converted = {k: _convert(v, mode) for k, v in present.items()}
+    ref_name = next(iter(arrays))
+    shape = converted[ref_name].shape
+    if len(shape) < min_ndim:
+        raise ValueError(f"{ref_name} must have at least {min_ndim} axis/axes, got shape {shape}")
+    if min_ndim and shape[-1] == 0:
+        raise ValueError(f"{ref_name} has an empty last axis")
+    for k, a in converted.items():
+        if a.shape != shape:
+            raise ValueError(f"{k} has shape {a.shape} but {ref_name} has shape {shape}: "
+                             "the inputs must all have the same shape")
+    scalars = {}
+    for k, v in numbers.items():
+        c = _convert(v, mode)
+        if c.shape != ():
+            raise ValueError(f"{k} must be a scalar, got shape {c.shape}")
+        if not _finite(c.item()):
+            raise ValueError(f"{k} must be finite, got {c.item()}")
+        scalars[k] = c.item()
+    flag_arrays = {k: _flags(k, v, shape, default=(k == "mask"))
+                   for k, v in (flags or {}).items()}
+    p = Prepared(mode, shape, converted, flag_arrays, scalars)
+    _check_finite(p)
+    return p
+
+
+def check_nonnegative(name: str, x: Any, *, strict: bool = False) -> None:
+    """Raise ``ValueError`` unless the number ``x`` is ≥ 0 (> 0 with ``strict``)."""
+    if isinstance(x, sympy.Basic) and not x.is_number:
+        return
+    bad = (x <= 0) if strict else (x < 0)
+    if bad:
+        raise ValueError(f"{name} must be {'positive' if strict else 'non-negative'}, got {x}")
+
+
+def exp(x: Any) -> Any:
+    """e^x: float for floats, an exact SymPy number for Fractions and SymPy input."""
+    if isinstance(x, (float, np.floating)):
+        return math.exp(x)
+    return sympy.exp(_sym(x))
+
+
+def log(x: Any) -> Any:
+    """Natural log: float for floats (−inf at 0), exact SymPy for Fractions and SymPy."""
+    if isinstance(x, (float, np.floating)):
+        return math.log(x) if x > 0 else -math.inf
+    return sympy.log(_sym(x))
+
+
+def sqrt(x: Any) -> Any:
+    if isinstance(x, (float, np.floating)):
+        return math.sqrt(x)
+    return sympy.sqrt(_sym(x))
+
+
+def _sym(x: Any) -> Any:
+    if isinstance(x, Fraction):
+        return sympy.Rational(x.numerator, x.denominator)
+    return sympy.sympify(x)

@@ -1,0 +1,162 @@
+"""Batched Torch objectives, value loss, whitening, aggregation, group advantages (SPEC §4);
+twins of :mod:`refmath.objectives`."""
+
+from __future__ import annotations
+
+import torch
+
+from ._tensors import mask_of, number, tensors, where0
+
+__all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
+           "value_loss", "whiten", "aggregate_loss", "group_advantages"]
+
+VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
+AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                     "seq-mean-token-sum-norm")
+GROUP_METHODS = ("grpo", "dr_grpo", "rloo")
+
+
+def _product(r: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """r·A, with exactly 0 where A = 0 (an overflowed ratio r = inf must not give NaN)."""
+    return where0(A != 0, r * A)
+
+
+def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, *, clip_low: float = 0.2,
+                      clip_high: float | None = None,
+                      dual_clip: float | None = None) -> torch.Tensor:
+    """``min(r·A, clip(r, 1 − ε_low, 1 + ε_high)·A)`` per step, to MAXIMISE; with
+    ``dual_clip = c`` and A < 0, ``max(that, c·A)`` (Schulman et al. 2017, eq. 7; Ye et al.
+    2020). Selected by exact case analysis, so the gradient with respect to the ratio (and
+    to logp) is exactly 0 where the clip is active and A (resp. r·A) elsewhere; a ratio on
+    the boundary 1 ± ε is not clipped."""
+    r, A = tensors(ratio=ratio, advantages=advantages)
+    lo = number("clip_low", clip_low, minimum=0.0)
+    hi = number("clip_high", clip_high if clip_high is not None else lo, minimum=0.0)
+    c = number("dual_clip", dual_clip, minimum=1.0, strict=True, optional=True)
+    if bool((r < 0).any()):
+        raise ValueError("ratio must be non-negative")
+    clip_active = ((A > 0) & (r > 1 + hi)) | ((A < 0) & (r < 1 - lo))
+    objective = torch.where(clip_active, torch.clamp(r, 1 - lo, 1 + hi) * A, _product(r, A))
+    if c is not None:
+        floor = c * A
+        objective = torch.where((A < 0) & (floor > objective), floor, objective)
+    return objective
+
+
+def kl_penalized_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, kl: torch.Tensor, *,
+                           beta: float) -> torch.Tensor:
+    """``r·A − β·kl`` per step, to MAXIMISE (Schulman et al. 2017, eq. 8)."""
+    r, A, kl = tensors(ratio=ratio, advantages=advantages, kl=kl)
+    beta = number("beta", beta, minimum=0.0)
+    return _product(r, A) - beta * kl
+
+
+def adaptive_kl_coefficient(beta: float, kl: float, *, target: float, tolerance: float = 1.5,
+                            factor: float = 2.0) -> float:
+    """PPO's adaptive β (Schulman et al. 2017, §4): ``β/factor`` if ``kl < target/tolerance``,
+    ``β·factor`` if ``kl > target·tolerance``, else β (strict inequalities)."""
+    beta = number("beta", beta, minimum=0.0)
+    kl = number("kl", kl, minimum=0.0)
+    target = number("target", target, minimum=0.0, strict=True)
+    tolerance = number("tolerance", tolerance, minimum=1.0)
+    factor = number("factor", factor, minimum=1.0)
+    if kl < target / tolerance:
+        return beta / factor
+    if kl > target * tolerance:
+        return beta * factor
+    return beta
+
+
+def value_loss(values: torch.Tensor, returns: torch.Tensor, *,
+               old_values: torch.Tensor | None = None, clip: float | None = None,
+               clip_form: str = "max_of_squares") -> torch.Tensor:
+    """``(V − R)²`` per step; with ``clip``: ``max((V − R)², (V_clip − R)²)``
+    (``"max_of_squares"``, PPO2/CleanRL/verl) or ``(V_clip − R)²`` (``"clipped_prediction"``,
+    Stable-Baselines3), ``V_clip = V_old + clip(V − V_old, −c, c)``. No factor ½."""
+    if clip_form not in VALUE_CLIP_FORMS:
+        raise ValueError(f"clip_form must be one of {VALUE_CLIP_FORMS}, got {clip_form!r}")
+    if (clip is None) != (old_values is None):
+        raise ValueError("clip and old_values must be given together")
+    V, R, V_old = tensors(values=values, returns=returns, old_values=old_values)
+    loss = (V - R).square()
+    if clip is None:
+        return loss
+    c = number("clip", clip, minimum=0.0)
+    clipped = (V_old + torch.clamp(V - V_old, -c, c) - R).square()
+    return torch.maximum(loss, clipped) if clip_form == "max_of_squares" else clipped
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, *, shift_mean: bool = True,
+           unbiased: bool = True, eps: float = 1e-8) -> torch.Tensor:
+    """``(x − μ)/sqrt(σ² + eps)`` over all unmasked elements (+ μ if not ``shift_mean``);
+    one unmasked element: unbiased variance taken as 0; masked outputs 0 (TRL/verl
+    ``masked_whiten``)."""
+    (x,) = tensors(x=x)
+    if x.dim() == 0:
+        raise ValueError("x must have at least one axis")
+    eps = number("eps", eps, minimum=0.0, strict=True)
+    keep = mask_of(mask, x)
+    n = int(keep.sum())
+    if n == 0:
+        raise ValueError("mask has no unmasked element: whitening is undefined")
+    xs = where0(keep, x)
+    mean = xs.sum() / n
+    squares = where0(keep, x - mean).square().sum()
+    var = squares / (n - 1) if unbiased and n > 1 else (
+        squares / n if not unbiased else squares * 0)
+    w = (xs - mean) * torch.rsqrt(var + eps)
+    return where0(keep, w if shift_mean else w + mean)
+
+
+def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *,
+                   normalizer: float | None = None) -> torch.Tensor:
+    """Reduce ``[B, T]`` to a scalar: token-mean, seq-mean-token-mean, seq-mean-token-sum,
+    seq-mean-token-sum-norm (÷ B'·normalizer; Dr. GRPO). Rows with no unmasked step are left
+    out of the sequence means. verl ``agg_loss``."""
+    if mode not in AGGREGATION_MODES:
+        raise ValueError(f"mode must be one of {AGGREGATION_MODES}, got {mode!r}")
+    if (normalizer is None) == (mode == "seq-mean-token-sum-norm"):
+        raise ValueError("normalizer is required by (and only by) 'seq-mean-token-sum-norm'")
+    (loss,) = tensors(per_step_loss=per_step_loss)
+    if loss.dim() != 2:
+        raise ValueError(f"per_step_loss must have shape [B, T], got {tuple(loss.shape)}")
+    keep = mask_of(mask, loss)
+    counts = keep.sum(-1)
+    rows = counts > 0
+    n_rows = int(rows.sum())
+    if n_rows == 0:
+        raise ValueError("mask has no unmasked step: the loss is undefined")
+    sums = where0(keep, loss).sum(-1)
+    if mode == "token-mean":
+        return sums.sum() / counts.sum()
+    if mode == "seq-mean-token-mean":
+        return where0(rows, sums / counts.clamp(min=1)).sum() / n_rows
+    if mode == "seq-mean-token-sum":
+        return sums.sum() / n_rows
+    norm = number("normalizer", normalizer, minimum=0.0, strict=True)
+    return sums.sum() / (n_rows * norm)
+
+
+def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
+                     unbiased: bool = True) -> torch.Tensor:
+    """Over the last axis ``[..., G]``: grpo ``(r − mean)/(std + eps)`` (Shao et al. 2024),
+    dr_grpo ``r − mean`` (Liu et al. 2025), rloo ``r_i − mean_{j≠i} r_j`` (Ahmadian et al.
+    2024; needs G ≥ 2). G = 1 gives 0 under grpo and dr_grpo; zero spread gives zeros."""
+    if method not in GROUP_METHODS:
+        raise ValueError(f"method must be one of {GROUP_METHODS}, got {method!r}")
+    (r,) = tensors(rewards=rewards)
+    if r.dim() == 0 or r.shape[-1] == 0:
+        raise ValueError("rewards must have a non-empty group axis (the last)")
+    eps = number("eps", eps, minimum=0.0, strict=True)
+    G = r.shape[-1]
+    if method == "rloo" and G < 2:
+        raise ValueError(f"rloo needs at least 2 samples per group (G >= 2), got G = {G}")
+    mean = r.mean(-1, keepdim=True)
+    if method == "dr_grpo":
+        return r - mean
+    if method == "rloo":
+        return r - (r.sum(-1, keepdim=True) - r) / (G - 1)
+    dev = r - mean
+    divisor = G - 1 if unbiased and G > 1 else G
+    std = torch.sqrt(dev.square().sum(-1, keepdim=True) / divisor)
+    return dev / (std + eps)

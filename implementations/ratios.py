@@ -1,0 +1,55 @@
+"""Batched Torch importance ratios (SPEC §3); twins of :mod:`refmath.ratios`."""
+
+from __future__ import annotations
+
+import torch
+
+from ._tensors import mask_of, number, tensors, where0
+
+__all__ = ["importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
+           "truncated_importance_weight"]
+
+
+def importance_ratio(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
+    """``r = exp(logp − old_logp)``, from the difference (Schulman et al. 2017, eq. 6).
+
+    A log-ratio above ~88.7 (float32) / ~709.8 (float64) overflows to ``+inf`` — the exact
+    ratio is larger than the largest float; below ~−103 / ~−745 it underflows to 0. Never NaN
+    for finite input.
+    """
+    logp, old_logp = tensors(logp=logp, old_logp=old_logp)
+    return torch.exp(logp - old_logp)
+
+
+def _masked_log_ratios(logp, old_logp, mask):
+    logp, old_logp = tensors(logp=logp, old_logp=old_logp)
+    if logp.dim() == 0:
+        raise ValueError("logp must have a time axis: shape [..., T]")
+    keep = mask_of(mask, logp)
+    return where0(keep, logp - old_logp), keep
+
+
+def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor,
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``Σ_t mask_t·(logp_t − old_logp_t)`` over the last axis: the log of the sequence ratio
+    (sequence-level ratios: Zheng et al. 2025, GSPO)."""
+    d, _ = _masked_log_ratios(logp, old_logp, mask)
+    return d.sum(-1)
+
+
+def geometric_mean_ratio(logp: torch.Tensor, old_logp: torch.Tensor,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``exp(Σ_t m·(logp − old_logp) / Σ_t m)`` (GSPO, Zheng et al. 2025, eq. 7); 1 for a row
+    with no unmasked step."""
+    d, keep = _masked_log_ratios(logp, old_logp, mask)
+    count = keep.sum(-1).clamp(min=1).to(d.dtype)
+    return torch.exp(d.sum(-1) / count)
+
+
+def truncated_importance_weight(ratio: torch.Tensor, cap: float) -> torch.Tensor:
+    """``min(r, cap)`` (Ionides 2008; IMPALA's ρ̄). Gradient 1 where ``r ≤ cap``, else 0."""
+    (ratio,) = tensors(ratio=ratio)
+    cap = number("cap", cap, minimum=0.0, strict=True)
+    if bool((ratio < 0).any()):
+        raise ValueError("ratio must be non-negative")
+    return torch.clamp(ratio, max=cap)

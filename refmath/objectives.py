@@ -1,0 +1,299 @@
+"""Exact oracles for policy objectives, value losses, whitening, aggregation, group
+advantages (SPEC §4).
+
+Per-step objectives are to MAXIMISE (``clipped_surrogate``, ``kl_penalized_surrogate``);
+losses are to MINIMISE (``value_loss``). Fraction inputs give exact results (SymPy where a
+square root appears), floats give float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._arrays import check_nonnegative, prepare_arrays, sqrt
+
+__all__ = [
+    "clipped_surrogate",
+    "clipped_surrogate_ratio_gradient",
+    "kl_penalized_surrogate",
+    "adaptive_kl_coefficient",
+    "value_loss",
+    "VALUE_CLIP_FORMS",
+    "whiten",
+    "aggregate_loss",
+    "AGGREGATION_MODES",
+    "group_advantages",
+    "GROUP_METHODS",
+]
+
+Array = Any
+VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
+AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                     "seq-mean-token-sum-norm")
+GROUP_METHODS = ("grpo", "dr_grpo", "rloo")
+
+
+def _clip_ranges(scalars: dict) -> tuple:
+    """(ε_low, ε_high, c): clip_high defaults to clip_low; both ≥ 0; c > 1 or None."""
+    lo = scalars["clip_low"]
+    hi = scalars.get("clip_high", lo)
+    check_nonnegative("clip_low", lo)
+    check_nonnegative("clip_high", hi)
+    c = scalars.get("dual_clip")
+    if c is not None and not c > 1:
+        raise ValueError(f"dual_clip must be > 1, got {c}")
+    return lo, hi, c
+
+
+def _clip_case(r: Any, A: Any, lo: Any, hi: Any, c: Any) -> str:
+    """Which branch of min(r·A, clip(r)·A) [and of max(·, c·A)] is selected.
+
+    'ratio': r·A; 'clip': the clipped term (clip strictly active); 'dual': c·A. At the
+    boundaries r = 1 ± ε exactly, the two terms are equal and the case is 'ratio' (the clip
+    range is closed: a ratio ON the boundary is not clipped).
+    """
+    if A > 0 and r > 1 + hi:
+        case = "clip"
+    elif A < 0 and r < 1 - lo:
+        case = "clip"
+    else:
+        case = "ratio"
+    if c is not None and A < 0:
+        value = (min(max(r, 1 - lo), 1 + hi) if case == "clip" else r) * A
+        if c * A > value:
+            case = "dual"
+    return case
+
+
+def clipped_surrogate(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
+                      clip_high: Any = None, dual_clip: Any = None) -> np.ndarray:
+    """PPO's clipped surrogate, per step, to MAXIMISE:
+
+    ``L_t = min(r_t·A_t, clip(r_t, 1 − ε_low, 1 + ε_high)·A_t)``, and with ``dual_clip = c``
+    (c > 1) and ``A_t < 0``: ``max(L_t, c·A_t)``. ``clip_high`` defaults to ``clip_low``.
+    Schulman et al. (2017), PPO, eq. (7); dual clip: Ye et al. (2020), "Mastering Complex
+    Control in MOBA Games", eq. (5); asymmetric ε: Yu et al. (2025), DAPO.
+
+    >>> from fractions import Fraction as F
+    >>> list(clipped_surrogate([F(3)], [F(4, 5)], clip_low=F(1, 5)))
+    [Fraction(24, 25)]
+    """
+    p = prepare_arrays({"ratio": ratio, "advantages": advantages},
+                       numbers={"clip_low": clip_low, "clip_high": clip_high,
+                                "dual_clip": dual_clip}, min_ndim=0)
+    lo, hi, c = _clip_ranges(p.scalars)
+    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    for idx in np.ndindex(p.shape):
+        r, A = p.arrays["ratio"][idx], p.arrays["advantages"][idx]
+        check_nonnegative("ratio", r)
+        out[idx] = min(r * A, min(max(r, 1 - lo), 1 + hi) * A)
+        if c is not None and A < 0:
+            out[idx] = max(out[idx], c * A)
+    return out
+
+
+def clipped_surrogate_ratio_gradient(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
+                                     clip_high: Any = None, dual_clip: Any = None) -> np.ndarray:
+    """``∂L_t/∂r_t`` by exact case analysis: ``A_t`` where the term r·A is selected, 0 where
+    the clip (or the dual clip) is active. The gradient with respect to ``logp_t`` is
+    ``r_t·∂L_t/∂r_t`` (since ∂r/∂logp = r): zero exactly where the clip is active.
+
+    On the boundary r = 1 ± ε the clip is not active (closed clip range): the gradient is A
+    there, the left/right derivative on the unclipped side. Schulman et al. (2017), eq. (7).
+    """
+    p = prepare_arrays({"ratio": ratio, "advantages": advantages},
+                       numbers={"clip_low": clip_low, "clip_high": clip_high,
+                                "dual_clip": dual_clip}, min_ndim=0)
+    lo, hi, c = _clip_ranges(p.scalars)
+    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    for idx in np.ndindex(p.shape):
+        r, A = p.arrays["ratio"][idx], p.arrays["advantages"][idx]
+        out[idx] = A if _clip_case(r, A, lo, hi, c) == "ratio" else A * 0
+    return out
+
+
+def kl_penalized_surrogate(ratio: Array, advantages: Array, kl: Array, *, beta: Any) -> np.ndarray:
+    """PPO's KL-penalized surrogate, per step, to MAXIMISE: ``r_t·A_t − β·kl_t``.
+
+    Schulman et al. (2017), PPO, eq. (8). ``beta ≥ 0``.
+    """
+    p = prepare_arrays({"ratio": ratio, "advantages": advantages, "kl": kl},
+                       numbers={"beta": beta}, min_ndim=0)
+    check_nonnegative("beta", p.scalars["beta"])
+    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    for idx in np.ndindex(p.shape):
+        a = p.arrays
+        out[idx] = a["ratio"][idx] * a["advantages"][idx] - p.scalars["beta"] * a["kl"][idx]
+    return out
+
+
+def adaptive_kl_coefficient(beta: Any, kl: Any, *, target: Any, tolerance: Any = 1.5,
+                            factor: Any = 2.0) -> Any:
+    """The PPO paper's adaptive KL coefficient (Schulman et al. 2017, §4):
+
+    ``β/factor`` if ``kl < target/tolerance``; ``β·factor`` if ``kl > target·tolerance``;
+    else ``β``. Strict inequalities: a KL exactly on a threshold keeps β. (The paper's text
+    uses tolerance 1.5 and factor 2.)
+
+    >>> from fractions import Fraction as F
+    >>> adaptive_kl_coefficient(F(1), F(1, 100), target=F(1, 100))
+    Fraction(1, 1)
+    """
+    p = prepare_arrays({"kl": [kl]}, numbers={"beta": beta, "target": target,
+                                              "tolerance": tolerance, "factor": factor})
+    s = p.scalars
+    check_nonnegative("beta", s["beta"])
+    check_nonnegative("kl", p.arrays["kl"][0])
+    check_nonnegative("target", s["target"], strict=True)
+    if not s["tolerance"] >= 1:
+        raise ValueError(f"tolerance must be >= 1, got {s['tolerance']}")
+    if not s["factor"] >= 1:
+        raise ValueError(f"factor must be >= 1, got {s['factor']}")
+    k = p.arrays["kl"][0]
+    if k < s["target"] / s["tolerance"]:
+        return s["beta"] / s["factor"]
+    if k > s["target"] * s["tolerance"]:
+        return s["beta"] * s["factor"]
+    return s["beta"]
+
+
+def value_loss(values: Array, returns: Array, *, old_values: Array | None = None,
+               clip: Any = None, clip_form: str = "max_of_squares") -> np.ndarray:
+    """Per-step value loss to MINIMISE (no factor ½: that is the caller's).
+
+    Without ``clip``: ``(V − R)²``. With ``clip = c`` and ``old_values``, the clipped
+    prediction is ``V_clip = V_old + clip(V − V_old, −c, c)`` and ``clip_form`` names one of
+    the two conventions found in the wild:
+
+    * ``"max_of_squares"``: ``max((V − R)², (V_clip − R)²)`` — OpenAI baselines PPO2, the
+      "PPO value clipping" of Engstrom et al. (2020), CleanRL, verl;
+    * ``"clipped_prediction"``: ``(V_clip − R)²`` — Stable-Baselines3 (``clip_range_vf``).
+    """
+    if clip_form not in VALUE_CLIP_FORMS:
+        raise ValueError(f"clip_form must be one of {VALUE_CLIP_FORMS}, got {clip_form!r}")
+    if (clip is None) != (old_values is None):
+        raise ValueError("clip and old_values must be given together")
+    p = prepare_arrays({"values": values, "returns": returns, "old_values": old_values},
+                       numbers={"clip": clip}, min_ndim=0)
+    if clip is not None:
+        check_nonnegative("clip", p.scalars["clip"])
+    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    for idx in np.ndindex(p.shape):
+        V, R = p.arrays["values"][idx], p.arrays["returns"][idx]
+        loss = (V - R) ** 2
+        if clip is not None:
+            c, V_old = p.scalars["clip"], p.arrays["old_values"][idx]
+            clipped = (V_old + min(max(V - V_old, -c), c) - R) ** 2
+            loss = max(loss, clipped) if clip_form == "max_of_squares" else clipped
+        out[idx] = loss
+    return out
+
+
+def whiten(x: Array, mask: Array | None = None, *, shift_mean: bool = True,
+           unbiased: bool = True, eps: Any = 1e-8) -> np.ndarray:
+    """Masked whitening over ALL unmasked elements: ``(x − μ)/sqrt(σ² + eps)`` (+ μ back if
+    not ``shift_mean``).
+
+    ``μ = Σ m·x / Σ m``, ``σ² = Σ m·(x − μ)² / (n − 1)`` (``unbiased``, Bessel's correction)
+    or ``/ n``. Defined results where statistics degenerate: with one unmasked element the
+    unbiased variance (0/0) is taken as 0, so that element whitens to 0 (or to μ without
+    shift); zero spread gives 0 (or μ). Masked positions of the output are 0. No unmasked
+    element at all is a ``ValueError``. As in TRL/verl ``masked_whiten``.
+    """
+    p = prepare_arrays({"x": x}, flags={"mask": mask}, numbers={"eps": eps})
+    check_nonnegative("eps", p.scalars["eps"], strict=True)
+    m = p.flags["mask"]
+    kept = [p.arrays["x"][idx] for idx in np.ndindex(p.shape) if m[idx]]
+    n = len(kept)
+    if n == 0:
+        raise ValueError("mask has no unmasked element: whitening is undefined")
+    mean = sum(kept, p.zeros().flat[0]) / n
+    squares = sum(((v - mean) ** 2 for v in kept), p.zeros().flat[0])
+    var = squares / (n - 1) if unbiased and n > 1 else (squares / n if not unbiased else 0 * mean)
+    scale = sqrt(var + p.scalars["eps"])
+    out = p.zeros()
+    for idx in np.ndindex(p.shape):
+        if m[idx]:
+            w = (p.arrays["x"][idx] - mean) / scale
+            out[idx] = w if shift_mean else w + mean
+    return out
+
+
+def aggregate_loss(per_step_loss: Array, mask: Array, mode: str, *,
+                   normalizer: Any = None) -> Any:
+    """Reduce a ``[B, T]`` per-step loss to a scalar (Σ over present steps, mask = 1):
+
+    * ``token-mean``: ``Σ_{b,t} m·l / Σ_{b,t} m`` (every token weighs the same);
+    * ``seq-mean-token-mean``: mean over sequences of ``Σ_t m·l / Σ_t m``;
+    * ``seq-mean-token-sum``: mean over sequences of ``Σ_t m·l``;
+    * ``seq-mean-token-sum-norm``: ``(Σ_b Σ_t m·l) / (B'·normalizer)`` with a constant
+      ``normalizer`` (e.g. the maximum response length; Liu et al. 2025, Dr. GRPO).
+
+    Sequences with no unmasked step are left out of the sequence means (B' counts the
+    others); a batch with no unmasked step is a ``ValueError``. verl ``agg_loss``.
+    """
+    if mode not in AGGREGATION_MODES:
+        raise ValueError(f"mode must be one of {AGGREGATION_MODES}, got {mode!r}")
+    if (normalizer is None) == (mode == "seq-mean-token-sum-norm"):
+        raise ValueError("normalizer is required by (and only by) 'seq-mean-token-sum-norm'")
+    p = prepare_arrays({"per_step_loss": per_step_loss}, flags={"mask": mask},
+                       numbers={"normalizer": normalizer}, min_ndim=2)
+    if len(p.shape) != 2:
+        raise ValueError(f"per_step_loss must have shape [B, T], got {p.shape}")
+    if normalizer is not None:
+        check_nonnegative("normalizer", p.scalars["normalizer"], strict=True)
+    loss, m = p.arrays["per_step_loss"], p.flags["mask"]
+    zero = p.zeros().flat[0]
+    sums, counts = [], []
+    for b in range(p.shape[0]):
+        present = [loss[b, t] for t in range(p.shape[1]) if m[b, t]]
+        if present:
+            sums.append(sum(present, zero))
+            counts.append(len(present))
+    if not counts:
+        raise ValueError("mask has no unmasked step: the loss is undefined")
+    if mode == "token-mean":
+        return sum(sums, zero) / sum(counts)
+    if mode == "seq-mean-token-mean":
+        return sum((s / c for s, c in zip(sums, counts)), zero) / len(sums)
+    if mode == "seq-mean-token-sum":
+        return sum(sums, zero) / len(sums)
+    return sum(sums, zero) / (len(sums) * p.scalars["normalizer"])
+
+
+def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
+                     unbiased: bool = True) -> np.ndarray:
+    """Outcome advantages for G samples of one prompt, over the last axis ``[..., G]``:
+
+    * ``grpo``: ``(r_i − mean)/(std + eps)`` (Shao et al. 2024, DeepSeekMath, eq. (3));
+      ``std`` unbiased (÷(G−1)) by default, as ``torch.std``;
+    * ``dr_grpo``: ``r_i − mean`` (Liu et al. 2025, "Understanding R1-Zero-Like Training");
+    * ``rloo``: ``r_i − mean_{j≠i} r_j`` (Ahmadian et al. 2024; Kool et al. 2019); needs
+      G ≥ 2.
+
+    A group of one sample has advantage 0 under grpo and dr_grpo; zero spread gives zeros.
+    """
+    if method not in GROUP_METHODS:
+        raise ValueError(f"method must be one of {GROUP_METHODS}, got {method!r}")
+    p = prepare_arrays({"rewards": rewards}, numbers={"eps": eps})
+    check_nonnegative("eps", p.scalars["eps"], strict=True)
+    G = p.shape[-1]
+    if method == "rloo" and G < 2:
+        raise ValueError(f"rloo needs at least 2 samples per group (G >= 2), got G = {G}")
+    out = p.zeros()
+    zero = out.flat[0]
+    for idx in np.ndindex(p.shape[:-1]):
+        r = list(p.arrays["rewards"][idx])
+        mean = sum(r, zero) / G
+        for i in range(G):
+            if method == "rloo":
+                out[idx + (i,)] = r[i] - sum((r[j] for j in range(G) if j != i), zero) / (G - 1)
+            elif method == "dr_grpo":
+                out[idx + (i,)] = r[i] - mean
+            else:
+                squares = sum(((x - mean) ** 2 for x in r), zero)
+                var = squares / (G - 1) if unbiased and G > 1 else squares / G
+                out[idx + (i,)] = (r[i] - mean) / (sqrt(var) + p.scalars["eps"])
+    return out
