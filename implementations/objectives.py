@@ -17,8 +17,10 @@ GROUP_METHODS = ("grpo", "dr_grpo", "rloo")
 
 
 def _product(r: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    """r·A, with exactly 0 where A = 0 (an overflowed ratio r = inf must not give NaN)."""
-    return where0(A != 0, r * A)
+    """r·A, with exactly 0 where A = 0 and r overflowed to inf (the exact ratio is finite, so
+    the exact product is 0, not NaN). Gradients are those of r·A."""
+    product = r * A
+    return torch.where((A == 0) & torch.isinf(r), product.new_zeros(()), product)
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, *, clip_low: float = 0.2,
@@ -158,5 +160,9 @@ def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
         return r - (r.sum(-1, keepdim=True) - r) / (G - 1)
     dev = r - mean
     divisor = G - 1 if unbiased and G > 1 else G
-    std = torch.sqrt(dev.square().sum(-1, keepdim=True) / divisor)
+    var = dev.square().sum(-1, keepdim=True) / divisor
+    # sqrt is not differentiable at 0 (a zero-spread group): there its gradient is taken as 0
+    # (double select, so no inf·0 = NaN reaches autograd).
+    spread = var > 0
+    std = where0(spread, torch.sqrt(torch.where(spread, var, torch.ones_like(var))))
     return dev / (std + eps)

@@ -239,8 +239,8 @@ def _check_finite(p: Prepared) -> None:
     terminated = p.flags.get("terminated", np.zeros(p.shape, dtype=bool))
     for name, a in p.arrays.items():
         where = used & ~terminated if name == "next_values" else used
-        for idx in zip(*np.nonzero(where)):
-            if not _finite(a[idx]):
+        for idx in np.ndindex(p.shape):
+            if where[idx] and not _finite(a[idx]):
                 raise ValueError(
                     f"{name} is not finite at index {tuple(int(i) for i in idx)}: {a[idx]}"
                 )

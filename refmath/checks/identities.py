@@ -32,9 +32,29 @@ def _settings(profile: str, cap: int | None = None) -> settings:
         parent.max_examples, cap))
 
 
+def _prime_logs(arg: sympy.Rational) -> sympy.Expr:
+    """log(n/d) = Σ e·log p over the prime factors (logs of primes are linearly independent
+    over the rationals, so this is a canonical form for sums of logs of rationals)."""
+    num = sum((e * sympy.log(q) for q, e in sympy.factorint(arg.p).items()), sympy.Integer(0))
+    den = sum((e * sympy.log(q) for q, e in sympy.factorint(arg.q).items()), sympy.Integer(0))
+    return num - den
+
+
+def is_zero(expr: Any) -> bool:
+    """Exact zero test for the expressions refmath produces: rationals, symbols, and
+    polynomials in logarithms of positive rationals. Sound: True only when expr is 0."""
+    expr = sympy.sympify(expr)
+    if sympy.expand(expr) == 0:
+        return True
+    expr = sympy.expand_log(expr, force=True)
+    expr = expr.replace(lambda e: isinstance(e, sympy.log) and e.args[0].is_Rational
+                        and e.args[0] > 0, lambda e: _prime_logs(e.args[0]))
+    return sympy.expand(expr) == 0
+
+
 def _equal(lhs: np.ndarray, rhs: np.ndarray, what: str, ep: Any) -> None:
     for idx in np.ndindex(lhs.shape):
-        if sympy.expand(sympy.sympify(lhs[idx] - rhs[idx])) != 0:
+        if not is_zero(lhs[idx] - rhs[idx]):
             raise CheckFailure(f"{what} fails at {idx}: {lhs[idx]} != {rhs[idx]}  ({ep!r})")
 
 
@@ -292,3 +312,118 @@ def _symbolic_structure(name: str, sides_for: Callable[[str], Callable], masks: 
 
 _symbolic_structure("masked_is_compressed", _compressed_rows, masks=True)
 _symbolic_structure("split_at_boundaries", _split_pieces, masks=False)
+
+
+# --- SPEC §3–4: objectives, aggregation, group advantages, KL estimators --------------------
+
+from .. import divergences as dv  # noqa: E402
+from .. import objectives as ob  # noqa: E402
+from ..strategies import dyadics  # noqa: E402
+
+
+def _oracle_identity(name: str, summary: str, strategy, sides, cap: int | None = None):
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, cap)
+        @given(case=strategy)
+        def prop(case):
+            lhs, rhs = sides(case)
+            _equal(np.asarray(lhs, dtype=object).reshape(-1),
+                   np.asarray(rhs, dtype=object).reshape(-1), name, case)
+            tracker.saw()
+
+        prop()
+
+    register(KIND, f"identity.{name}", summary)(run)
+
+
+def _vectors(min_size=1, max_size=6, elements=None):
+    elements = dyadics() if elements is None else elements
+    return st.lists(elements, min_size=min_size, max_size=max_size).map(
+        lambda xs: np.array(xs, dtype=object))
+
+
+_pairs = st.integers(1, 6).flatmap(lambda n: st.tuples(
+    _vectors(n, n, dyadics().map(abs)), _vectors(n, n)))
+
+_oracle_identity("clip_wide_is_ratio_times_advantage",
+                 "clipped_surrogate with ε_low = 1, ε_high ≥ max r equals r·A", _pairs,
+                 lambda c: (ob.clipped_surrogate(c[0], c[1], clip_low=1, clip_high=100),
+                            c[0] * c[1]))
+_oracle_identity("kl_penalty_beta0", "kl_penalized_surrogate with β = 0 equals r·A",
+                 st.tuples(_pairs, _vectors(6, 6)),
+                 lambda c: (ob.kl_penalized_surrogate(c[0][0], c[0][1], c[1][:len(c[0][0])],
+                                                      beta=0), c[0][0] * c[0][1]))
+_oracle_identity("rloo_is_scaled_dr_grpo", "rloo = G/(G−1)·dr_grpo (G ≥ 2)",
+                 _vectors(2, 8),
+                 lambda r: (ob.group_advantages(r, method="rloo"),
+                            Fraction(len(r), len(r) - 1) * ob.group_advantages(r,
+                                                                               method="dr_grpo")))
+
+
+@st.composite
+def _equal_length_batches(draw):
+    B, T = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    length = draw(st.integers(1, T))
+    loss = np.array(draw(st.lists(dyadics(), min_size=B * T, max_size=B * T)),
+                    dtype=object).reshape(B, T)
+    mask = np.zeros((B, T), dtype=bool)
+    for b in range(B):
+        start = draw(st.integers(0, T - length))
+        mask[b, start:start + length] = True
+    return loss, mask
+
+
+_oracle_identity("token_mean_equal_lengths",
+                 "token-mean = seq-mean-token-mean when every sequence has the same length",
+                 _equal_length_batches(),
+                 lambda c: (ob.aggregate_loss(c[0], c[1], "token-mean"),
+                            ob.aggregate_loss(c[0], c[1], "seq-mean-token-mean")))
+
+
+@st.composite
+def _positive_distributions(draw):
+    K = draw(st.integers(2, 3))
+
+    def dist():
+        w = draw(st.lists(st.integers(1, 7), min_size=K, max_size=K))
+        return [Fraction(x, sum(w)) for x in w]
+
+    return dist(), dist()
+
+
+def _kl_fact(name: str, summary: str, sides):
+    _oracle_identity(name, summary + " (exact, SymPy)", _positive_distributions(), sides, cap=4)
+
+
+_kl_fact("k1_unbiased", "E_π[k1] = KL(π‖π_ref)",
+         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k1")["expectation"],
+                    dv.kl_divergence(c[0], c[1])))
+_kl_fact("k3_unbiased", "E_π[k3] = KL(π‖π_ref)",
+         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k3")["expectation"],
+                    dv.kl_divergence(c[0], c[1])))
+_kl_fact("k1_pathwise_zero", "E_π[∇k1] (autograd on sampled k1) = 0",
+         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k1")["pathwise_gradient"],
+                    np.zeros(len(c[0]), dtype=int)))
+_kl_fact("k2_pathwise_reverse_kl", "E_π[∇k2] = ∇KL(π‖π_ref)",
+         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k2")["pathwise_gradient"],
+                    dv.kl_divergence_gradient(c[0], c[1], "reverse")))
+_kl_fact("k3_pathwise_forward_kl", "E_π[∇k3] = ∇KL(π_ref‖π), the FORWARD KL",
+         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k3")["pathwise_gradient"],
+                    dv.kl_divergence_gradient(c[0], c[1], "forward")))
+_kl_fact("k1_k3_full_gradient", "∇E_π[k1] = ∇E_π[k3] = ∇KL(π‖π_ref)",
+         lambda c: (np.concatenate([dv.kl_estimator_moments(c[0], c[1], k)["gradient"]
+                                    for k in ("k1", "k3")]),
+                    np.concatenate([dv.kl_divergence_gradient(c[0], c[1], "reverse")] * 2)))
+
+
+def _score_plus_pathwise(c):
+    lhs, rhs = [], []
+    for k in dv.KL_ESTIMATORS:
+        m = dv.kl_estimator_moments(c[0], c[1], k)
+        lhs.append(m["gradient"])
+        rhs.append(m["pathwise_gradient"] + m["score_gradient"])
+    return np.concatenate(lhs), np.concatenate(rhs)
+
+
+_kl_fact("gradient_is_pathwise_plus_score",
+         "∇E_π[k] = E[∇k] + E[k·∇log π] for k1, k2, k3", _score_plus_pathwise)

@@ -1,0 +1,874 @@
+"""Checks for the functions of SPEC §3–4: ratios, divergences, KL estimators, objectives,
+value loss, whitening, aggregation, group advantages.
+
+Each value check feeds the function under test exact, float-representable inputs, runs the
+oracle on exactly those numbers, and compares within a forward-error bound derived for that
+function (written next to it, in units of the dtype's unit roundoff u). Elementwise
+functions use a few roundings per operation; ``exp``/``log``/``expm1``/``rsqrt`` are allowed
+4 ulps (library accuracy); reductions of n terms n roundings.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable
+
+import numpy as np
+import sympy
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .. import divergences as dv
+from .. import objectives as ob
+from .. import ratios as ra
+from ..bounds import smallest_normal, unit_roundoff
+from ..strategies import batch_shapes, register_profiles
+from . import CheckFailure, Tracker, register
+
+
+@dataclass
+class Case:
+    """One input: named exact arrays (positional, in order), flags, scalar keywords."""
+
+    arrays: dict[str, np.ndarray]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={np.vectorize(str, otypes=[object])(v).tolist()}"
+                 for k, v in self.arrays.items()]
+        parts += [f"{k}={v.astype(int).tolist()}" for k, v in self.flags.items()]
+        parts += [f"{k}={v}" for k, v in self.kwargs.items()]
+        return "Case(" + ", ".join(parts) + ")"
+
+    def torch_args(self, dtype: torch.dtype) -> tuple[list, dict]:
+        args = [torch.tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+                for a in self.arrays.values()]
+        kw = {k: (float(v) if isinstance(v, Fraction) else v) for k, v in self.kwargs.items()}
+        kw.update({k: torch.tensor(v) for k, v in self.flags.items()})
+        return args, kw
+
+    def exact_args(self, dtype: torch.dtype) -> tuple[list, dict]:
+        """The numbers the implementation saw (inputs rounded to dtype), as Fractions."""
+        args = [_fractions(t) for t in self.torch_args(dtype)[0]]
+        kw = {k: (Fraction(float(v)) if isinstance(v, (Fraction, float)) else v)
+              for k, v in self.kwargs.items()}
+        kw.update(self.flags)
+        return args, kw
+
+    def floats(self, dtype: torch.dtype) -> list[np.ndarray]:
+        return [t.double().numpy() for t in self.torch_args(dtype)[0]]
+
+
+def _fractions(t: torch.Tensor) -> np.ndarray:
+    a = t.double().numpy()
+    out = np.empty(a.shape, dtype=object)
+    for idx, x in np.ndenumerate(a):
+        out[idx] = Fraction(float(x))
+    return out
+
+
+def _to_float(x: Any) -> float:
+    if isinstance(x, sympy.Basic):
+        if x == sympy.oo:
+            return math.inf
+        return float(sympy.N(x, 30))
+    return float(x)
+
+
+def _float_array(a: Any) -> np.ndarray:
+    return np.vectorize(_to_float, otypes=[np.float64])(np.asarray(a, dtype=object))
+
+
+@dataclass(frozen=True)
+class ArrayFunction:
+    name: str
+    oracle: Callable[..., Any]
+    cases: Callable[[], st.SearchStrategy]
+    bound: Callable[[Case, list, np.ndarray, float], np.ndarray]
+    differentiable: tuple[int, ...] = (0,)
+    kink: Callable[[Case], bool] | None = None  # gradcheck skips inputs at a kink
+
+
+# --- input strategies -------------------------------------------------------------------
+
+def _grid(max_abs: float, denominator: int = 64) -> st.SearchStrategy[Fraction]:
+    """Dyadic numbers k/denominator in [−max_abs, max_abs]: exact in float32 and float64."""
+    top = int(max_abs * denominator)
+    return st.integers(-top, top).map(lambda k: Fraction(k, denominator))
+
+
+def _general(max_abs: float) -> st.SearchStrategy[Fraction]:
+    return st.floats(-max_abs, max_abs, width=32, allow_subnormal=False).map(Fraction)
+
+
+def _numbers(max_abs: float) -> st.SearchStrategy[Fraction]:
+    return st.one_of(_grid(max_abs), _general(max_abs))
+
+
+def _nonneg(max_abs: float) -> st.SearchStrategy[Fraction]:
+    return _numbers(max_abs).map(abs)
+
+
+@st.composite
+def _arrays(draw, names: tuple[str, ...], elements: dict[str, st.SearchStrategy],
+            min_ndim: int = 0, max_T: int = 8, shape: tuple | None = None):
+    if shape is None:
+        batch = draw(batch_shapes(max_dims=2), label="batch shape")
+        shape = batch if min_ndim == 0 and draw(st.booleans(), label="no time axis") else (
+            batch + (draw(st.integers(1, max_T), label="T"),))
+        if len(shape) < min_ndim:
+            shape = shape + (draw(st.integers(1, max_T), label="T"),)
+    size = int(np.prod(shape)) if shape else 1
+    out = {}
+    for n in names:
+        values = draw(st.lists(elements[n], min_size=size, max_size=size), label=n)
+        out[n] = np.array(values, dtype=object).reshape(shape)
+    return out
+
+
+def _mask(draw, shape, label="mask"):
+    bits = draw(st.lists(st.booleans(), min_size=int(np.prod(shape)),
+                         max_size=int(np.prod(shape))), label=label)
+    return np.array(bits, dtype=bool).reshape(shape)
+
+
+@st.composite
+def _ratio_cases(draw):
+    a = draw(_arrays(("logp", "old_logp"), {"logp": _numbers(20), "old_logp": _numbers(20)}))
+    return Case(a)
+
+
+@st.composite
+def _sequence_cases(draw):
+    a = draw(_arrays(("logp", "old_logp"), {"logp": _numbers(20), "old_logp": _numbers(20)},
+                     min_ndim=1))
+    flags = {"mask": _mask(draw, a["logp"].shape)} if draw(st.booleans(), label="mask?") else {}
+    return Case(a, flags=flags)
+
+
+@st.composite
+def _truncation_cases(draw):
+    a = draw(_arrays(("ratio",), {"ratio": _nonneg(10)}))
+    cap = draw(st.one_of(_grid(4).filter(lambda x: x > 0), st.just(Fraction(1))), label="cap")
+    return Case(a, kwargs={"cap": cap})
+
+
+@st.composite
+def _distribution(draw, K: int, zeros: bool) -> list[Fraction]:
+    """A dyadic probability vector (exact in float32): integer weights summing to 2^m."""
+    m = draw(st.integers(2, 10), label="log2 denominator")
+    weights = draw(st.lists(st.integers(0 if zeros else 1, 64), min_size=K, max_size=K))
+    if sum(weights) == 0:
+        weights[0] = 1
+    scaled = [w * 2**m // sum(weights) for w in weights]
+    scaled[int(np.argmax(scaled))] += 2**m - sum(scaled)
+    if not zeros:
+        scaled = [max(s, 1) for s in scaled]
+        scaled[int(np.argmax(scaled))] -= sum(scaled) - 2**m
+    return [Fraction(s, 2**m) for s in scaled]
+
+
+@st.composite
+def _distribution_cases(draw, names=("p", "q")):
+    batch = draw(batch_shapes(max_dims=1), label="batch shape")
+    K = draw(st.integers(1, 6), label="K")
+    out = {}
+    for n in names:
+        rows = [draw(_distribution(K, zeros=True), label=n)
+                for _ in range(int(np.prod(batch)) if batch else 1)]
+        out[n] = np.array(rows, dtype=object).reshape(batch + (K,))
+    return Case(out)
+
+
+@st.composite
+def _logit_cases(draw):
+    a = draw(_arrays(("logits",), {"logits": st.one_of(_numbers(30), _grid(1e4, 1))},
+                     min_ndim=1))
+    return Case(a)
+
+
+@st.composite
+def _kl_estimate_cases(draw):
+    a = draw(_arrays(("logp", "ref_logp"), {"logp": _numbers(15), "ref_logp": _numbers(15)}))
+    return Case(a, kwargs={"kind": draw(st.sampled_from(dv.KL_ESTIMATORS), label="kind")})
+
+
+@st.composite
+def _clip_cases(draw):
+    a = draw(_arrays(("ratio", "advantages"), {"ratio": _nonneg(3), "advantages": _numbers(8)}))
+    kw = {"clip_low": draw(st.sampled_from([Fraction(1, 5), Fraction(1, 4), Fraction(0),
+                                            Fraction(1, 2)]), label="clip_low")}
+    if draw(st.booleans(), label="asymmetric"):
+        kw["clip_high"] = draw(st.sampled_from([Fraction(7, 25), Fraction(1, 2), Fraction(3)]),
+                               label="clip_high")
+    if draw(st.booleans(), label="dual clip"):
+        kw["dual_clip"] = draw(st.sampled_from([Fraction(3), Fraction(5, 4)]), label="dual")
+    return Case(a, kwargs=kw)
+
+
+@st.composite
+def _penalized_cases(draw):
+    a = draw(_arrays(("ratio", "advantages", "kl"),
+                     {"ratio": _nonneg(3), "advantages": _numbers(8), "kl": _numbers(4)}))
+    return Case(a, kwargs={"beta": draw(_grid(2).map(abs), label="beta")})
+
+
+@st.composite
+def _value_cases(draw):
+    a = draw(_arrays(("values", "returns", "old_values"),
+                     {k: _numbers(50) for k in ("values", "returns", "old_values")}))
+    if draw(st.booleans(), label="clip?"):
+        kw = {"clip": draw(_grid(2).map(abs), label="clip"),
+              "clip_form": draw(st.sampled_from(ob.VALUE_CLIP_FORMS), label="form")}
+        return Case(a, kwargs=kw)
+    a.pop("old_values")
+    return Case(a)
+
+
+def _value_call(fn, case, args, kw):
+    names = list(case.arrays)
+    named = dict(zip(names, args))
+    extra = {"old_values": named["old_values"]} if "old_values" in named else {}
+    return fn(named["values"], named["returns"], **extra, **kw)
+
+
+@st.composite
+def _whiten_cases(draw):
+    a = draw(_arrays(("x",), {"x": _numbers(100)}, min_ndim=1))
+    flags = {}
+    if draw(st.booleans(), label="mask?"):
+        m = _mask(draw, a["x"].shape)
+        m.flat[draw(st.integers(0, m.size - 1), label="one kept")] = True
+        flags["mask"] = m
+    kw = {"shift_mean": draw(st.booleans(), label="shift_mean"),
+          "unbiased": draw(st.booleans(), label="unbiased"),
+          "eps": draw(st.sampled_from([Fraction(1, 2**20), Fraction(1, 100), Fraction(1)]),
+                      label="eps")}
+    return Case(a, kwargs=kw, flags=flags)
+
+
+@st.composite
+def _aggregate_cases(draw):
+    B = draw(st.integers(1, 4), label="B")
+    T = draw(st.integers(1, 6), label="T")
+    a = draw(_arrays(("per_step_loss",), {"per_step_loss": _numbers(10)}, shape=(B, T)))
+    m = _mask(draw, (B, T))
+    m[draw(st.integers(0, B - 1), label="row kept"), 0] = True
+    mode = draw(st.sampled_from(ob.AGGREGATION_MODES), label="mode")
+    kw = {"mode": mode}
+    if mode == "seq-mean-token-sum-norm":
+        kw["normalizer"] = Fraction(draw(st.integers(1, 16), label="normalizer"))
+    return Case(a, kwargs=kw, flags={"mask": m})
+
+
+def _aggregate_call(fn, case, args, kw):
+    kw = dict(kw)
+    mask, mode = kw.pop("mask"), kw.pop("mode")
+    return fn(args[0], mask, mode, **kw)
+
+
+@st.composite
+def _group_cases(draw):
+    method = draw(st.sampled_from(ob.GROUP_METHODS), label="method")
+    batch = draw(batch_shapes(max_dims=1), label="batch shape")
+    G = draw(st.integers(2 if method == "rloo" else 1, 8), label="G")
+    element = st.one_of(_numbers(10), st.sampled_from([Fraction(0), Fraction(1)]))
+    a = draw(_arrays(("rewards",), {"rewards": element}, shape=batch + (G,)))
+    kw = {"method": method, "unbiased": draw(st.booleans(), label="unbiased"),
+          "eps": draw(st.sampled_from([Fraction(1, 2**20), Fraction(1, 100)]), label="eps")}
+    return Case(a, kwargs=kw)
+
+
+# --- forward-error bounds (u: unit roundoff of the dtype) ------------------------------------
+
+def _abs(x):
+    return np.abs(np.asarray(x, dtype=np.float64))
+
+
+def _bound_ratio(case, f, exact, u):
+    # d = logp − old: one rounding (|δd| ≤ u|d|); exp adds ≤ 4u relative: |δr| ≤ |r|(u|d| + 4u).
+    d = _abs(f[0] - f[1])
+    return 2 * u * np.abs(exact) * (d + 4)
+
+
+def _masked_terms(case, f):
+    m = case.flags.get("mask", np.ones(f[0].shape, dtype=bool))
+    return np.where(m, _abs(f[0]) + _abs(f[1]), 0.0), m
+
+
+def _bound_sequence(case, f, exact, u):
+    # Σ of T differences: each term one rounding, the sum T − 1 more.
+    terms, _ = _masked_terms(case, f)
+    return 2 * u * (f[0].shape[-1] + 2) * terms.sum(-1)
+
+
+def _bound_geometric(case, f, exact, u):
+    # mean of T rounded differences (T + 2 roundings on Σ|terms|/n), then exp (4u relative).
+    terms, m = _masked_terms(case, f)
+    n = np.maximum(m.sum(-1), 1)
+    return 2 * u * np.abs(exact) * ((f[0].shape[-1] + 3) * terms.sum(-1) / n + 4)
+
+
+def _bound_truncation(case, f, exact, u):
+    # min is exact; only the cap is rounded to the dtype.
+    return 2 * u * float(case.kwargs["cap"]) * np.ones_like(exact)
+
+
+def _plogs(p, q):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * (np.abs(np.log(np.where(p > 0, p, 1)))
+                                    + np.abs(np.log(np.where(q > 0, q, 1))) + 1), 0.0)
+
+
+def _bound_kl(case, f, exact, u):
+    # Σ_x p(log p − log q): each log ≤ 4u relative, products and the K-term sum K + 2 more.
+    K = f[0].shape[-1]
+    return 2 * u * (K + 8) * _plogs(f[0], f[1]).sum(-1)
+
+
+def _bound_entropy(case, f, exact, u):
+    K = f[0].shape[-1]
+    return 2 * u * (K + 8) * _plogs(f[0], f[0]).sum(-1)
+
+
+def _bound_entropy_logits(case, f, exact, u):
+    # log p_i = l_i − lse: error ≤ (K + 8)u(|l_i| + |lse| + 1); H = −Σ p log p then errs by
+    # ≤ Σ p_i(1 + |log p_i|)·δ(log p_i) + (K + 2)u·Σ p_i|log p_i|.
+    l = f[0]
+    m = l.max(-1, keepdims=True)
+    lse = m + np.log(np.exp(l - m).sum(-1, keepdims=True))
+    logp = l - lse
+    p = np.exp(logp)
+    K = l.shape[-1]
+    dlogp = (K + 8) * u * (np.abs(l) + np.abs(lse) + 1)
+    return 2 * ((p * (1 + np.abs(logp)) * dlogp).sum(-1)
+                + (K + 2) * u * (p * np.abs(logp)).sum(-1))
+
+
+def _bound_kl_estimate(case, f, exact, u):
+    x = f[1] - f[0]
+    dx = u * (np.abs(f[0]) + np.abs(f[1]))  # one rounding of the difference
+    kind = case.kwargs["kind"]
+    if kind == "k1":
+        return 2 * dx
+    if kind == "k2":
+        return 2 * (np.abs(x) * dx + 2 * u * x * x)
+    em1 = np.abs(np.expm1(x))  # k3 = expm1(x) − x: dk3/dx = e^x − 1, expm1 ≤ 4u, minus 1u
+    return 2 * (em1 * dx + 4 * u * em1 + u * (em1 + np.abs(x)) + dx)
+
+
+def _bound_clip(case, f, exact, u):
+    # r·A one rounding; the clip bounds 1 ± ε rounded to the dtype (the surrogate is
+    # continuous in r, so a boundary decided differently moves the value by ≤ u(1+ε)|A|);
+    # c·A one rounding.
+    kw = case.kwargs
+    eps = max(float(kw["clip_low"]), float(kw.get("clip_high", kw["clip_low"])))
+    c = float(kw.get("dual_clip", 0))
+    return 4 * u * np.abs(f[1]) * (np.abs(f[0]) + 1 + eps + c)
+
+
+def _bound_penalized(case, f, exact, u):
+    beta = float(case.kwargs["beta"])
+    return 4 * u * (np.abs(f[0] * f[1]) + 2 * beta * np.abs(f[2]))
+
+
+def _bound_value(case, f, exact, u):
+    # (Σ of ≤ 3 rounded terms of size ≤ M)²: ≤ 12u·M², M = |V| + |R| + |V_old| + c.
+    M = np.abs(f[0]) + np.abs(f[1]) + (np.abs(f[2]) + float(case.kwargs["clip"])
+                                       if len(f) > 2 else 0)
+    return 12 * u * M * M
+
+
+def _whitening_error(x, keep, mean, var, eps, u, n, divisor, scale_on_std):
+    """Bound on the error of (x − μ)/s, s = sqrt(var + eps) (or std + eps), per element."""
+    S = np.max(np.abs(x[keep])) if keep.any() else 0.0
+    d_mean = (n + 2) * u * S
+    dev = np.abs(x - mean)
+    d_dev = d_mean + 2 * u * (S + abs(mean))
+    D = np.max(dev[keep]) if keep.any() else 0.0
+    d_var = (2 * D * d_dev * n + (n + 3) * u * float(np.sum(dev[keep] ** 2))) / divisor
+    if scale_on_std:
+        std = math.sqrt(var)
+        s = std + eps
+        d_s = (d_var / (2 * std) if std > 0 else math.sqrt(d_var)) + 2 * u * s
+    else:
+        s = math.sqrt(var + eps)
+        d_s = (d_var + u * (var + eps)) / (2 * s) + 4 * u * s
+    if d_s >= s:
+        return np.full(x.shape, np.inf)  # too ill-conditioned to promise anything
+    w = dev / s
+    return 2 * (d_dev / (s - d_s) + w * d_s / (s - d_s) + u * w)
+
+
+def _bound_whiten(case, f, exact, u):
+    x = f[0]
+    keep = case.flags.get("mask", np.ones(x.shape, dtype=bool))
+    n = int(keep.sum())
+    mean = float(x[keep].mean())
+    unbiased = case.kwargs["unbiased"]
+    divisor = n - 1 if unbiased and n > 1 else n
+    var = float(((x[keep] - mean) ** 2).sum()) / divisor if not (unbiased and n == 1) else 0.0
+    err = _whitening_error(x, keep, mean, var, float(case.kwargs["eps"]), u, n, divisor, False)
+    if not case.kwargs["shift_mean"]:
+        err = err + 4 * u * (abs(mean) + np.abs(exact))
+    return np.where(keep, err, 0.0)
+
+
+def _bound_aggregate(case, f, exact, u):
+    # All modes are positive-weighted sums: ≤ (B·T + 4) roundings on the same aggregate of |l|.
+    kw = {k: v for k, v in case.kwargs.items()}
+    mode = kw.pop("mode")
+    S = float(ob.aggregate_loss(np.abs(f[0]), case.flags["mask"], mode, **kw))
+    return 2 * u * (f[0].size + 4) * S * np.ones_like(exact)
+
+
+def _bound_group(case, f, exact, u):
+    r = f[0]
+    method, eps = case.kwargs["method"], float(case.kwargs["eps"])
+    G = r.shape[-1]
+    out = np.zeros(r.shape)
+    for idx in np.ndindex(r.shape[:-1]):
+        row = r[idx]
+        S = float(np.max(np.abs(row)))
+        if method in ("dr_grpo", "rloo"):
+            out[idx] = 2 * u * (G + 3) * (np.abs(row) + S)
+            continue
+        mean = float(row.mean())
+        divisor = G - 1 if case.kwargs["unbiased"] and G > 1 else G
+        var = float(((row - mean) ** 2).sum()) / divisor
+        keep = np.ones(G, dtype=bool)
+        out[idx] = _whitening_error(row, keep, mean, var, eps, u, G, divisor, True)
+    return out
+
+
+def _grouped(fn, case, args, kw):
+    return fn(args[0], **kw)
+
+
+FUNCTIONS: dict[str, tuple[ArrayFunction, Callable]] = {}
+
+
+def _add(name, oracle, cases, bound, call=None, differentiable=(0,), kink=None):
+    FUNCTIONS[name] = (ArrayFunction(name, oracle, cases, bound, differentiable, kink),
+                       call or (lambda fn, case, args, kw: fn(*args, **kw)))
+
+
+_add("importance_ratio", ra.importance_ratio, _ratio_cases, _bound_ratio, differentiable=(0, 1))
+_add("sequence_log_ratio", ra.sequence_log_ratio, _sequence_cases, _bound_sequence,
+     differentiable=(0, 1))
+_add("geometric_mean_ratio", ra.geometric_mean_ratio, _sequence_cases, _bound_geometric,
+     differentiable=(0, 1))
+_add("truncated_importance_weight", ra.truncated_importance_weight, _truncation_cases,
+     _bound_truncation, kink=lambda case: _near(case.arrays["ratio"],
+                                                [0, float(case.kwargs["cap"])]))
+_add("kl_divergence", dv.kl_divergence, _distribution_cases, _bound_kl, differentiable=())
+_add("entropy", dv.entropy, lambda: _distribution_cases(("p",)), _bound_entropy,
+     differentiable=())
+_add("entropy_from_logits", dv.entropy_from_logits, _logit_cases, _bound_entropy_logits)
+_add("kl_estimate", dv.kl_estimate, _kl_estimate_cases, _bound_kl_estimate,
+     differentiable=(0, 1))
+_add("clipped_surrogate", ob.clipped_surrogate, _clip_cases, _bound_clip,
+     differentiable=(0, 1), kink=lambda case: _near_kink(case))
+_add("kl_penalized_surrogate", ob.kl_penalized_surrogate, _penalized_cases, _bound_penalized,
+     differentiable=(0, 1, 2))
+_add("value_loss", ob.value_loss, _value_cases, _bound_value, call=_value_call)
+_add("whiten", ob.whiten, _whiten_cases, _bound_whiten,
+     call=lambda fn, case, args, kw: fn(args[0], kw.pop("mask", None), **kw))
+_add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, _bound_aggregate,
+     call=_aggregate_call)
+_add("group_advantages", ob.group_advantages, _group_cases, _bound_group, call=_grouped,
+     kink=lambda case: _zero_spread(case))
+
+
+def _settings(profile: str, cap: int | None = None) -> settings:
+    register_profiles()
+    parent = settings.get_profile(profile)
+    return settings(parent) if cap is None else settings(parent, max_examples=min(
+        parent.max_examples, cap))
+
+
+def _output(out: Any, name: str) -> np.ndarray:
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailure(f"{name} returned {type(out).__name__}, not a torch.Tensor")
+    return out.detach().cpu().double().numpy()
+
+
+def _compare(name: str, case: Case, got: np.ndarray, exact: np.ndarray, bound: np.ndarray,
+             tracker: Tracker, label: str) -> None:
+    exact = np.asarray(exact, dtype=np.float64)
+    if got.shape != exact.shape:
+        raise CheckFailure(f"{name} {label}: shape {got.shape}, expected {exact.shape} ({case!r})")
+    both_inf = np.isinf(exact) & (got == exact)
+    with np.errstate(invalid="ignore"):
+        err = np.where(both_inf, 0.0, np.abs(got - exact))
+    err = np.where(np.isnan(got), np.inf, err)
+    floor = 4 * smallest_normal("float32")
+    ratio = err / (np.asarray(bound, dtype=np.float64) + floor)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
+    tracker.saw(float(np.nan_to_num(ratio[worst], posinf=1e300)))
+    if ratio[worst] > 1:
+        verdict = "WRONG" if ratio[worst] > 1000 else "IMPRECISE"
+        raise CheckFailure(
+            f"{name} {label}: {verdict} (error is {ratio[worst]:.3g} x the allowed bound)\n"
+            f"  worst element {tuple(int(i) for i in worst)}: yours = {got[worst]!r}  "
+            f"exact = {exact[worst]!r}  bound = {bound[worst] if np.ndim(bound) else bound:.3g}"
+            f"\n  inputs: {case!r}")
+
+
+def _value_check(name: str, dtype: torch.dtype):
+    spec, call = FUNCTIONS[name]
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        u = unit_roundoff(dtype)
+
+        @_settings(profile)
+        @given(case=spec.cases())
+        def prop(case):
+            args, kw = case.torch_args(dtype)
+            got = _output(call(fn, case, args, dict(kw)), name)
+            exact_args, exact_kw = case.exact_args(dtype)
+            exact = _float_array(call(spec.oracle, case, exact_args, dict(exact_kw)))
+            bound = spec.bound(case, case.floats(dtype), exact, u)
+            _compare(name, case, got, exact, bound, tracker, f"({dtype})")
+
+        prop()
+
+    return run
+
+
+def _hygiene(name: str):
+    spec, call = FUNCTIONS[name]
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, 15)
+        @given(case=spec.cases())
+        def prop(case):
+            for dtype in (torch.float32, torch.float64):
+                args, kw = case.torch_args(dtype)
+                before = copy.deepcopy((args, kw))
+                out1 = call(fn, case, args, dict(kw))
+                out2 = call(fn, case, args, dict(kw))
+                for a, b in zip(args, before[0]):
+                    if not torch.equal(a, b):
+                        raise CheckFailure(f"{name} modified an input tensor")
+                for k, v in kw.items():
+                    if isinstance(v, torch.Tensor) and not torch.equal(v, before[1][k]):
+                        raise CheckFailure(f"{name} modified its input {k!r}")
+                if not isinstance(out1, torch.Tensor) or out1.dtype != dtype:
+                    raise CheckFailure(f"{name}: {dtype} input gave "
+                                       f"{getattr(out1, 'dtype', type(out1))}")
+                if not torch.equal(out1, out2):
+                    raise CheckFailure(f"{name} is not deterministic")
+            tracker.saw()
+
+        prop()
+
+    return run
+
+
+def _gradcheck(name: str):
+    spec, call = FUNCTIONS[name]
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        @_settings(profile, 10)
+        @given(case=spec.cases())
+        def prop(case):
+            args, kw = case.torch_args(torch.float64)
+            if spec.kink is not None and spec.kink(case):
+                return
+            wrt = [i for i in spec.differentiable]
+            for i in wrt:
+                args[i] = args[i].clone().requires_grad_()
+
+            def f(*xs):
+                full = list(args)
+                for i, x in zip(wrt, xs):
+                    full[i] = x
+                return call(fn, case, full, dict(kw))
+
+            torch.autograd.gradcheck(f, tuple(args[i] for i in wrt), eps=1e-7, atol=1e-6,
+                                     rtol=1e-5)
+            tracker.saw()
+
+        prop()
+
+    return run
+
+
+def _near(x: Any, points: list[float], tol: float = 1e-5) -> bool:
+    x = np.asarray(x, dtype=np.float64)
+    return any(bool(np.any(np.abs(x - p) < tol)) for p in points)
+
+
+def _zero_spread(case: Case) -> bool:
+    """std is not differentiable at 0: finite differences there are meaningless."""
+    r = np.asarray(case.arrays["rewards"], dtype=np.float64)
+    return case.kwargs["method"] == "grpo" and bool(np.any(r.std(-1) < 1e-3))
+
+
+def _near_kink(case: Case) -> bool:
+    """gradcheck's finite differences are meaningless within 1e-6 of a clip boundary."""
+    r = np.asarray(case.arrays["ratio"], dtype=np.float64)
+    A = np.asarray(case.arrays["advantages"], dtype=np.float64)
+    kw = case.kwargs
+    lo, hi = float(kw["clip_low"]), float(kw.get("clip_high", kw["clip_low"]))
+    kinks = [1 - lo, 1 + hi]
+    if "dual_clip" in kw:
+        kinks.append(float(kw["dual_clip"]))  # c·A = r·A at r = c
+    near = np.zeros(r.shape, dtype=bool)
+    for k in kinks:
+        near |= np.abs(r - k) < 1e-5
+    return bool(near.any() or np.any(A == 0) or np.any(r < 1e-5))
+
+
+for _name in FUNCTIONS:
+    register(_name, "float64", "exact inputs, float64: within the derived bound of the oracle")(
+        _value_check(_name, torch.float64))
+    register(_name, "float32", "exact inputs, float32: within the derived bound of the oracle")(
+        _value_check(_name, torch.float32))
+    register(_name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(_name))
+    if FUNCTIONS[_name][0].differentiable:
+        register(_name, "gradcheck", "torch.autograd.gradcheck in float64")(_gradcheck(_name))
+
+
+# --- exact gradient facts and special behaviour -----------------------------------------------
+
+@st.composite
+def _boundary_clip_cases(draw):
+    """Dyadic ratios ON and around the clip boundaries (exact in float64), with the clip range
+    1 ± ε and the dual-clip point c also dyadic, so every comparison is decided exactly."""
+    lo = draw(st.sampled_from([Fraction(1, 4), Fraction(1, 8), Fraction(0)]), label="clip_low")
+    hi = draw(st.sampled_from([lo, Fraction(3, 8)]), label="clip_high")
+    c = draw(st.sampled_from([None, Fraction(3), Fraction(5, 4)]), label="dual_clip")
+    special = [1 - lo, 1 + hi, Fraction(1)] + ([c] if c else [])
+    ratio = st.one_of(st.sampled_from(special), _grid(4).map(abs))
+    a = draw(_arrays(("ratio", "advantages"), {"ratio": ratio, "advantages": _grid(4)}))
+    kw = {"clip_low": lo, "clip_high": hi}
+    if c is not None:
+        kw["dual_clip"] = c
+    return Case(a, kwargs=kw)
+
+
+@register("clipped_surrogate", "gradient",
+          "∂L/∂ratio by autograd = the exact case analysis: 0 where the clip is active, A "
+          "elsewhere, ratios on the boundary included")
+def _clip_gradient(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile)
+    @given(case=_boundary_clip_cases())
+    def prop(case):
+        args, kw = case.torch_args(torch.float64)
+        r = args[0].clone().requires_grad_()
+        fn(r, args[1], **kw).sum().backward()
+        exact_args, exact_kw = case.exact_args(torch.float64)
+        expected = _float_array(ob.clipped_surrogate_ratio_gradient(*exact_args, **exact_kw))
+        got = r.grad.numpy() if r.grad is not None else np.zeros(expected.shape)
+        tracker.saw()
+        if not np.array_equal(got, expected):
+            idx = np.argwhere(got != expected)[0]
+            raise CheckFailure(
+                f"clipped_surrogate: d/d ratio at {tuple(idx)} is {got[tuple(idx)]}, exact "
+                f"{expected[tuple(idx)]} (ratio {args[0].numpy()[tuple(idx)]}, advantage "
+                f"{args[1].numpy()[tuple(idx)]}, {kw})")
+
+    prop()
+
+
+_LOG_R = sympy.Symbol("log_r", real=True)
+
+
+def _estimator_derivative(kind: str) -> Callable[[np.ndarray], np.ndarray]:
+    """d k / d log r from the oracle's own formula, by SymPy (then ∂/∂logp = −that)."""
+    k = dv._estimator(kind, _LOG_R) if kind != "k3" else sympy.exp(_LOG_R) - 1 - _LOG_R
+    return sympy.lambdify(_LOG_R, sympy.diff(k, _LOG_R), "numpy")
+
+
+@register("kl_estimate", "gradient",
+          "∂k/∂logp and ∂k/∂ref_logp by autograd = SymPy's derivative of the definition")
+def _kl_estimate_gradient(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile)
+    @given(case=_kl_estimate_cases())
+    def prop(case):
+        kind = case.kwargs["kind"]
+        args, _ = case.torch_args(torch.float64)
+        logp, ref = (a.clone().requires_grad_() for a in args)
+        fn(logp, ref, kind).sum().backward()
+        x = (args[1] - args[0]).numpy()
+        dk = np.broadcast_to(_estimator_derivative(kind)(x), x.shape)
+        # |x| ≤ 30: e^x − 1 to ≤ 4u relative, plus the rounding of x (u|x|·e^x)
+        u = unit_roundoff(torch.float64)
+        tol = 8 * u * (np.abs(dk) + np.abs(x) * np.exp(np.abs(x)) + 1)
+        for got, sign, name in ((logp.grad, -1, "logp"), (ref.grad, 1, "ref_logp")):
+            err = np.abs(got.numpy() - sign * dk)
+            tracker.saw(float(np.max(err / tol)) if err.size else 0.0)
+            if np.any(err > tol):
+                raise CheckFailure(f"kl_estimate({kind}): d/d{name} = {got.numpy().tolist()},"
+                                   f" exact {(sign * dk).tolist()}")
+
+    prop()
+
+
+@register("kl_estimate", "extremes",
+          "k3 ≥ 0 for every sample; finite log-probs up to ±1e3 never give NaN; k3 is +inf "
+          "only where the exact value exceeds the largest float")
+def _kl_extremes(fn, tracker: Tracker, profile: str) -> None:
+    values = st.one_of(st.floats(-1e3, 1e3, allow_subnormal=False),
+                       st.sampled_from([-1e3, 1e3, 0.0, 1e-30, -1e-30, 700.0, 710.0, 89.0]))
+
+    @_settings(profile)
+    @given(logp=values, ref=values, dtype=st.sampled_from([torch.float32, torch.float64]))
+    def prop(logp, ref, dtype):
+        a = torch.tensor([logp], dtype=dtype)
+        b = torch.tensor([ref], dtype=dtype)
+        x = float(b - a)  # the log-ratio as the function sees it (the rounded difference)
+        largest = math.log(torch.finfo(dtype).max)
+        for kind in dv.KL_ESTIMATORS:
+            k = fn(a, b, kind)
+            value = float(k)
+            tracker.saw()
+            if math.isnan(value):
+                raise CheckFailure(f"kl_estimate({kind}) is NaN for logp={logp}, ref={ref}")
+            if kind == "k3" and value < 0:
+                raise CheckFailure(f"k3 = {value} < 0 for logp={logp}, ref={ref}")
+            if math.isinf(value) and not (kind == "k3" and x > largest - 1):
+                raise CheckFailure(f"kl_estimate({kind}) = {value} for logp={logp}, "
+                                   f"ref={ref}, whose exact value is representable")
+
+    prop()
+
+
+@register("importance_ratio", "extremes",
+          "log-ratios up to ±1e3: inf only on overflow, 0 only on underflow, never NaN")
+def _ratio_extremes(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile)
+    @given(d=st.floats(-1e3, 1e3, allow_subnormal=False),
+           dtype=st.sampled_from([torch.float32, torch.float64]))
+    def prop(d, dtype):
+        logp = torch.tensor([d], dtype=dtype)
+        r = float(fn(logp, torch.zeros_like(logp)))
+        x = float(logp)
+        info = torch.finfo(dtype)
+        tracker.saw()
+        if math.isnan(r):
+            raise CheckFailure(f"importance_ratio is NaN for a log-ratio of {d}")
+        if math.isinf(r) != (x > math.log(info.max) + 1e-3) and abs(x - math.log(info.max)) > 1e-3:
+            raise CheckFailure(f"importance_ratio({d}) = {r}: overflow where the exact ratio "
+                               "is representable, or the reverse")
+        if r == 0 and x > math.log(info.tiny) - 30:
+            raise CheckFailure(f"importance_ratio({d}) = 0, but exp({x}) is representable")
+
+    prop()
+
+
+@register("clipped_surrogate", "overflowed_ratio",
+          "a ratio that overflowed to inf gives the exact limit: clipped for A > 0, −inf "
+          "(or c·A) for A < 0, and 0 for A = 0 — never NaN")
+def _clip_inf(fn, tracker: Tracker, profile: str) -> None:
+    for dtype in (torch.float32, torch.float64):
+        r = torch.full((3,), math.inf, dtype=dtype)
+        A = torch.tensor([1.0, -1.0, 0.0], dtype=dtype)
+        got = fn(r, A, clip_low=0.2).tolist()
+        dual = fn(r, A, clip_low=0.2, dual_clip=3.0).tolist()
+        clipped = float(torch.tensor(1.2, dtype=dtype))  # (1 + ε)·A, ε rounded to the dtype
+        expected, expected_dual = [clipped, -math.inf, 0.0], [clipped, -3.0, 0.0]
+        tracker.saw()
+        if got != expected or dual != expected_dual:
+            raise CheckFailure(f"clipped_surrogate(inf, {A.tolist()}) = {got} (dual clip: "
+                               f"{dual}), expected {expected} ({expected_dual})")
+
+
+@register("adaptive_kl_coefficient", "walk",
+          "a sequence of observed KLs, thresholds hit exactly: every step equals the oracle")
+def _adaptive_walk(fn, tracker: Tracker, profile: str) -> None:
+    # target 3/4, tolerance 3/2: thresholds 1/2 and 9/8 are exact in binary.
+    target, tol = Fraction(3, 4), Fraction(3, 2)
+
+    @_settings(profile)
+    @given(kls=st.lists(st.one_of(st.sampled_from([Fraction(1, 2), Fraction(9, 8)]),
+                                  _grid(3).map(abs)), min_size=1, max_size=12),
+           beta=st.sampled_from([Fraction(1), Fraction(1, 8), Fraction(0)]),
+           factor=st.sampled_from([Fraction(2), Fraction(3, 2)]))
+    def prop(kls, beta, factor):
+        b_impl, b_exact = float(beta), beta
+        for step, kl in enumerate(kls):
+            b_impl = fn(b_impl, float(kl), target=float(target), tolerance=float(tol),
+                        factor=float(factor))
+            b_exact = ob.adaptive_kl_coefficient(b_exact, kl, target=target, tolerance=tol,
+                                                 factor=factor)
+            tracker.saw()
+            if b_impl != float(b_exact):
+                raise CheckFailure(f"adaptive_kl_coefficient: step {step} (kl = {kl}) gave "
+                                   f"beta = {b_impl}, exact {b_exact}; walk {kls}")
+
+    prop()
+
+
+def _bad(fn_name: str, *cases: tuple[str, Callable[[Callable], Any]]):
+    """Register a bad-input check: each call must raise ValueError/TypeError naming a word."""
+
+    def run(fn, tracker: Tracker, profile: str) -> None:
+        for word, call in cases:
+            try:
+                call(fn)
+            except (ValueError, TypeError) as err:
+                if word not in str(err):
+                    raise CheckFailure(f"{fn_name}: bad {word} raised {err!r}, which does not "
+                                       f"name {word!r}") from None
+            else:
+                raise CheckFailure(f"{fn_name}: bad {word} raised no error")
+            tracker.saw()
+
+    register(fn_name, "bad_input", "bad input raises ValueError/TypeError naming the argument")(
+        run)
+
+
+def _t(*xs):
+    return torch.tensor(xs, dtype=torch.float64)
+
+
+_bad("importance_ratio", ("old_logp", lambda f: f(_t(0.0, 1.0), _t(0.0))),
+     ("logp", lambda f: f([0.0], _t(0.0))))
+_bad("sequence_log_ratio", ("old_logp", lambda f: f(_t(0.0, 1.0), _t(0.0))),
+     ("mask", lambda f: f(_t(0.0, 1.0), _t(0.0, 0.0), mask=_t(2.0, 1.0))))
+_bad("geometric_mean_ratio", ("old_logp", lambda f: f(_t(0.0, 1.0), _t(0.0))),
+     ("mask", lambda f: f(_t(0.0, 1.0), _t(0.0, 0.0), mask=_t(0.5, 1.0))))
+_bad("truncated_importance_weight", ("cap", lambda f: f(_t(1.0), cap=0.0)),
+     ("cap", lambda f: f(_t(1.0), cap=-1.0)), ("ratio", lambda f: f(_t(-1.0), cap=1.0)))
+_bad("kl_divergence", ("q", lambda f: f(_t(0.5, 0.5), _t(0.5, 0.6))),
+     ("p", lambda f: f(_t(1.5, -0.5), _t(0.5, 0.5))),
+     ("q", lambda f: f(_t(0.5, 0.5), _t(1.0))))
+_bad("entropy", ("p", lambda f: f(_t(0.5, 0.6))))
+_bad("entropy_from_logits", ("logits", lambda f: f(_t(0.0, math.nan))))
+_bad("kl_estimate", ("kind", lambda f: f(_t(0.0), _t(0.0), "k4")),
+     ("ref_logp", lambda f: f(_t(0.0), _t(0.0, 1.0), "k1")))
+_bad("clipped_surrogate", ("clip_low", lambda f: f(_t(1.0), _t(1.0), clip_low=-0.1)),
+     ("clip_high", lambda f: f(_t(1.0), _t(1.0), clip_high=-0.1)),
+     ("dual_clip", lambda f: f(_t(1.0), _t(1.0), dual_clip=0.5)),
+     ("advantages", lambda f: f(_t(1.0), _t(1.0, 2.0))),
+     ("ratio", lambda f: f(_t(-1.0), _t(1.0))))
+_bad("kl_penalized_surrogate", ("beta", lambda f: f(_t(1.0), _t(1.0), _t(0.0), beta=-1.0)),
+     ("kl", lambda f: f(_t(1.0), _t(1.0), _t(0.0, 1.0), beta=1.0)))
+_bad("adaptive_kl_coefficient", ("target", lambda f: f(1.0, 0.1, target=0.0)),
+     ("tolerance", lambda f: f(1.0, 0.1, target=0.1, tolerance=0.5)),
+     ("factor", lambda f: f(1.0, 0.1, target=0.1, factor=0.5)),
+     ("kl", lambda f: f(1.0, -0.1, target=0.1)))
+_bad("value_loss", ("returns", lambda f: f(_t(1.0), _t(1.0, 2.0))),
+     ("old_values", lambda f: f(_t(1.0), _t(1.0), clip=0.2)),
+     ("clip", lambda f: f(_t(1.0), _t(1.0), old_values=_t(1.0), clip=-0.2)),
+     ("clip_form", lambda f: f(_t(1.0), _t(1.0), old_values=_t(1.0), clip=0.2,
+                               clip_form="huber")))
+_bad("whiten", ("mask", lambda f: f(_t(1.0, 2.0), _t(0.0, 0.0))),
+     ("eps", lambda f: f(_t(1.0, 2.0), eps=0.0)))
+_bad("aggregate_loss", ("mode", lambda f: f(_t(1.0).reshape(1, 1), _t(1.0).reshape(1, 1),
+                                            "sum")),
+     ("normalizer", lambda f: f(_t(1.0).reshape(1, 1), _t(1.0).reshape(1, 1),
+                                "seq-mean-token-sum-norm")),
+     ("mask", lambda f: f(_t(1.0).reshape(1, 1), _t(0.0).reshape(1, 1), "token-mean")),
+     ("per_step_loss", lambda f: f(_t(1.0), _t(1.0), "token-mean")))
+_bad("group_advantages", ("G >= 2", lambda f: f(_t(1.0).reshape(1, 1), method="rloo")),
+     ("method", lambda f: f(_t(1.0, 2.0), method="ppo")),
+     ("eps", lambda f: f(_t(1.0, 2.0), method="grpo", eps=0.0)))
