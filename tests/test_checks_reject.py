@@ -150,3 +150,82 @@ def test_identity_check_rejects_a_wrong_oracle(monkeypatch, profile):
     for check_id in ("symbolic.gae_summed",):
         (check,) = [c for c in checks_for("identities") if c.id == check_id]
         assert run_check(check, None, profile).status == "failed"
+
+
+# --- SPEC §3–4 broken twins ----------------------------------------------------------------
+
+def kl_wrong_direction(logp, ref_logp, kind):
+    """log r = logp − ref_logp: the estimator of the other KL direction."""
+    return rt.kl_estimate(ref_logp, logp, kind)
+
+
+def k3_without_expm1(logp, ref_logp, kind):
+    log_r = ref_logp - logp
+    if kind == "k3":
+        return torch.exp(log_r) - 1 - log_r  # loses all digits of k3 ≈ log_r²/2 near 0
+    return rt.kl_estimate(logp, ref_logp, kind)
+
+
+def ratio_as_quotient(logp, old_logp):
+    return torch.exp(logp) / torch.exp(old_logp)
+
+
+def clip_on_advantage(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_clip=None):
+    hi = clip_low if clip_high is None else clip_high
+    return torch.minimum(ratio * advantages,
+                         ratio * torch.clamp(advantages, 1 - clip_low, 1 + hi))
+
+
+def dual_clip_for_all_advantages(ratio, advantages, *, clip_low=0.2, clip_high=None,
+                                 dual_clip=None):
+    out = rt.clipped_surrogate(ratio, advantages, clip_low=clip_low, clip_high=clip_high)
+    return out if dual_clip is None else torch.maximum(out, dual_clip * advantages)
+
+
+def rloo_including_self(rewards, *, method, eps=1e-6, unbiased=True):
+    if method == "rloo":
+        return rewards - rewards.mean(-1, keepdim=True)
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+
+
+def grpo_population_std(rewards, *, method, eps=1e-6, unbiased=True):
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=False)
+
+
+def whiten_always_biased(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    return rt.whiten(x, mask, shift_mean=shift_mean, unbiased=False, eps=eps)
+
+
+def seq_mean_as_token_mean(per_step_loss, mask, mode, *, normalizer=None):
+    if mode == "seq-mean-token-mean":
+        mode = "token-mean"
+    return rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
+
+
+def value_loss_with_half(values, returns, **kw):
+    return 0.5 * rt.value_loss(values, returns, **kw)
+
+
+def clip_gradient_leak(ratio, advantages, **kw):
+    """The right values, but the clipped branch keeps the ratio's gradient (r·A.detach() style
+    mistakes): gradient A everywhere."""
+    value = rt.clipped_surrogate(ratio, advantages, **kw)
+    return value.detach() + ratio * advantages - (ratio * advantages).detach()
+
+
+@pytest.mark.parametrize("mutant, check_id", [
+    (kl_wrong_direction, "kl_estimate.float64"),
+    (k3_without_expm1, "kl_estimate.float32"),
+    (ratio_as_quotient, "importance_ratio.extremes"),
+    (clip_on_advantage, "clipped_surrogate.float64"),
+    (dual_clip_for_all_advantages, "clipped_surrogate.float64"),
+    (clip_gradient_leak, "clipped_surrogate.gradient"),
+    (rloo_including_self, "group_advantages.float64"),
+    (grpo_population_std, "group_advantages.float64"),
+    (whiten_always_biased, "whiten.float64"),
+    (seq_mean_as_token_mean, "aggregate_loss.float64"),
+    (value_loss_with_half, "value_loss.float64"),
+], ids=lambda x: getattr(x, "__name__", x))
+def test_policy_check_rejects_broken_twin(mutant, check_id, profile):
+    result = run_check(_check(check_id), mutant, profile)
+    assert result.status == "failed", f"{check_id} let {mutant.__name__} pass"

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from .. import divergences as dv
@@ -92,6 +92,7 @@ class ArrayFunction:
     bound: Callable[[Case, list, np.ndarray, float], np.ndarray]
     differentiable: tuple[int, ...] = (0,)
     kink: Callable[[Case], bool] | None = None  # gradcheck skips inputs at a kink
+    pinned: tuple[Case, ...] = ()  # inputs every value check tries first
 
 
 # --- input strategies -------------------------------------------------------------------
@@ -358,8 +359,10 @@ def _bound_kl_estimate(case, f, exact, u):
         return 2 * dx
     if kind == "k2":
         return 2 * (np.abs(x) * dx + 2 * u * x * x)
-    em1 = np.abs(np.expm1(x))  # k3 = expm1(x) − x: dk3/dx = e^x − 1, expm1 ≤ 4u, minus 1u
-    return 2 * (em1 * dx + 4 * u * em1 + u * (em1 + np.abs(x)) + dx)
+    # k3 = expm1(x) − x: the rounding of x propagates with dk3/dx = e^x − 1; expm1 itself
+    # ≤ 4u relative; the final subtraction 1u of its operands.
+    em1 = np.abs(np.expm1(x))
+    return 2 * (em1 * dx + 4 * u * em1 + u * (em1 + np.abs(x)))
 
 
 def _bound_clip(case, f, exact, u):
@@ -453,9 +456,13 @@ def _grouped(fn, case, args, kw):
 FUNCTIONS: dict[str, tuple[ArrayFunction, Callable]] = {}
 
 
-def _add(name, oracle, cases, bound, call=None, differentiable=(0,), kink=None):
-    FUNCTIONS[name] = (ArrayFunction(name, oracle, cases, bound, differentiable, kink),
+def _add(name, oracle, cases, bound, call=None, differentiable=(0,), kink=None, pinned=()):
+    FUNCTIONS[name] = (ArrayFunction(name, oracle, cases, bound, differentiable, kink, pinned),
                        call or (lambda fn, case, args, kw: fn(*args, **kw)))
+
+
+def _vector(*xs) -> np.ndarray:
+    return np.array([Fraction(x) for x in xs], dtype=object)
 
 
 _add("importance_ratio", ra.importance_ratio, _ratio_cases, _bound_ratio, differentiable=(0, 1))
@@ -470,8 +477,12 @@ _add("kl_divergence", dv.kl_divergence, _distribution_cases, _bound_kl, differen
 _add("entropy", dv.entropy, lambda: _distribution_cases(("p",)), _bound_entropy,
      differentiable=())
 _add("entropy_from_logits", dv.entropy_from_logits, _logit_cases, _bound_entropy_logits)
+# small log-ratios: k3 ≈ (log r)²/2 must keep its digits (expm1, not exp − 1)
 _add("kl_estimate", dv.kl_estimate, _kl_estimate_cases, _bound_kl_estimate,
-     differentiable=(0, 1))
+     differentiable=(0, 1),
+     pinned=tuple(Case({"logp": _vector(0, Fraction(1, 64), Fraction(1, 1024)),
+                        "ref_logp": _vector(Fraction(1, 64), 0, 0)}, kwargs={"kind": k})
+                  for k in dv.KL_ESTIMATORS))
 _add("clipped_surrogate", ob.clipped_surrogate, _clip_cases, _bound_clip,
      differentiable=(0, 1), kink=lambda case: _near_kink(case))
 _add("kl_penalized_surrogate", ob.kl_penalized_surrogate, _penalized_cases, _bound_penalized,
@@ -536,6 +547,8 @@ def _value_check(name: str, dtype: torch.dtype):
             bound = spec.bound(case, case.floats(dtype), exact, u)
             _compare(name, case, got, exact, bound, tracker, f"({dtype})")
 
+        for case in spec.pinned:
+            prop = example(case=case)(prop)
         prop()
 
     return run
@@ -742,24 +755,30 @@ def _kl_extremes(fn, tracker: Tracker, profile: str) -> None:
 
 
 @register("importance_ratio", "extremes",
-          "log-ratios up to ±1e3: inf only on overflow, 0 only on underflow, never NaN")
+          "log-probs up to ±1e3: inf only on overflow, 0 only on underflow, never NaN")
 def _ratio_extremes(fn, tracker: Tracker, profile: str) -> None:
+    logps = st.one_of(st.floats(-1e3, 1e3, allow_subnormal=False),
+                      st.sampled_from([-1e3, -999.0, 0.0, 999.0, 1e3]))
+
     @_settings(profile)
-    @given(d=st.floats(-1e3, 1e3, allow_subnormal=False),
-           dtype=st.sampled_from([torch.float32, torch.float64]))
-    def prop(d, dtype):
-        logp = torch.tensor([d], dtype=dtype)
-        r = float(fn(logp, torch.zeros_like(logp)))
-        x = float(logp)
+    @given(logp=logps, old=logps, dtype=st.sampled_from([torch.float32, torch.float64]))
+    def prop(logp, old, dtype):
+        a, b = torch.tensor([logp], dtype=dtype), torch.tensor([old], dtype=dtype)
+        r = float(fn(a, b))
+        x = float(a) - float(b)  # exact difference of what the function saw
         info = torch.finfo(dtype)
         tracker.saw()
         if math.isnan(r):
-            raise CheckFailure(f"importance_ratio is NaN for a log-ratio of {d}")
-        if math.isinf(r) != (x > math.log(info.max) + 1e-3) and abs(x - math.log(info.max)) > 1e-3:
-            raise CheckFailure(f"importance_ratio({d}) = {r}: overflow where the exact ratio "
-                               "is representable, or the reverse")
-        if r == 0 and x > math.log(info.tiny) - 30:
-            raise CheckFailure(f"importance_ratio({d}) = 0, but exp({x}) is representable")
+            raise CheckFailure(f"importance_ratio is NaN for logp={logp}, old_logp={old}")
+        # exp(x) is representable (not inf) when x < log(max) − a margin for the rounding
+        # of the difference (≤ u·(|logp| + |old|)), and not 0 when x > log(tiny) + margin.
+        margin = 2 * info.eps * (abs(logp) + abs(old)) + 1e-3
+        if math.isinf(r) and x < math.log(info.max) - margin:
+            raise CheckFailure(f"importance_ratio({logp}, {old}) = inf, but exp({x}) is "
+                               "representable")
+        if r == 0 and x > math.log(info.tiny) + margin:
+            raise CheckFailure(f"importance_ratio({logp}, {old}) = 0, but exp({x}) is "
+                               "representable")
 
     prop()
 
