@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 __all__ = [
@@ -48,6 +48,9 @@ def register_profiles() -> None:
     settings.register_profile("ci", derandomize=True, database=None, max_examples=40,
                               report_multiple_bugs=False, print_blob=False, **common)
     settings.register_profile("thorough", max_examples=2000, **common)
+    # ci without the shrink phase: for meta-tests that only need a failure to be detected
+    settings.register_profile("detect", parent=settings.get_profile("ci"),
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate])
     settings.register_profile("dev", max_examples=40, **common)
 
 
