@@ -28,12 +28,12 @@ def _versions() -> str:
             f"sympy {sympy.__version__}, hypothesis {hypothesis.__version__}")
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: list[tuple[str, ...]], left: bool = False) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for k, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append("  ".join(c.ljust(w) if i == 0 or left else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -84,20 +84,94 @@ def run_main_job(kinds: Sequence[str] | None, profile: str, out=None) -> int:
     return 0 if not failures else 1
 
 
+def _claim_rows():
+    from .claims import all_claims
+
+    rows = []
+    for cid, c in all_claims().items():
+        verdict = c.run()
+        rows.append((c, verdict))
+    return rows
+
+
+def _claim_failed(c, verdict) -> bool:
+    """Only a claim expected to hold (TRUE, TRUE UNDER CONDITIONS) that does not is a failure."""
+    from .claims import CONDITIONAL, TRUE
+
+    return c.expected in (TRUE, CONDITIONAL) and verdict.status != c.expected
+
+
+def run_claims(claim_id: str | None = None, out=None) -> int:
+    """``refmath claims``: the ledger as a table; ``--id X``: one claim with its evidence."""
+    out = out or sys.stdout
+    from .claims import all_claims
+
+    claims = all_claims()
+    if claim_id is not None:
+        if claim_id not in claims:
+            print(f"no claim {claim_id!r}; known: {', '.join(claims)}", file=out)
+            return 2
+        c = claims[claim_id]
+        v = c.run()
+        print(c.id, file=out)
+        print(f"  source:    {c.source}", file=out)
+        print(f"  statement: {c.statement}", file=out)
+        print(f"  verdict:   {v.status} (expected {c.expected})", file=out)
+        if v.conditions:
+            print(f"  conditions: {v.conditions}", file=out)
+        print(f"  evidence:  {v.evidence}", file=out)
+        if v.counterexample:
+            print(f"  counterexample: {v.counterexample}", file=out)
+        return 1 if _claim_failed(c, v) else 0
+    rows = [("claim", "verdict", "expected", "source")]
+    failed = 0
+    for c, v in _claim_rows():
+        failed += _claim_failed(c, v)
+        mark = "" if v.status == c.expected else "  <-- differs"
+        rows.append((c.id, v.status + mark, c.expected, c.source))
+    print(_table(rows, left=True), file=out)
+    print(f"\n{len(rows) - 1} claims; {failed} expected-true claim(s) failed. "
+          "`refmath claims --id ID` shows one claim with its evidence.", file=out)
+    return 1 if failed else 0
+
+
+def _claims_summary(out) -> int:
+    from .claims import CONDITIONAL, FALSE, TRUE
+
+    rows = _claim_rows()
+    count = {s: sum(v.status == s for _, v in rows) for s in (TRUE, CONDITIONAL, FALSE)}
+    failed = sum(_claim_failed(c, v) for c, v in rows)
+    print(f"\nclaims ledger: {len(rows)} claims — {count[TRUE]} TRUE, {count[CONDITIONAL]} TRUE "
+          f"UNDER CONDITIONS, {count[FALSE]} FALSE; {failed} expected-true claim(s) failed "
+          "(`refmath claims` for the table)", file=out)
+    for c, v in rows:
+        if v.status == FALSE:
+            print(f"  FALSE  {c.id}: {c.statement}", file=out)
+    return failed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refmath",
         description="Verify the bundled Torch implementations against the exact oracles, "
-                    "and the oracles against the identities of SPEC §2.")
+                    "the oracles against the identities, and the claims ledger.")
     parser.add_argument("--kind", action="append", metavar="NAME",
                         help="only these functions (repeatable), e.g. gae, identities")
     parser.add_argument("--profile", default=None,
                         help="Hypothesis profile: ci (default, deterministic) or thorough")
+    sub = parser.add_subparsers(dest="command")
+    claims = sub.add_parser("claims", help="the claims ledger with exact verdicts")
+    claims.add_argument("--id", dest="claim_id", default=None, help="show one claim in full")
     args = parser.parse_args(argv)
+    if args.command == "claims":
+        return run_claims(args.claim_id)
     from .strategies import load_default_profile
 
     profile = args.profile or load_default_profile()
-    return run_main_job(args.kind, profile)
+    status = run_main_job(args.kind, profile)
+    if args.kind is None:
+        status = max(status, 1 if _claims_summary(sys.stdout) else 0)
+    return status
 
 
 if __name__ == "__main__":

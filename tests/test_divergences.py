@@ -13,7 +13,7 @@ import torch
 
 import refmath
 import refmath_torch
-from refmath.checks.identities import is_zero
+from refmath.exact import is_zero
 
 P = [F(1, 2), F(1, 4), F(1, 4)]
 Q = [F(1, 8), F(1, 8), F(3, 4)]

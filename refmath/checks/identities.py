@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from .. import advantages as adv
 from .. import returns as ret
 from ..strategies import Episode, episodes, register_profiles
+from ..exact import is_zero
 from . import CheckFailure, Tracker, register
 
 KIND = "identities"
@@ -30,26 +31,6 @@ def _settings(profile: str, cap: int | None = None) -> settings:
     parent = settings.get_profile(profile)
     return settings(parent) if cap is None else settings(parent, max_examples=min(
         parent.max_examples, cap))
-
-
-def _prime_logs(arg: sympy.Rational) -> sympy.Expr:
-    """log(n/d) = Σ e·log p over the prime factors (logs of primes are linearly independent
-    over the rationals, so this is a canonical form for sums of logs of rationals)."""
-    num = sum((e * sympy.log(q) for q, e in sympy.factorint(arg.p).items()), sympy.Integer(0))
-    den = sum((e * sympy.log(q) for q, e in sympy.factorint(arg.q).items()), sympy.Integer(0))
-    return num - den
-
-
-def is_zero(expr: Any) -> bool:
-    """Exact zero test for the expressions refmath produces: rationals, symbols, and
-    polynomials in logarithms of positive rationals. Sound: True only when expr is 0."""
-    expr = sympy.sympify(expr)
-    if sympy.expand(expr) == 0:
-        return True
-    expr = sympy.expand_log(expr, force=True)
-    expr = expr.replace(lambda e: isinstance(e, sympy.log) and e.args[0].is_Rational
-                        and e.args[0] > 0, lambda e: _prime_logs(e.args[0]))
-    return sympy.expand(expr) == 0
 
 
 def _equal(lhs: np.ndarray, rhs: np.ndarray, what: str, ep: Any) -> None:

@@ -1,0 +1,199 @@
+"""Check formula claims: a ledger of statements from RL notes, blogs and papers, each with an
+exact verdict and its evidence, and an API to check your own.
+
+A :class:`Claim` is a statement (prose + source), a check (Python code in this package —
+never ``eval`` of a user string) and the verdict it is expected to get. Running the check
+gives a :class:`Verdict`: ``TRUE``, ``FALSE`` (with the correct value or a counterexample),
+``TRUE UNDER CONDITIONS`` (with the conditions), or ``UNPROVEN`` (no proof and no
+counterexample found).
+
+Check your own claim in two lines::
+
+    from refmath.claims import check_identity
+    print(check_identity(lambda a, b: (a + b)**2, lambda a, b: a**2 + b**2))   # FALSE, a=…, b=…
+
+Requires only NumPy and SymPy (no torch).
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import sympy
+
+from ..exact import is_zero
+
+__all__ = ["Verdict", "Claim", "LEDGER", "claim", "check_value", "check_identity", "all_claims",
+           "TRUE", "FALSE", "CONDITIONAL", "UNPROVEN"]
+
+TRUE, FALSE, CONDITIONAL, UNPROVEN = "TRUE", "FALSE", "TRUE UNDER CONDITIONS", "UNPROVEN"
+
+
+@dataclass
+class Verdict:
+    status: str
+    evidence: str
+    value: Any = None
+    counterexample: dict[str, Any] | None = None
+    conditions: str = ""
+
+    def __str__(self) -> str:
+        lines = [self.status]
+        if self.conditions:
+            lines.append(f"conditions: {self.conditions}")
+        lines.append(self.evidence)
+        if self.counterexample is not None:
+            lines.append("counterexample: " + ", ".join(f"{k} = {v}" for k, v in
+                                                        self.counterexample.items()))
+        return "\n".join(lines)
+
+    def __bool__(self) -> bool:
+        return self.status in (TRUE, CONDITIONAL)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    source: str
+    statement: str
+    expected: str
+    check: Callable[[], Verdict] = field(compare=False)
+
+    def run(self) -> Verdict:
+        return self.check()
+
+
+LEDGER: dict[str, Claim] = {}
+
+
+def claim(id: str, *, source: str, statement: str, expected: str):
+    """Decorator: register ``check() -> Verdict`` as a ledger claim."""
+
+    def wrap(check: Callable[[], Verdict]) -> Callable[[], Verdict]:
+        if id in LEDGER:
+            raise ValueError(f"duplicate claim id {id!r}")
+        LEDGER[id] = Claim(id, source, statement, expected, check)
+        return check
+
+    return wrap
+
+
+def all_claims() -> dict[str, Claim]:
+    """The whole ledger (``refmath/claims/ledger.py``), by claim id."""
+    from . import ledger  # noqa: F401  (registration side effects)
+
+    return LEDGER
+
+
+# --- the user API ---------------------------------------------------------------------------
+
+def _exact(x: Any) -> Any:
+    if isinstance(x, (float, np.floating)):
+        return sympy.Rational(Fraction(float(x)).numerator, Fraction(float(x)).denominator)
+    if isinstance(x, Fraction):
+        return sympy.Rational(x.numerator, x.denominator)
+    return sympy.sympify(x)
+
+
+def check_value(value: Any, expected: Any, tolerance: Any, *,
+                alternatives: Mapping[str, Any] | None = None,
+                unit: str = "") -> Verdict:
+    """Is the exact ``value`` within ``tolerance`` of the quoted ``expected`` number?
+
+    ``value`` is a number or SymPy expression (or a zero-argument callable giving one),
+    computed exactly; ``tolerance`` is what the quoted precision allows (e.g. 0.005 for a
+    number quoted to two decimals). ``alternatives`` maps a description (another log base,
+    the other KL direction, …) to its exact value; the verdict says which, if any, would
+    make the quoted number right.
+    """
+    if callable(value):
+        value = value()
+    exact = _exact(value)
+    numeric = float(sympy.N(exact, 30))
+    ok = abs(numeric - float(expected)) <= float(tolerance)
+    evidence = f"exact value {exact} = {numeric:.6g}{(' ' + unit) if unit else ''}; quoted " \
+               f"{expected} (± {tolerance})"
+    if not ok and alternatives:
+        matches = [name for name, alt in alternatives.items()
+                   if abs(float(sympy.N(_exact(alt), 30)) - float(expected)) <= float(tolerance)]
+        listed = "; ".join(f"{name}: {float(sympy.N(_exact(alt), 30)):.6g}"
+                           for name, alt in alternatives.items())
+        evidence += f". Alternatives — {listed}. " + (
+            f"The quoted number matches: {', '.join(matches)}." if matches
+            else "None of them gives the quoted number.")
+    return Verdict(TRUE if ok else FALSE, evidence, value=exact)
+
+
+def _symbols(names: Sequence[str], assumptions: Mapping[str, Any]) -> list[sympy.Symbol]:
+    out = []
+    for n in names:
+        kind = assumptions.get(n)
+        kw = {"real": True}
+        if kind == "positive" or (isinstance(kind, tuple) and kind[0] > 0):
+            kw["positive"] = True
+        elif kind == "nonnegative" or (isinstance(kind, tuple) and kind[0] >= 0):
+            kw["nonnegative"] = True
+        out.append(sympy.Symbol(n, **kw))
+    return out
+
+
+def _draw(name: str, assumptions: Mapping[str, Any], rng: random.Random) -> Fraction:
+    kind = assumptions.get(name)
+    if isinstance(kind, tuple):
+        lo, hi = (Fraction(x) for x in kind)
+        return lo + (hi - lo) * Fraction(rng.randint(0, 64), 64)
+    x = Fraction(rng.randint(-64, 64), rng.choice([1, 2, 4, 8, 3]))
+    if kind == "positive":
+        return abs(x) + Fraction(1, 8)
+    if kind == "nonnegative":
+        return abs(x)
+    return x
+
+
+def _evaluate(f: Any, args: Sequence[Any]) -> np.ndarray:
+    out = f(*args) if callable(f) else f
+    return np.asarray(out, dtype=object).reshape(-1)
+
+
+def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
+                   assumptions: Mapping[str, Any] | None = None, *, trials: int = 200,
+                   seed: int = 0) -> Verdict:
+    """Does ``lhs == rhs`` hold for all values of the symbols?
+
+    ``lhs``/``rhs`` are callables of the symbols (their parameter names are the symbols when
+    ``symbols`` is not given) returning numbers, SymPy expressions or arrays (e.g. refmath
+    oracles called on symbolic sequences), or SymPy expressions. ``assumptions`` maps a symbol
+    to ``"positive"``, ``"nonnegative"`` or an interval ``(lo, hi)``. First SymPy tries to
+    prove the difference is 0 (TRUE, with the proof); otherwise exact random rationals drawn
+    under the assumptions look for a counterexample (FALSE, with it); otherwise UNPROVEN.
+    """
+    assumptions = dict(assumptions or {})
+    if symbols is None:
+        source = lhs if callable(lhs) else rhs
+        symbols = list(inspect.signature(source).parameters) if callable(source) else sorted(
+            {s.name for e in (lhs, rhs) for s in sympy.sympify(e).free_symbols})
+    syms = _symbols(symbols, assumptions)
+    diff = _evaluate(lhs, syms) - _evaluate(rhs, syms)
+    if all(is_zero(sympy.simplify(d)) for d in diff):
+        return Verdict(TRUE, "proven symbolically: SymPy reduces lhs − rhs to 0 for all "
+                       + ", ".join(symbols) + (f" under {assumptions}" if assumptions else ""))
+    rng = random.Random(seed)
+    for _ in range(trials):
+        values = {n: _draw(n, assumptions, rng) for n in symbols}
+        args = [sympy.Rational(v.numerator, v.denominator) for v in values.values()]
+        try:
+            d = _evaluate(lhs, args) - _evaluate(rhs, args)
+        except (ZeroDivisionError, ValueError):
+            continue
+        nonzero = [x for x in d if not is_zero(x)]
+        if nonzero:
+            return Verdict(FALSE, f"lhs − rhs = {nonzero[0]} ≠ 0 at exact rational values",
+                           value=nonzero[0], counterexample={k: str(v) for k, v in
+                                                             values.items()})
+    return Verdict(UNPROVEN, f"SymPy did not reduce lhs − rhs to 0, and {trials} exact "
+                   "random rational points found no counterexample")

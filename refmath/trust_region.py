@@ -1,0 +1,111 @@
+"""Exact oracles for the trust-region quantities of TRPO on a categorical (softmax) policy
+(SPEC §5).
+
+The policy is ``π_θ = softmax(θ)`` over K actions; derivatives are with respect to the logits
+θ, taken by SymPy on the definitions and evaluated at ``θ = log p`` (so ``π = p`` exactly).
+
+* :func:`fisher_matrix` — ``F = E_{a~π}[∇log π(a) ∇log π(a)ᵀ]``;
+* :func:`kl_hessian` — ``∇²_θ KL(π_old‖π_θ)`` at ``θ = θ_old`` (equals F: the quadratic model
+  of TRPO's constraint);
+* :func:`surrogate_hessian` — ``∇²_θ Σ_a π_old(a)·(π_θ(a)/π_old(a))·A(a)`` at θ_old, the
+  Hessian of the *objective* (not F in general);
+* :func:`natural_gradient_step` — ``sqrt(2δ / gᵀF⁻¹g)·F⁻¹g``, whose quadratic KL model
+  ``½ sᵀF s`` equals δ.
+
+Schulman et al. (2015), "Trust Region Policy Optimization", §6 and Appendix C; Kakade (2001),
+"A Natural Policy Gradient".
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Sequence
+
+import sympy
+
+__all__ = ["fisher_matrix", "kl_hessian", "surrogate_hessian", "natural_gradient_step"]
+
+
+def _rational(x: Any) -> Any:
+    if isinstance(x, sympy.Basic):
+        return x
+    f = Fraction(x) if not isinstance(x, float) else Fraction(x)
+    return sympy.Rational(f.numerator, f.denominator)
+
+
+def _policy(p: Sequence[Any]):
+    if len(p) < 1:
+        raise ValueError("p must have at least one action")
+    probs = [_rational(x) for x in p]
+    if any(x <= 0 for x in probs if x.is_number):
+        raise ValueError("p must be strictly positive (log-probabilities of every action)")
+    if sympy.simplify(sum(probs) - 1) != 0:
+        raise ValueError(f"p must sum to 1, got {sum(probs)}")
+    K = len(probs)
+    theta = sympy.symbols(f"theta0:{K}", real=True)
+    log_z = sympy.log(sum(sympy.exp(t) for t in theta))
+    logpi = [t - log_z for t in theta]
+    at = {t: sympy.log(x) for t, x in zip(theta, probs)}
+    return probs, theta, logpi, at
+
+
+def _evaluate(expr: Any, at: dict) -> Any:
+    return sympy.simplify(sympy.expand_log(sympy.sympify(expr).subs(at), force=True))
+
+
+def fisher_matrix(p: Sequence[Any]) -> sympy.Matrix:
+    """``F_ij = Σ_a π(a)·∂_i log π(a)·∂_j log π(a)`` for ``π = softmax(θ)`` at ``π = p``.
+
+    >>> from fractions import Fraction as F
+    >>> fisher_matrix([F(1, 2), F(1, 2)])
+    Matrix([
+    [ 1/4, -1/4],
+    [-1/4,  1/4]])
+    """
+    probs, theta, logpi, at = _policy(p)
+    K = len(probs)
+    grads = [[sympy.diff(logpi[a], t) for t in theta] for a in range(K)]
+    return sympy.Matrix(K, K, lambda i, j: _evaluate(
+        sum(sympy.exp(logpi[a]) * grads[a][i] * grads[a][j] for a in range(K)), at))
+
+
+def kl_hessian(p: Sequence[Any]) -> sympy.Matrix:
+    """``∇²_θ KL(π_old‖π_θ)`` at ``θ = θ_old``, with ``π_old = p`` (a constant)."""
+    probs, theta, logpi, at = _policy(p)
+    kl = sum(probs[a] * (sympy.log(probs[a]) - logpi[a]) for a in range(len(probs)))
+    return sympy.Matrix(len(theta), len(theta),
+                        lambda i, j: _evaluate(sympy.diff(kl, theta[i], theta[j]), at))
+
+
+def surrogate_hessian(p: Sequence[Any], advantages: Sequence[Any]) -> sympy.Matrix:
+    """``∇²_θ L(θ)`` at θ_old for TRPO's surrogate ``L(θ) = Σ_a π_old(a)·(π_θ(a)/π_old(a))·A(a)``
+    (the importance-weighted objective of Schulman et al. 2015, eq. 14), ``π_old = p``."""
+    probs, theta, logpi, at = _policy(p)
+    if len(advantages) != len(probs):
+        raise ValueError(f"advantages has {len(advantages)} entries but p has {len(probs)}")
+    A = [_rational(x) for x in advantages]
+    L = sum(probs[a] * (sympy.exp(logpi[a]) / probs[a]) * A[a] for a in range(len(probs)))
+    return sympy.Matrix(len(theta), len(theta),
+                        lambda i, j: _evaluate(sympy.diff(L, theta[i], theta[j]), at))
+
+
+def natural_gradient_step(g: Sequence[Any], F: Any, max_kl: Any) -> sympy.Matrix:
+    """``s = sqrt(2δ / gᵀF⁻¹g)·F⁻¹g``: the step maximising ``gᵀs`` subject to the quadratic
+    KL model ``½ sᵀF s ≤ δ`` (Schulman et al. 2015, Appendix C). ``F`` must be positive
+    definite on g's direction; a singular F (softmax over all K logits) needs a
+    parametrisation without the redundant direction, or damping."""
+    g = sympy.Matrix([_rational(x) for x in g])
+    F = sympy.Matrix(F).applyfunc(_rational)
+    delta = _rational(max_kl)
+    if F.shape != (g.rows, g.rows):
+        raise ValueError(f"F has shape {F.shape} but g has {g.rows} entries")
+    if not delta > 0:
+        raise ValueError(f"max_kl must be positive, got {max_kl}")
+    if F.det() == 0:
+        raise ValueError("F is singular: use a parametrisation without the redundant "
+                         "direction or add damping")
+    x = F.LUsolve(g)
+    quad = sympy.simplify((g.T * x)[0])
+    if not quad > 0:
+        raise ValueError("gᵀF⁻¹g must be positive (F positive definite, g ≠ 0)")
+    return sympy.sqrt(2 * delta / quad) * x
