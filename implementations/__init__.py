@@ -22,7 +22,14 @@ from .ratios import (
     sequence_log_ratio,
     truncated_importance_weight,
 )
+from .policy_gradient import actor_loss, critic_loss, expected_return
 from .returns import discounted_returns, n_step_returns, td_errors
+from .trust_region import (
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_matrix,
+    natural_gradient_step,
+)
 
 __all__ = [
     "td_errors", "discounted_returns", "n_step_returns", "gae", "lambda_returns",
@@ -31,4 +38,6 @@ __all__ = [
     "kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
     "clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient", "value_loss",
     "whiten", "aggregate_loss", "group_advantages",
+    "expected_return", "critic_loss", "actor_loss",
+    "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
 ]

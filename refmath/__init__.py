@@ -37,7 +37,23 @@ from .ratios import (
     sequence_log_ratio,
     truncated_importance_weight,
 )
+from .policy_gradient import (
+    TabularMDP,
+    actor_loss,
+    critic_loss,
+    expected_return,
+    reinforce_moments,
+    return_gradient,
+)
 from .returns import discounted_returns, n_step_returns, td_errors
+from .trust_region import (
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_matrix,
+    kl_hessian,
+    natural_gradient_step,
+    surrogate_hessian,
+)
 
 __version__ = "0.1.0"
 
@@ -69,4 +85,16 @@ __all__ = [
     "whiten",
     "aggregate_loss",
     "group_advantages",
+    "TabularMDP",
+    "expected_return",
+    "return_gradient",
+    "reinforce_moments",
+    "critic_loss",
+    "actor_loss",
+    "fisher_matrix",
+    "kl_hessian",
+    "surrogate_hessian",
+    "conjugate_gradient",
+    "natural_gradient_step",
+    "backtracking_line_search",
 ]

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import sympy
 
-__all__ = ["fisher_matrix", "kl_hessian", "surrogate_hessian", "natural_gradient_step"]
+__all__ = ["fisher_matrix", "kl_hessian", "surrogate_hessian", "natural_gradient_step",
+           "conjugate_gradient", "backtracking_line_search"]
 
 
 def _rational(x: Any) -> Any:
@@ -54,7 +55,8 @@ def _evaluate(expr: Any, at: dict) -> Any:
 
 
 def fisher_matrix(p: Sequence[Any]) -> sympy.Matrix:
-    """``F_ij = Σ_a π(a)·∂_i log π(a)·∂_j log π(a)`` for ``π = softmax(θ)`` at ``π = p``.
+    """``F_ij = Σ_a π(a)·∂_i log π(a)·∂_j log π(a)`` for ``π = softmax(θ)`` at ``π = p``
+    (Amari 1998; Kakade 2001).
 
     >>> from fractions import Fraction as F
     >>> fisher_matrix([F(1, 2), F(1, 2)])
@@ -70,7 +72,8 @@ def fisher_matrix(p: Sequence[Any]) -> sympy.Matrix:
 
 
 def kl_hessian(p: Sequence[Any]) -> sympy.Matrix:
-    """``∇²_θ KL(π_old‖π_θ)`` at ``θ = θ_old``, with ``π_old = p`` (a constant)."""
+    """``∇²_θ KL(π_old‖π_θ)`` at ``θ = θ_old``, with ``π_old = p`` (a constant); equals the
+    Fisher matrix (Schulman et al. 2015, Appendix C)."""
     probs, theta, logpi, at = _policy(p)
     kl = sum(probs[a] * (sympy.log(probs[a]) - logpi[a]) for a in range(len(probs)))
     return sympy.Matrix(len(theta), len(theta),
@@ -109,3 +112,46 @@ def natural_gradient_step(g: Sequence[Any], F: Any, max_kl: Any) -> sympy.Matrix
     if not quad > 0:
         raise ValueError("gᵀF⁻¹g must be positive (F positive definite, g ≠ 0)")
     return sympy.sqrt(2 * delta / quad) * x
+
+
+def conjugate_gradient(Avp: Any, g: Sequence[Any], iters: int, damping: Any = 0) -> list:
+    """Solve ``(A + damping·I)·x = g`` by conjugate gradients (Hestenes & Stiefel 1952),
+    given only ``Avp(v) = A·v``, in exact arithmetic: for a symmetric positive definite A of
+    size n, ``iters ≥ n`` iterations give the exact solution (TRPO, Schulman et al. 2015,
+    Appendix C)."""
+    if not (isinstance(iters, int) and iters >= 0):
+        raise ValueError(f"iters must be an integer >= 0, got {iters!r}")
+    damping = _rational(damping)
+    if damping < 0:
+        raise ValueError(f"damping must be >= 0, got {damping}")
+    g = [_rational(v) for v in g]
+    x = [sympy.Integer(0)] * len(g)
+    r, p = list(g), list(g)
+    rr = sum(v * v for v in r)
+    for _ in range(iters):
+        if rr == 0:
+            break
+        Ap = [a + damping * b for a, b in zip((_rational(v) for v in Avp(p)), p)]
+        alpha = rr / sum(a * b for a, b in zip(p, Ap))
+        x = [a + alpha * b for a, b in zip(x, p)]
+        r = [a - alpha * b for a, b in zip(r, Ap)]
+        rr_new = sum(v * v for v in r)
+        p = [a + (rr_new / rr) * b for a, b in zip(r, p)]
+        rr = rr_new
+    return x
+
+
+def backtracking_line_search(objective: Any, kl: Any, x: Any, full_step: Any, *, max_kl: Any,
+                             backtrack: Any = Fraction(1, 2), max_backtracks: int = 10):
+    """TRPO's line search: try ``x + backtrack^k·full_step`` for k = 0, 1, …, and accept the
+    first step whose ``kl(x_new) ≤ max_kl`` AND whose improvement
+    ``objective(x_new) − objective(x)`` is positive; if none is accepted, return x unchanged.
+    Returns ``(x_new, k)`` with ``k = None`` when nothing was accepted. Schulman et al.
+    (2015), §6 and Appendix C."""
+    base = objective(x)
+    for k in range(max_backtracks):
+        fraction = backtrack**k
+        candidate = [a + fraction * b for a, b in zip(x, full_step)]
+        if kl(candidate) <= max_kl and objective(candidate) - base > 0:
+            return candidate, k
+    return list(x), None

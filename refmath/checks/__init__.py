@@ -76,7 +76,7 @@ def register(kind: str, name: str, summary: str):
 
 
 def _load() -> None:
-    from . import steps, policy, identities  # noqa: F401  (registration, in this order)
+    from . import steps, policy, trust, identities  # noqa: F401  (registration, in order)
 
 
 def kinds() -> list[str]:

@@ -1,0 +1,268 @@
+"""Checks for SPEC §5: the expected return of a tabular MDP and its autograd gradient, the
+actor-critic losses (the actor sends no gradient into the critic), the Fisher matrix, conjugate
+gradient, the natural-gradient step and the backtracking line search."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .. import policy_gradient as pg
+from .. import trust_region as tr
+from ..strategies import register_profiles
+from . import CheckFailure, Tracker, register
+
+U64 = 2.0**-53
+
+
+def _settings(profile: str, cap: int | None = None) -> settings:
+    register_profiles()
+    parent = settings.get_profile(profile)
+    return settings(parent) if cap is None else settings(parent, max_examples=min(
+        parent.max_examples, cap))
+
+
+@st.composite
+def distributions(draw, K: int, positive: bool = True) -> list[Fraction]:
+    w = draw(st.lists(st.integers(1 if positive else 0, 8), min_size=K, max_size=K))
+    if sum(w) == 0:
+        w[0] = 1
+    return [Fraction(x, sum(w)) for x in w]
+
+
+@st.composite
+def mdps(draw, max_S: int = 2, max_A: int = 3, max_H: int = 3):
+    """Small random finite-horizon MDPs with rational tables, and a positive policy."""
+    S, A = draw(st.integers(1, max_S)), draw(st.integers(2, max_A))
+    H = draw(st.integers(1, max_H))
+    P = [[draw(distributions(S, positive=False)) for _ in range(A)] for _ in range(S)]
+    R = [[Fraction(draw(st.integers(-4, 4)), draw(st.sampled_from([1, 2]))) for _ in range(A)]
+         for _ in range(S)]
+    rho = draw(distributions(S, positive=False))
+    gamma = draw(st.sampled_from([Fraction(1), Fraction(1, 2), Fraction(9, 10)]))
+    pi = np.array([draw(distributions(A)) for _ in range(S)], dtype=object)
+    return pg.TabularMDP(P=P, R=R, rho=rho, H=H, gamma=gamma), pi
+
+
+def _scale(mdp) -> float:
+    return float(sum(abs(x) for row in mdp.R for x in row)) * mdp.H + 1
+
+
+@register("expected_return", "value_and_autograd",
+          "J and autograd ∇_θ J (π = softmax(θ), float64) equal the exact enumeration")
+def _expected_return(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile, 25)
+    @given(case=mdps())
+    def prop(case):
+        mdp, pi = case
+        theta = torch.tensor([[math.log(x) for x in row] for row in pi],
+                             dtype=torch.float64, requires_grad=True)
+        J = fn(mdp, torch.softmax(theta, -1))
+        J.backward()
+        exact_J = float(pg.expected_return(mdp, pi))
+        exact_g = np.vectorize(float)(pg.return_gradient(mdp, pi)).astype(np.float64)
+        # sums of ≤ (S·A)^H·H products of ≤ 3H rational factors: error ≤ ~(S·A)^H·H·u·scale
+        tol = 64 * (np.prod(pi.shape) ** mdp.H) * mdp.H * U64 * _scale(mdp)
+        err = max(abs(float(J.detach()) - exact_J),
+                  float(np.max(np.abs(theta.grad.numpy() - exact_g))))
+        tracker.saw(err / tol)
+        if err > tol:
+            raise CheckFailure(f"expected_return: J = {float(J.detach())} (exact {exact_J}), ∇J = "
+                               f"{theta.grad.numpy().tolist()} (exact {exact_g.tolist()})")
+
+    prop()
+
+
+@register("critic_loss", "value", "(V − G)² equals the oracle exactly on dyadic inputs")
+def _critic_value(fn, tracker: Tracker, profile: str) -> None:
+    dyadic = st.integers(-64, 64).map(lambda k: Fraction(k, 8))
+
+    @_settings(profile)
+    @given(pairs=st.lists(st.tuples(dyadic, dyadic), min_size=1, max_size=8))
+    def prop(pairs):
+        V, G = (np.array(x, dtype=object) for x in zip(*pairs))
+        got = fn(torch.tensor([float(x) for x in V], dtype=torch.float64),
+                 torch.tensor([float(x) for x in G], dtype=torch.float64))
+        exact = [float(x) for x in pg.critic_loss(V, G)]  # dyadic squares: exact in float64
+        tracker.saw()
+        if got.tolist() != exact:
+            raise CheckFailure(f"critic_loss({V.tolist()}, {G.tolist()}) = {got.tolist()}, "
+                               f"exact {exact}")
+
+    prop()
+
+
+@register("actor_loss", "no_critic_gradient",
+          "−log π·A with A = G − V(s) from a critic: the actor loss sends zero gradient into "
+          "the critic, and its value and gradient in log π are the oracle's")
+def _actor_detached(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile, 20)
+    @given(n=st.integers(1, 6), seed=st.integers(0, 2**16))
+    def prop(n, seed):
+        gen = torch.Generator().manual_seed(seed)
+        critic = torch.nn.Linear(3, 1, dtype=torch.float64)
+        states = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+        logits = torch.randn(n, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+        actions = torch.randint(0, 4, (n,), generator=gen)
+        returns = torch.randn(n, generator=gen, dtype=torch.float64)
+        logp = torch.log_softmax(logits, -1).gather(-1, actions[:, None])[:, 0]
+        advantages = returns - critic(states)[:, 0]
+        loss = fn(logp, advantages)
+        exact = pg.actor_loss(logp.detach().numpy().astype(object),
+                              advantages.detach().numpy().astype(object))
+        loss.sum().backward()
+        tracker.saw()
+        for p in critic.parameters():
+            if p.grad is not None and bool((p.grad != 0).any()):
+                raise CheckFailure("actor_loss sends gradient into the critic (the advantage "
+                                   f"is not detached): critic grad {p.grad.tolist()}")
+        if not np.allclose(loss.detach().numpy(), exact.astype(np.float64), rtol=0,
+                           atol=4 * U64 * float(np.max(np.abs(exact.astype(np.float64))) + 1)):
+            raise CheckFailure(f"actor_loss = {loss.tolist()}, exact {exact.tolist()}")
+
+    prop()
+
+
+@register("fisher_matrix", "exact_and_kl_hessian",
+          "diag(p) − ppᵀ equals the exact Fisher matrix and autograd's Hessian of "
+          "KL(π_old‖softmax(θ)) at θ_old, batched")
+def _fisher(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile, 20)
+    @given(rows=st.integers(1, 3).flatmap(
+        lambda K: st.lists(distributions(K), min_size=1, max_size=3)))
+    def prop(rows):
+        p = torch.tensor([[float(x) for x in r] for r in rows], dtype=torch.float64)
+        F = fn(p)
+        for i, r in enumerate(rows):
+            exact = np.array(tr.fisher_matrix(r).tolist(), dtype=object).astype(np.float64)
+            old = p[i]
+
+            def kl(theta, old=old):
+                return (old * (old.log() - torch.log_softmax(theta, -1))).sum()
+
+            H = torch.autograd.functional.hessian(kl, old.log())
+            err = max(float(np.max(np.abs(F[i].numpy() - exact))),
+                      float((H - F[i]).abs().max()))
+            tracker.saw(err / 1e-12)
+            if err > 1e-12:  # entries ≤ 1, a few roundings each
+                raise CheckFailure(f"fisher_matrix({r}) = {F[i].tolist()}, exact "
+                                   f"{exact.tolist()}, Hessian of the KL {H.tolist()}")
+
+    prop()
+
+
+@st.composite
+def spd_systems(draw, max_n: int = 6):
+    """A = LLᵀ + I with small integer L (exact), and a right-hand side g."""
+    n = draw(st.integers(1, max_n))
+    L = np.array(draw(st.lists(st.integers(-3, 3), min_size=n * n, max_size=n * n)),
+                 dtype=object).reshape(n, n)
+    A = L.dot(L.T) + np.eye(n, dtype=int).astype(object)
+    g = draw(st.lists(st.integers(-5, 5), min_size=n, max_size=n).filter(any))
+    return A, g
+
+
+@register("conjugate_gradient", "solves",
+          "n iterations on an n×n SPD system (float64) give the direct solve, within the "
+          "condition-number bound; damping adds to the diagonal")
+def _cg(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile, 25)
+    @given(system=spd_systems(), damping=st.sampled_from([0, Fraction(1, 2)]))
+    def prop(system, damping):
+        A, g = system
+        n = len(g)
+        At = torch.tensor(A.astype(np.float64))
+        x = fn(lambda v: At @ v, torch.tensor(g, dtype=torch.float64), n, float(damping))
+        exact = sympy.Matrix(A.tolist()) + damping * sympy.eye(n)
+        solution = np.array(exact.LUsolve(sympy.Matrix(g)).tolist(), dtype=object)[:, 0]
+        cond = float(np.linalg.cond(At.numpy() + float(damping) * np.eye(n)))
+        sol = solution.astype(np.float64)
+        err = float(np.max(np.abs(x.numpy() - sol)))
+        tol = 1e3 * n * cond * U64 * (float(np.max(np.abs(sol))) + 1)
+        tracker.saw(err / tol)
+        if err > tol:
+            raise CheckFailure(f"conjugate_gradient on A = {A.tolist()}, g = {g}, damping "
+                               f"{damping}: {x.tolist()}, exact {sol.tolist()}")
+
+    prop()
+
+
+@register("natural_gradient_step", "quadratic_model",
+          "s = sqrt(2δ/gᵀF⁻¹g)·F⁻¹g: ½ sᵀF s = δ and s equals the exact step (float64)")
+def _natural(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile, 25)
+    @given(system=spd_systems(max_n=4), delta=st.sampled_from([Fraction(1, 100),
+                                                                Fraction(1, 2)]))
+    def prop(system, delta):
+        A, g = system
+        F = torch.tensor(A.astype(np.float64))
+        s = fn(torch.tensor(g, dtype=torch.float64), F, float(delta))
+        exact = np.array(tr.natural_gradient_step(g, A.tolist(), delta).tolist(),
+                         dtype=object)[:, 0]
+        exact = np.array([float(sympy.N(x, 30)) for x in exact])
+        model = float(0.5 * s @ F @ s)
+        cond = float(np.linalg.cond(F.numpy()))
+        tol = 1e3 * cond * U64
+        err = max(abs(model - float(delta)) / float(delta),
+                  float(np.max(np.abs(s.numpy() - exact))) / (float(np.max(np.abs(exact))) + 1e-300))
+        tracker.saw(err / tol)
+        if err > tol:
+            raise CheckFailure(f"natural_gradient_step(g = {g}, F = {A.tolist()}, δ = {delta})"
+                               f" = {s.tolist()} (½sᵀFs = {model}), exact {exact.tolist()}")
+
+    prop()
+
+
+@register("backtracking_line_search", "accepts_only_feasible_improvements",
+          "the full step violates KL ≤ δ: the search backtracks to the oracle's step; a step "
+          "without improvement is never accepted")
+def _line_search(fn, tracker: Tracker, profile: str) -> None:
+    @_settings(profile, 25)
+    @given(system=spd_systems(max_n=3), scale=st.sampled_from([1, 2, 3, 8]),
+           sign=st.sampled_from([1, -1]))
+    def prop(system, scale, sign):
+        A, g = system
+        delta = Fraction(1, 50)
+        step = tr.natural_gradient_step(g, A.tolist(), delta)
+        full = [sign * scale * sympy.nsimplify(x) for x in step]
+        Fm = sympy.Matrix(A.tolist())
+
+        def objective_exact(x):
+            return sum(a * b for a, b in zip(g, x))
+
+        def kl_exact(x):
+            v = sympy.Matrix(x)
+            return (v.T * Fm * v)[0] / 2
+
+        x0 = [0] * len(g)
+        _, k_exact = tr.backtracking_line_search(objective_exact, kl_exact, x0, full,
+                                                 max_kl=delta)
+        Ft = torch.tensor(A.astype(np.float64))
+        gt = torch.tensor(g, dtype=torch.float64)
+        full_t = torch.tensor([float(sympy.N(x, 30)) for x in full], dtype=torch.float64)
+        x_new, k = fn(lambda x: gt @ x, lambda x: 0.5 * x @ Ft @ x, torch.zeros_like(gt),
+                      full_t, max_kl=float(delta))
+        tracker.saw()
+        # the accepted fraction 2^-k puts the KL at (scale·2^-k)²·δ: exactly δ at the
+        # boundary k = log2(scale), where float rounding may decide either way
+        on_boundary = k_exact is not None and scale == 2**k_exact
+        if k != k_exact and not (on_boundary and k == k_exact + 1):
+            raise CheckFailure(f"backtracking_line_search accepted k = {k}, exact {k_exact} "
+                               f"(full step = {scale}× the δ-step, sign {sign})")
+        if k is None:
+            if not torch.equal(x_new, torch.zeros_like(gt)):
+                raise CheckFailure("no step was accepted but x changed")
+            return
+        if not (float(gt @ x_new) > 0 and float(0.5 * x_new @ Ft @ x_new) <= float(delta)
+                * (1 + 1e-12)):
+            raise CheckFailure(f"accepted a step with KL {float(0.5 * x_new @ Ft @ x_new)} or "
+                               f"improvement {float(gt @ x_new)}")
+
+    prop()
