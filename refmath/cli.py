@@ -150,6 +150,21 @@ def _claims_summary(out) -> int:
     return failed
 
 
+def run_user_check(kind: str, target: str, convention: str | None, profile: str | None,
+                   out=None) -> int:
+    """``refmath check``: the whole check set of ``kind`` on the user's function; 0/1."""
+    out = out or sys.stdout
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # module:function is looked up from the current directory
+    from .conformance import check
+    from .strategies import load_default_profile
+
+    report = check(kind, target, convention=convention, profile=profile or
+                   load_default_profile())
+    print(report, file=out)
+    return 0 if report.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refmath",
@@ -162,9 +177,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     claims = sub.add_parser("claims", help="the claims ledger with exact verdicts")
     claims.add_argument("--id", dest="claim_id", default=None, help="show one claim in full")
+    chk = sub.add_parser("check", help="check YOUR implementation: refmath check KIND "
+                                       "module:function [--convention FLAGS]")
+    chk.add_argument("kind", help="the function kind, e.g. gae, discounted_returns, "
+                                  "clipped_surrogate")
+    chk.add_argument("target", help="module:function (importable from the current directory)")
+    chk.add_argument("--convention", default=None,
+                     help="comma-separated flags: time_major, done, values_with_bootstrap, "
+                          "trailing_singleton, numpy, and no_<capability> for mask, truncated,"
+                          " per_step_gamma, batch, gradients, validates_input, "
+                          "inconsistent_values")
+    chk.add_argument("--profile", dest="check_profile", default=None)
     args = parser.parse_args(argv)
     if args.command == "claims":
         return run_claims(args.claim_id)
+    if args.command == "check":
+        return run_user_check(args.kind, args.target, args.convention,
+                              args.check_profile or args.profile)
     from .strategies import load_default_profile
 
     profile = args.profile or load_default_profile()

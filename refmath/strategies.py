@@ -48,6 +48,8 @@ def register_profiles() -> None:
     settings.register_profile("ci", derandomize=True, database=None, max_examples=40,
                               report_multiple_bugs=False, print_blob=False, **common)
     settings.register_profile("thorough", max_examples=2000, **common)
+    # a fast deterministic smoke run (10 examples per check)
+    settings.register_profile("quick", parent=settings.get_profile("ci"), max_examples=10)
     # ci without the shrink phase: for meta-tests that only need a failure to be detected
     settings.register_profile("detect", parent=settings.get_profile("ci"),
                               phases=[Phase.explicit, Phase.reuse, Phase.generate])
@@ -161,16 +163,19 @@ def episodes(draw, *, min_T: int = 1, max_T: int = 6, shape: tuple[int, ...] | N
              numbers: st.SearchStrategy[Fraction] | None = None, consistent: bool = False,
              masks: bool = True, per_step_gamma: bool = False, flag_rate: float = 0.25,
              gamma: st.SearchStrategy[Fraction] | None = None,
-             lam: st.SearchStrategy[Fraction] | None = None) -> Episode:
+             lam: st.SearchStrategy[Fraction] | None = None, truncation: bool = True,
+             batch_dims: tuple[int, int] = (0, 2)) -> Episode:
     """Batches of trajectories with random terminated/truncated/mask patterns.
 
     ``consistent=True`` sets ``next_values[t] = values[t']`` for the next present step t'
     inside each segment (what the telescoping identities need). Masks include all-masked
-    rows, and flags on masked steps (which must be ignored).
+    rows, and flags on masked steps (which must be ignored). ``truncation=False`` draws no
+    truncated flags; ``batch_dims=(lo, hi)`` bounds the number of leading batch axes.
     """
     numbers = dyadics() if numbers is None else numbers
     if shape is None:
-        batch = draw(batch_shapes(), label="batch shape")
+        batch = draw(batch_shapes(max_dims=batch_dims[1]).filter(
+            lambda b: len(b) >= batch_dims[0]), label="batch shape")
         T = draw(st.integers(min_T, max_T), label="T")
         shape = batch + (T,)
     size = int(np.prod(shape))
@@ -187,7 +192,7 @@ def episodes(draw, *, min_T: int = 1, max_T: int = 6, shape: tuple[int, ...] | N
 
     rewards, values, next_values = numeric("rewards"), numeric("values"), numeric("next_values")
     terminated = flags("terminated", flag_rate)
-    truncated = flags("truncated", flag_rate)
+    truncated = flags("truncated", flag_rate if truncation else 0.0)
     mask = None
     if masks and draw(st.booleans(), label="use a mask"):
         mask = ~flags("masked steps", draw(st.sampled_from([0.0, 0.3, 1.0]), label="mask rate"))

@@ -12,15 +12,48 @@ Importing this package imports torch and hypothesis; ``import refmath`` does not
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextvars
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 __all__ = ["Check", "CheckResult", "CheckFailure", "REGISTRY", "register", "checks_for",
-           "run_check", "run_checks", "kinds"]
+           "run_check", "run_checks", "kinds", "Capabilities", "CAPABILITIES", "TARGET"]
 
 
 class CheckFailure(AssertionError):
     """Raised inside a check when the function under test violates the property."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the function under test declares it supports (all True for refmath's own).
+
+    A check that needs an undeclared capability is reported "not applicable (declared)";
+    the random inputs of the other checks are drawn without the undeclared features
+    (no truncation flags, no masks, one scalar gamma, consistent next_values, [B, T] only).
+    """
+
+    truncated: bool = True  # distinguishes truncation from termination
+    mask: bool = True  # takes a mask (compression semantics)
+    per_step_gamma: bool = True  # gamma may be a per-step array
+    batch: bool = True  # any number of leading batch axes (else exactly [B, T])
+    inconsistent_values: bool = True  # reads next_values (else only values[t + 1])
+    gradients: bool = True  # differentiable with torch autograd
+    validates_input: bool = True  # raises on bad input (SPEC §1)
+
+    def missing(self, required: frozenset[str]) -> list[str]:
+        return [r for r in sorted(required) if not getattr(self, r)]
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+CAPABILITIES: contextvars.ContextVar[Capabilities] = contextvars.ContextVar(
+    "refmath_capabilities", default=Capabilities())
+# How to call the function under test in a reproduction snippet: (import lines, callee).
+TARGET: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "refmath_target", default=None)
 
 
 @dataclass
@@ -55,6 +88,7 @@ class Check:
     kind: str
     summary: str
     func: Callable[[Any, Tracker, str], None]
+    requires: frozenset[str] = frozenset()
 
     def __call__(self, fn: Any = None, profile: str = "ci") -> CheckResult:
         return run_check(self, fn, profile)
@@ -63,13 +97,15 @@ class Check:
 REGISTRY: dict[str, list[Check]] = {}
 
 
-def register(kind: str, name: str, summary: str):
+def register(kind: str, name: str, summary: str, requires: tuple[str, ...] = ()):
     """Decorator: register ``func(fn, tracker, profile)`` as check ``{kind}.{name}``
-    (or as ``name`` itself when it already has a dotted prefix, e.g. ``identity.gae_summed``)."""
+    (or as ``name`` itself when it already has a dotted prefix, e.g. ``identity.gae_summed``).
+    ``requires`` names the :class:`Capabilities` the check cannot run without."""
 
     def wrap(func):
         check_id = name if "." in name else f"{kind}.{name}"
-        REGISTRY.setdefault(kind, []).append(Check(check_id, kind, summary, func))
+        REGISTRY.setdefault(kind, []).append(
+            Check(check_id, kind, summary, func, frozenset(requires)))
         return func
 
     return wrap
@@ -92,6 +128,10 @@ def checks_for(kind: str) -> list[Check]:
 
 
 def run_check(check: Check, fn: Any = None, profile: str = "ci") -> CheckResult:
+    missing = CAPABILITIES.get().missing(check.requires)
+    if missing:
+        return CheckResult(check.id, "not applicable", 0, 0.0,
+                           "declared: no " + ", no ".join(m.replace("_", " ") for m in missing))
     tracker = Tracker()
     try:
         check.func(fn, tracker, profile)

@@ -510,7 +510,9 @@ def _output(out: Any, name: str) -> np.ndarray:
 
 
 def _compare(name: str, case: Case, got: np.ndarray, exact: np.ndarray, bound: np.ndarray,
-             tracker: Tracker, label: str) -> None:
+             tracker: Tracker, label: str, rerun: Callable | None = None) -> None:
+    """Raise CheckFailure at the worst element beyond its bound; ``rerun(f)`` calls another
+    function on the same input, for the diagnosis by the catalogue of known mistakes."""
     exact = np.asarray(exact, dtype=np.float64)
     if got.shape != exact.shape:
         raise CheckFailure(f"{name} {label}: shape {got.shape}, expected {exact.shape} ({case!r})")
@@ -528,7 +530,18 @@ def _compare(name: str, case: Case, got: np.ndarray, exact: np.ndarray, bound: n
             f"{name} {label}: {verdict} (error is {ratio[worst]:.3g} x the allowed bound)\n"
             f"  worst element {tuple(int(i) for i in worst)}: yours = {got[worst]!r}  "
             f"exact = {exact[worst]!r}  bound = {bound[worst] if np.ndim(bound) else bound:.3g}"
-            f"\n  inputs: {case!r}")
+            + _diagnosis(name, rerun, got, bound) + f"\n  inputs: {case!r}")
+
+
+def _diagnosis(name: str, rerun: Callable | None, got: np.ndarray, bound: Any) -> str:
+    if rerun is None:
+        return ""
+    from .mutants import diagnose
+
+    causes = diagnose(name, rerun, got, np.broadcast_to(np.asarray(bound, dtype=float),
+                                                        got.shape))
+    return ("\n  likely cause   matches known mistake " + ", ".join(
+        f"'{c.name}' ({c.description})" for c in causes)) if causes else ""
 
 
 def _value_check(name: str, dtype: torch.dtype):
@@ -545,7 +558,8 @@ def _value_check(name: str, dtype: torch.dtype):
             exact_args, exact_kw = case.exact_args(dtype)
             exact = _float_array(call(spec.oracle, case, exact_args, dict(exact_kw)))
             bound = spec.bound(case, case.floats(dtype), exact, u)
-            _compare(name, case, got, exact, bound, tracker, f"({dtype})")
+            _compare(name, case, got, exact, bound, tracker, f"({dtype})",
+                     rerun=lambda f: call(f, case, list(args), dict(kw)))
 
         for case in spec.pinned:
             prop = example(case=case)(prop)

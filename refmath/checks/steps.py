@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from .. import advantages as adv
 from .. import returns as ret
 from ..bounds import recursion_bound
-from ..strategies import Episode, dyadics, episodes, floats_as_fractions, register_profiles
-from . import CheckFailure, Tracker, register
+from ..strategies import (Episode, _consistent_next_values, dyadics, episodes,
+                          floats_as_fractions, register_profiles)
+from . import CAPABILITIES, TARGET, CheckFailure, Tracker, register
 
 FLAGS = ("terminated", "truncated", "mask")
 
@@ -50,8 +51,9 @@ class StepFunction:
             kw["lam"] = src["lam"]
         if self.uses_n:
             kw["n"] = n
+        caps = CAPABILITIES.get()
         for f in self.flags:
-            if src[f] is not None:
+            if src[f] is not None and getattr(caps, f, True):  # undeclared flags not passed
                 kw[f] = src[f]
         return kw
 
@@ -132,16 +134,27 @@ def _settings(profile: str, max_examples: int | None = None) -> settings:
     return settings(parent, max_examples=min(parent.max_examples, max_examples))
 
 
+def _eps(spec: StepFunction, **kw: Any) -> st.SearchStrategy:
+    """:func:`episodes` restricted to what the function under test declares it supports."""
+    caps = CAPABILITIES.get()
+    kw["masks"] = kw.get("masks", True) and "mask" in spec.flags and caps.mask
+    kw["truncation"] = caps.truncated and "truncated" in spec.flags
+    kw["per_step_gamma"] = kw.get("per_step_gamma", False) and caps.per_step_gamma
+    kw["consistent"] = kw.get("consistent", False) or not caps.inconsistent_values
+    if not caps.batch:
+        kw["batch_dims"] = (1, 1)  # exactly [B, T]
+    return episodes(**kw)
+
+
 def _episode_strategy(spec: StepFunction, regime: str) -> st.SearchStrategy:
-    masks = "mask" in spec.flags
     if regime == "exact":
-        return episodes(max_T=6, masks=masks)
+        return _eps(spec, max_T=6)
     unit = st.one_of(st.sampled_from([Fraction(0), Fraction(1)]),
                      st.floats(0, 1, width=32).map(Fraction))
     return st.one_of(
-        episodes(max_T=40, numbers=floats_as_fractions(), masks=masks, gamma=unit, lam=unit),
-        episodes(max_T=8, numbers=floats_as_fractions(), masks=masks, gamma=unit, lam=unit,
-                 per_step_gamma=True),
+        _eps(spec, max_T=40, numbers=floats_as_fractions(), gamma=unit, lam=unit),
+        _eps(spec, max_T=8, numbers=floats_as_fractions(), gamma=unit, lam=unit,
+             per_step_gamma=True),
     )
 
 
@@ -157,9 +170,30 @@ def _as_array(out: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return out.detach().cpu().double().numpy()
 
 
+def _literal(t: Any) -> str:
+    if isinstance(t, torch.Tensor):
+        dtype = "" if t.dtype == torch.bool else f", dtype={t.dtype}"
+        return f"torch.tensor({t.tolist()!r}{dtype})"
+    return repr(t)
+
+
+def reproduction(spec: StepFunction, ep: Episode, tensors: dict[str, Any],
+                 n: int | None) -> str:
+    """A runnable snippet that calls the function under test on the failing input."""
+    imports, callee = TARGET.get() or (f"from refmath_torch import {spec.name}", spec.name)
+    kw = spec.kwargs(ep, tensors, n)
+    args = ", ".join(_literal(tensors[a]) for a in spec.args)
+    kwargs = ", ".join(f"{k}={_literal(v)}" for k, v in kw.items())
+    return (f"import torch\n{imports}\n"
+            f"print({callee}({args}, {kwargs}))")
+
+
 def compare(spec: StepFunction, got: np.ndarray, exact: np.ndarray, bound: np.ndarray,
-            tracker: Tracker, label: str) -> None:
-    """Raise CheckFailure naming the worst element if any error exceeds its bound."""
+            tracker: Tracker, label: str, context: tuple | None = None) -> None:
+    """Raise CheckFailure naming the worst element if any error exceeds its bound.
+
+    ``context = (fn, ep, tensors, n)`` adds the diagnosis (which known mistake gives the
+    same output) and a runnable reproduction to the message."""
     exact_f = np.vectorize(float, otypes=[np.float64])(exact) if exact.dtype == object else exact
     err = np.abs(got - exact_f)
     err = np.where(np.isnan(got), np.inf, err)
@@ -169,10 +203,22 @@ def compare(spec: StepFunction, got: np.ndarray, exact: np.ndarray, bound: np.nd
     if ratio[worst] > 1:
         batch, t = worst[:-1], worst[-1]
         verdict = "WRONG" if ratio[worst] > 1000 else "IMPRECISE"
-        raise CheckFailure(
+        message = (
             f"{spec.name} {label}: {verdict} (error is {ratio[worst]:.3g} x the allowed bound)\n"
             f"  worst element batch={tuple(int(i) for i in batch)}, t={int(t)}: "
             f"yours = {got[worst]!r}  exact = {exact[worst]}  bound = {bound[worst]:.3g}")
+        if context is not None:
+            fn, ep, tensors, n = context
+            from .mutants import diagnose
+
+            causes = diagnose(spec.name, lambda f: spec.call(f, ep, tensors, n), got, bound)
+            if causes:
+                message += "\n  likely cause   matches known mistake " + ", ".join(
+                    f"'{c.name}' ({c.description})" for c in causes)
+            message += f"\n  inputs: {ep!r}" + (f", n={n}" if n is not None else "")
+            message += "\n  reproduce:\n" + "\n".join(
+                "      " + line for line in reproduction(spec, ep, tensors, n).splitlines())
+        raise CheckFailure(message)
 
 
 def _row(rewards, next_values, *, terminated=(0, 0, 0), truncated=(0, 0, 0), mask=None,
@@ -188,7 +234,7 @@ def _row(rewards, next_values, *, terminated=(0, 0, 0), truncated=(0, 0, 0), mas
 # Boundary structures every implementation must get right, tried before the random search:
 # a termination, a truncation and an interior masked step in the middle of a row, and a
 # per-step discount. (Random search alone can miss an interior hole with 0 < γλ < 1.)
-PINNED = [
+PINNED = [  # each a [1, 3] batch, so that functions limited to [B, T] take them too
     _row([1, 2, 4], [1, 2, 4], terminated=(0, 1, 0)),
     _row([1, 2, 4], [1, 2, 4], truncated=(0, 1, 0)),
     _row([1, 2, 4], [1, 2, 4], mask=(1, 0, 1)),
@@ -198,10 +244,27 @@ PINNED = [
 ]
 
 
+def _as_batch(ep: Episode) -> Episode:
+    def two_d(a):
+        return None if a is None else a.reshape(1, -1)
+
+    return Episode(two_d(ep.rewards), two_d(ep.values), two_d(ep.next_values),
+                   two_d(ep.terminated), two_d(ep.truncated), two_d(ep.mask), ep.gamma, ep.lam)
+
+
 def _with_pinned(prop, spec: StepFunction):
+    caps = CAPABILITIES.get()
     for ep in PINNED:
-        if ep.mask is not None and "mask" not in spec.flags:
+        if ep.mask is not None and not ("mask" in spec.flags and caps.mask):
             continue
+        if ep.truncated.any() and not caps.truncated:
+            continue
+        if isinstance(ep.gamma, np.ndarray) and not caps.per_step_gamma:
+            continue
+        ep = _as_batch(ep)
+        if not caps.inconsistent_values:
+            ep.next_values = _consistent_next_values(ep.values, ep.next_values, ep.terminated,
+                                                     ep.truncated, ep.mask)
         prop = example(ep=ep, n=2 if spec.uses_n else None)(prop)
     return prop
 
@@ -217,7 +280,8 @@ def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
             got = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
             exact = spec.exact(ep, tensors, n)
             bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1], dtype)
-            compare(spec, got, exact, bound, tracker, f"({regime}, {dtype})")
+            compare(spec, got, exact, bound, tracker, f"({regime}, {dtype})",
+                    context=(fn, ep, tensors, n))
 
         _with_pinned(prop, spec)()
 
@@ -233,13 +297,15 @@ def _long_check(spec: StepFunction):
         r = gen.normal(size=(1, T))
         v = gen.normal(size=(1, T))
         nv = np.concatenate([v[:, 1:], gen.normal(size=(1, 1))], axis=1)
-        term, trunc = gen.random((1, T)) < 0.001, gen.random((1, T)) < 0.001
+        caps = CAPABILITIES.get()
+        term = gen.random((1, T)) < 0.001
+        trunc = (gen.random((1, T)) < 0.001) & caps.truncated
         gamma, lam = (0.9, 1.0) if not spec.uses_lam else (0.96, 0.9375)  # γλ = 0.9
         ep = Episode(r, v, nv, term, trunc, None, gamma, lam)
         tensors = {k: torch.tensor(x, dtype=torch.float32)
                    for k, x in (("rewards", r), ("values", v), ("next_values", nv))}
         tensors.update(gamma=gamma, lam=lam, terminated=torch.tensor(term),
-                       truncated=torch.tensor(trunc), mask=None)
+                       truncated=torch.tensor(trunc) if caps.truncated else None, mask=None)
         n = 16 if spec.uses_n else None
         got = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
         f64 = {k: x.double().numpy() for k, x in tensors.items()
@@ -255,13 +321,23 @@ def _long_check(spec: StepFunction):
     return run
 
 
+def _call_row(spec: StepFunction, fn, ep: Episode, row: dict[str, Any], n: int | None):
+    """Call fn on one row [T]; as a [1, T] batch if it declares no support for other shapes."""
+    if CAPABILITIES.get().batch:
+        return spec.call(fn, ep, row, n)
+    T = row["rewards"].shape[-1]
+    lifted = {k: (v.unsqueeze(0) if isinstance(v, torch.Tensor) and v.dim() == 1
+                  and v.shape[-1] == T and k != "gamma" else v) for k, v in row.items()}
+    out = spec.call(fn, ep, lifted, n)
+    return out[0] if isinstance(out, torch.Tensor) and out.dim() == 2 else out
+
+
 def _batch_consistency(spec: StepFunction):
     def run(fn, tracker: Tracker, profile: str) -> None:
         @_settings(profile, 15)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(episodes(max_T=12, masks="mask" in spec.flags, shape=None),
-                           label="inputs")
+            ep = data.draw(_eps(spec, max_T=12), label="inputs")
             n = _draw_n(data, spec)
             if ep.rewards.ndim == 1:
                 return
@@ -272,7 +348,7 @@ def _batch_consistency(spec: StepFunction):
             for idx in np.ndindex(ep.shape[:-1]):
                 row = {k: (v[idx] if isinstance(v, torch.Tensor) and v.dim() == len(ep.shape)
                            else v) for k, v in tensors.items()}
-                alone = _as_array(spec.call(fn, ep, row, n), spec.name, ep.shape[-1:])
+                alone = _as_array(_call_row(spec, fn, ep, row, n), spec.name, ep.shape[-1:])
                 diff = np.abs(whole[idx] - alone)
                 tracker.saw(float(np.max(diff / (2 * bound[idx]))))
                 if np.any(diff > 2 * bound[idx]):
@@ -292,7 +368,7 @@ def _hygiene(spec: StepFunction):
         @_settings(profile, 15)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(episodes(max_T=8, masks="mask" in spec.flags), label="inputs")
+            ep = data.draw(_eps(spec, max_T=8), label="inputs")
             n = _draw_n(data, spec)
             for dtype in (torch.float32, torch.float64):
                 tensors = ep.tensors(dtype)
@@ -325,7 +401,7 @@ def _ignored_numbers(spec: StepFunction):
         @_settings(profile, 20)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(episodes(max_T=8, masks="mask" in spec.flags), label="inputs")
+            ep = data.draw(_eps(spec, max_T=8), label="inputs")
             n = _draw_n(data, spec)
             clean = ep.tensors(torch.float64)
             dirty = copy.deepcopy(clean)
@@ -354,8 +430,7 @@ def _jacobian(spec: StepFunction):
         @_settings(profile, 15)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(episodes(max_T=6, shape=None, masks="mask" in spec.flags),
-                           label="inputs")
+            ep = data.draw(_eps(spec, max_T=6), label="inputs")
             n = _draw_n(data, spec)
             T = ep.shape[-1]
             tensors = ep.tensors(torch.float64)
@@ -369,7 +444,7 @@ def _jacobian(spec: StepFunction):
             for wrt in spec.steps:
                 def f(x, wrt=wrt):
                     args = dict(row, **{wrt: x})
-                    return spec.call(fn, row_ep, args, n)
+                    return _call_row(spec, fn, row_ep, args, n)
 
                 J = torch.autograd.functional.jacobian(f, row[wrt].clone()).numpy()
                 exact = np.zeros((T, T))
@@ -503,7 +578,9 @@ for _name, _spec in STEP_FUNCTIONS.items():
     register(_name, "ignored_numbers",
              "NaN/inf at masked steps and terminated next_values do not leak")(
         _ignored_numbers(_spec))
-    register(_name, "jacobian", "Jacobian equals the exact one (float64)")(_jacobian(_spec))
-    register(_name, "gradcheck", "torch.autograd.gradcheck in float64")(_gradcheck(_spec))
-    register(_name, "bad_input", "bad input raises ValueError/TypeError naming the argument")(
-        _bad_input(_spec))
+    register(_name, "jacobian", "Jacobian equals the exact one (float64)",
+             requires=("gradients",))(_jacobian(_spec))
+    register(_name, "gradcheck", "torch.autograd.gradcheck in float64",
+             requires=("gradients", "mask", "truncated"))(_gradcheck(_spec))
+    register(_name, "bad_input", "bad input raises ValueError/TypeError naming the argument",
+             requires=("validates_input",))(_bad_input(_spec))

@@ -1,0 +1,294 @@
+"""A catalogue of known mistakes seen in real RL code, each implemented as a mutant of the
+correct Torch implementation.
+
+They serve twice: as meta-tests (every mutant must be caught by the check set —
+``tests/test_mutants.py``), and as the diagnosis of a failure (when a function fails a value
+check, each mutant of the same kind runs on the counterexample; a mutant whose output matches
+names the likely cause).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import refmath_torch as rt
+
+__all__ = ["Mutant", "CATALOGUE", "mutants_for", "diagnose"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    kind: str
+    description: str
+    fn: Callable[..., Any]
+    caught_by: str  # the check id that must reject it
+
+
+CATALOGUE: list[Mutant] = []
+
+
+def mutant(kind: str, caught_by: str, description: str):
+    def wrap(fn):
+        CATALOGUE.append(Mutant(fn.__name__, kind, description, fn, caught_by))
+        return fn
+
+    return wrap
+
+
+def mutants_for(kind: str) -> list[Mutant]:
+    return [m for m in CATALOGUE if m.kind == kind]
+
+
+def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
+             bound: np.ndarray) -> list[Mutant]:
+    """The mutants of ``kind`` whose output on the same input equals ``got`` (within twice
+    the check's bound)."""
+    matches = []
+    for m in mutants_for(kind):
+        try:
+            out = call(m.fn)
+        except Exception:  # noqa: BLE001 - a mutant that cannot run on this input
+            continue
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != got.shape:
+            continue
+        out = out.detach().cpu().double().numpy()
+        same_nan = np.isnan(out) & np.isnan(got)
+        with np.errstate(invalid="ignore"):
+            close = np.abs(out - got) <= 2 * bound + 1e-300
+        if np.all(close | same_nan):
+            matches.append(m)
+    return matches
+
+
+def _false(x: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+
+
+# --- GAE and returns --------------------------------------------------------------------------
+
+@mutant("gae", "gae.exact_small", "the done flag is shifted by one step: terminated[t−1] is "
+        "used at step t")
+def done_shifted(rewards, values, next_values, *, gamma, lam, terminated=None, truncated=None,
+                 mask=None):
+    if terminated is not None:
+        terminated = torch.cat([_false(terminated[..., :1]), terminated[..., :-1]], -1)
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "truncation treated as termination: a time-limit cut "
+        "bootstraps nothing (TorchRL's default terminated = done)")
+def truncation_as_termination(rewards, values, next_values, *, gamma, lam, terminated=None,
+                              truncated=None, mask=None):
+    if truncated is not None:
+        terminated = truncated if terminated is None else terminated | truncated
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "truncation ignored: the recursion runs across the cut "
+        "(and no bootstrap there)")
+def truncation_ignored(rewards, values, next_values, *, gamma, lam, terminated=None,
+                       truncated=None, mask=None):
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "bootstraps the last step from V(s_{T−1}) (values[-1]) "
+        "instead of V(s_T) (next_values[-1])")
+def bootstrap_from_last_value(rewards, values, next_values, *, gamma, lam, terminated=None,
+                              truncated=None, mask=None):
+    nv = torch.cat([next_values[..., :-1], values[..., -1:]], -1)
+    return rt.gae(rewards, values, nv, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "bootstraps from a terminal state: γ·V'(s_{t+1}) is added "
+        "even when step t terminated (the recursion still stops)")
+def bootstrap_at_terminal(rewards, values, next_values, *, gamma, lam, terminated=None,
+                          truncated=None, mask=None):
+    if terminated is not None:
+        truncated = terminated if truncated is None else truncated | terminated
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, truncated=truncated,
+                  mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "padding inside the recursion: masked steps are zeroed but "
+        "still recursed through (the discount jumps one step per hole)")
+def padding_in_recursion(rewards, values, next_values, *, gamma, lam, terminated=None,
+                         truncated=None, mask=None):
+    if mask is None:
+        return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam,
+                      terminated=terminated, truncated=truncated)
+    m = mask.to(rewards.dtype)
+    clean = [torch.where(mask, x, torch.zeros_like(x)) for x in (rewards, values, next_values)]
+    return rt.gae(*clean, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated) * m
+
+
+@mutant("gae", "gae.exact_small", "the mask applied twice in the carry: a masked step stops "
+        "the recursion instead of being skipped")
+def mask_stops_recursion(rewards, values, next_values, *, gamma, lam, terminated=None,
+                         truncated=None, mask=None):
+    if mask is None:
+        return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam,
+                      terminated=terminated, truncated=truncated)
+    before_hole = torch.cat([~mask[..., 1:], _false(mask[..., :1])], -1) & mask
+    truncated = before_hole if truncated is None else truncated | before_hole
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "advantages whitened inside the GAE function")
+def whitening_inside_gae(rewards, values, next_values, **kw):
+    A = rt.gae(rewards, values, next_values, **kw)
+    return (A - A.mean()) / (A.std(unbiased=False) + 1e-8)
+
+
+@mutant("gae", "gae.exact_small", "γ missing from the carry: A_t = δ_t + λ·A_{t+1}")
+def gamma_missing_in_carry(rewards, values, next_values, *, gamma, lam, terminated=None,
+                           truncated=None, mask=None):
+    delta = rt.td_errors(rewards, values, next_values, gamma=gamma, terminated=terminated)
+    zero = torch.zeros_like(rewards)
+    # GAE of (δ, 0, 0) with γ = 1: the TD errors themselves, carried with λ alone
+    return rt.gae(delta, zero, zero, gamma=1.0, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
+@mutant("discounted_returns", "discounted_returns.exact_small",
+        "truncation treated as termination in the returns")
+def returns_truncation_as_termination(rewards, *, gamma, next_values=None, terminated=None,
+                                      truncated=None, mask=None):
+    if truncated is not None:
+        terminated = truncated if terminated is None else terminated | truncated
+    return rt.discounted_returns(rewards, gamma=gamma, next_values=next_values,
+                                 terminated=terminated, truncated=truncated, mask=mask)
+
+
+@mutant("discounted_returns", "discounted_returns.exact_small",
+        "no bootstrap: the return ends with the data even when the episode did not")
+def returns_without_bootstrap(rewards, *, gamma, next_values=None, terminated=None,
+                              truncated=None, mask=None):
+    return rt.discounted_returns(rewards, gamma=gamma, terminated=terminated,
+                                 truncated=truncated, mask=mask)
+
+
+@mutant("td_errors", "td_errors.exact_small",
+        "the TD target bootstraps from the terminal state (terminated ignored)")
+def td_bootstrap_at_terminal(rewards, values, next_values, *, gamma, terminated=None):
+    return rt.td_errors(rewards, values, next_values, gamma=gamma)
+
+
+@mutant("n_step_returns", "n_step_returns.exact_small",
+        "n-step window off by one: n + 1 rewards before the bootstrap")
+def n_step_off_by_one(rewards, next_values, *, gamma, n, **kw):
+    return rt.n_step_returns(rewards, next_values, gamma=gamma, n=n + 1, **kw)
+
+
+@mutant("lambda_returns", "lambda_returns.exact_small",
+        "λ-returns returned without adding the values back (the advantages)")
+def lambda_returns_are_advantages(rewards, values, next_values, **kw):
+    return rt.gae(rewards, values, next_values, **kw)
+
+
+# --- KL, ratios, objectives -------------------------------------------------------------------
+
+@mutant("kl_estimate", "kl_estimate.float64",
+        "wrong KL direction: log r = logp − ref_logp (estimates KL(π_ref‖π)'s integrand)")
+def kl_wrong_direction(logp, ref_logp, kind):
+    return rt.kl_estimate(ref_logp, logp, kind)
+
+
+@mutant("kl_estimate", "kl_estimate.float32",
+        "k3 as exp(log r) − 1 − log r without expm1: all digits lost near r = 1")
+def k3_without_expm1(logp, ref_logp, kind):
+    log_r = ref_logp - logp
+    if kind == "k3":
+        return torch.exp(log_r) - 1 - log_r
+    return rt.kl_estimate(logp, ref_logp, kind)
+
+
+@mutant("kl_estimate", "kl_estimate.float64", "k2 without the factor ½")
+def k2_without_half(logp, ref_logp, kind):
+    out = rt.kl_estimate(logp, ref_logp, kind)
+    return out * 2 if kind == "k2" else out
+
+
+@mutant("importance_ratio", "importance_ratio.extremes",
+        "ratio as exp(logp)/exp(old_logp): 0/0 for long sequences' log-probs")
+def ratio_as_quotient(logp, old_logp):
+    return torch.exp(logp) / torch.exp(old_logp)
+
+
+@mutant("clipped_surrogate", "clipped_surrogate.float64",
+        "the clip applied to the advantage instead of the ratio")
+def clip_on_advantage(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_clip=None):
+    hi = clip_low if clip_high is None else clip_high
+    return torch.minimum(ratio * advantages,
+                         ratio * torch.clamp(advantages, 1 - clip_low, 1 + hi))
+
+
+@mutant("clipped_surrogate", "clipped_surrogate.float64",
+        "the dual clip applied for positive advantages too")
+def dual_clip_for_positive_advantages(ratio, advantages, *, clip_low=0.2, clip_high=None,
+                                      dual_clip=None):
+    out = rt.clipped_surrogate(ratio, advantages, clip_low=clip_low, clip_high=clip_high)
+    return out if dual_clip is None else torch.maximum(out, dual_clip * advantages)
+
+
+@mutant("clipped_surrogate", "clipped_surrogate.float64",
+        "clip(r)·A without the min: no pessimistic bound (improvement beyond 1 − ε rewarded)")
+def clip_without_min(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_clip=None):
+    hi = clip_low if clip_high is None else clip_high
+    return torch.clamp(ratio, 1 - clip_low, 1 + hi) * advantages
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "RLOO's leave-one-out mean includes the sample itself")
+def rloo_including_self(rewards, *, method, eps=1e-6, unbiased=True):
+    if method == "rloo":
+        return rewards - rewards.mean(-1, keepdim=True)
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "GRPO's std biased (÷G) where the unbiased one (÷(G−1)) is asked for")
+def grpo_biased_std(rewards, *, method, eps=1e-6, unbiased=True):
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=False)
+
+
+@mutant("whiten", "whiten.float64", "whitening always with the biased variance")
+def whiten_biased_variance(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    return rt.whiten(x, mask, shift_mean=shift_mean, unbiased=False, eps=eps)
+
+
+@mutant("aggregate_loss", "aggregate_loss.float64",
+        "length-biased aggregation: seq-mean-token-mean computed as token-mean")
+def length_biased_aggregation(per_step_loss, mask, mode, *, normalizer=None):
+    if mode == "seq-mean-token-mean":
+        mode = "token-mean"
+    return rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
+
+
+@mutant("value_loss", "value_loss.float64", "a factor ½ inside the value loss")
+def value_loss_with_half(values, returns, **kw):
+    return 0.5 * rt.value_loss(values, returns, **kw)
+
+
+@mutant("value_loss", "value_loss.float64",
+        "value clipping with the clipped prediction where the max of two squares is asked for")
+def value_clip_wrong_form(values, returns, *, old_values=None, clip=None,
+                          clip_form="max_of_squares"):
+    form = "clipped_prediction" if clip_form == "max_of_squares" else clip_form
+    return rt.value_loss(values, returns, old_values=old_values, clip=clip, clip_form=form)
+
+
+@mutant("actor_loss", "actor_loss.no_critic_gradient",
+        "the advantage not detached: the actor loss trains the critic")
+def advantage_not_detached(logp, advantages):
+    return -logp * advantages

@@ -1,0 +1,70 @@
+"""pytest plugin: run refmath's check set on YOUR implementation.
+
+    pytest --pyargs refmath.suite --refmath-impl gae=mypkg.adv:gae
+    pytest --pyargs refmath.suite --refmath-impl "gae=mypkg.adv:gae[time_major,done]"
+    REFMATH_IMPL="gae=mypkg.adv:gae" pytest --pyargs refmath.suite
+
+Registered through the ``pytest11`` entry point, so the options work with ``--pyargs`` (a
+package conftest's options would be ignored: pytest issue 1596). With plugin autoload
+disabled, add ``-p refmath.pytest_plugin``. Inert and import-light: nothing is imported and
+nothing runs unless ``--refmath-impl`` or ``REFMATH_IMPL`` is given. The header echoes what
+is checked, so a typo cannot silently test nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+ENV = "REFMATH_IMPL"
+_SPEC = re.compile(r"^\s*(?P<kind>[a-z_0-9]+)\s*=\s*(?P<target>[\w.]+:[\w.]+)"
+                   r"\s*(\[(?P<convention>[\w,\s]*)\])?\s*$")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("refmath", "refmath: check an implementation against the exact "
+                                       "oracles")
+    group.addoption("--refmath-impl", action="append", default=[], metavar="KIND=MOD:FN[FLAGS]",
+                    help="implementation to check (repeatable), e.g. "
+                         "gae=mypkg.adv:gae or 'gae=mypkg.adv:gae[time_major,done]'; "
+                         f"also ${ENV} (separate several with ';')")
+    group.addoption("--refmath-profile", default=None,
+                    help="Hypothesis profile for the checks: ci (default) or thorough")
+
+
+def implementations(config) -> list[tuple[str, str, str]]:
+    """(kind, module:function, convention) for every requested implementation."""
+    specs = list(config.getoption("--refmath-impl") or [])
+    specs += [s for s in os.environ.get(ENV, "").split(";") if s.strip()]
+    out = []
+    for spec in specs:
+        m = _SPEC.match(spec)
+        if m is None:
+            raise ValueError(f"--refmath-impl {spec!r}: expected KIND=module:function[flags]")
+        out.append((m["kind"], m["target"], m["convention"] or ""))
+    return out
+
+
+def pytest_report_header(config):
+    impls = implementations(config)
+    if not impls:
+        return None
+    return ["refmath: checking " + ", ".join(
+        f"{kind}={target}" + (f" [{conv}]" if conv else "") for kind, target, conv in impls)]
+
+
+def pytest_generate_tests(metafunc):
+    if "refmath_check" not in metafunc.fixturenames:
+        return
+    impls = implementations(metafunc.config)
+    if not impls:
+        metafunc.parametrize("refmath_check", [None], ids=["no-implementation-given"])
+        return
+    from refmath.checks import checks_for
+
+    params, ids = [], []
+    for kind, target, convention in impls:
+        for c in checks_for(kind):
+            params.append((kind, c.id, target, convention))
+            ids.append(f"{target}::{c.id}")
+    metafunc.parametrize("refmath_check", params, ids=ids)

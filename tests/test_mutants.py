@@ -1,0 +1,47 @@
+"""The catalogue of known RL mistakes: every mutant is caught by the check set, and a value
+failure is diagnosed as that mistake."""
+
+import re
+
+import pytest
+
+from refmath.checks import checks_for, run_check
+from refmath.checks.mutants import CATALOGUE, mutants_for
+
+VALUE_CHECKS = ("exact_small", "float64", "float32")
+
+
+def _check(check_id):
+    kind = check_id.split(".")[0]
+    (check,) = [c for c in checks_for(kind) if c.id == check_id]
+    return check
+
+
+def test_catalogue_has_at_least_twenty_documented_mistakes():
+    assert len(CATALOGUE) >= 20
+    assert len({m.name for m in CATALOGUE}) == len(CATALOGUE)
+    for m in CATALOGUE:
+        assert m.description and m.fn.__doc__ is None or m.description
+
+
+@pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)
+def test_mutant_is_caught_and_diagnosed(m):
+    result = run_check(_check(m.caught_by), m.fn, "detect")
+    assert result.status == "failed", f"{m.caught_by} let '{m.name}' pass"
+    if m.caught_by.split(".")[1] in VALUE_CHECKS:
+        assert f"'{m.name}'" in result.message, (
+            f"not diagnosed as {m.name}:\n{result.message}")
+
+
+@pytest.mark.parametrize("name", ["done_shifted", "truncation_as_termination",
+                                  "padding_in_recursion", "bootstrap_from_last_value"])
+def test_classic_bugs_shrink_to_a_tiny_counterexample(name, profile):
+    """With shrinking (profile ci), the counterexample of a classic GAE bug has T ≤ 4, and the
+    message carries a runnable reproduction."""
+    (m,) = [x for x in mutants_for("gae") if x.name == name]
+    result = run_check(_check("gae.exact_small"), m.fn, profile)
+    assert result.status == "failed"
+    rewards = re.search(r"rewards=(\[.*?\]\]|\[.*?\])", result.message).group(1)
+    T = len(re.findall(r"\[([^\[\]]*)\]", rewards)[0].split(","))
+    assert T <= 4, result.message
+    assert "reproduce:" in result.message and "from refmath_torch import gae" in result.message
