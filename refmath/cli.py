@@ -188,7 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                           " per_step_gamma, batch, gradients, validates_input, "
                           "inconsistent_values")
     chk.add_argument("--profile", dest="check_profile", default=None)
+    sub.add_parser("peers", help="check real libraries' functions (pip install "
+                                 "'refmath[peers]'); prints the verdict table")
     args = parser.parse_args(argv)
+    if args.command == "peers":
+        from .peers import markdown, run_peers
+        from .strategies import load_default_profile
+
+        print(markdown(run_peers(args.profile or load_default_profile())))
+        return 0
     if args.command == "claims":
         return run_claims(args.claim_id)
     if args.command == "check":

@@ -487,7 +487,12 @@ _add("clipped_surrogate", ob.clipped_surrogate, _clip_cases, _bound_clip,
      differentiable=(0, 1), kink=lambda case: _near_kink(case))
 _add("kl_penalized_surrogate", ob.kl_penalized_surrogate, _penalized_cases, _bound_penalized,
      differentiable=(0, 1, 2))
-_add("value_loss", ob.value_loss, _value_cases, _bound_value, call=_value_call)
+# V = 1, R = 0, V_old = 0, c = 1/2: the two clip forms differ (max(1, 1/4) vs 1/4)
+_add("value_loss", ob.value_loss, _value_cases, _bound_value, call=_value_call,
+     pinned=tuple(Case({"values": _vector(1, 3), "returns": _vector(0, 0),
+                        "old_values": _vector(0, 3)},
+                       kwargs={"clip": Fraction(1, 2), "clip_form": form})
+                  for form in ob.VALUE_CLIP_FORMS))
 _add("whiten", ob.whiten, _whiten_cases, _bound_whiten,
      call=lambda fn, case, args, kw: fn(args[0], kw.pop("mask", None), **kw))
 _add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, _bound_aggregate,
@@ -528,7 +533,7 @@ def _compare(name: str, case: Case, got: np.ndarray, exact: np.ndarray, bound: n
         verdict = "WRONG" if ratio[worst] > 1000 else "IMPRECISE"
         raise CheckFailure(
             f"{name} {label}: {verdict} (error is {ratio[worst]:.3g} x the allowed bound)\n"
-            f"  worst element {tuple(int(i) for i in worst)}: yours = {got[worst]!r}  "
+            f"  worst element {tuple(int(i) for i in worst)}: yours = {float(got[worst])!r}  "
             f"exact = {exact[worst]!r}  bound = {bound[worst] if np.ndim(bound) else bound:.3g}"
             + _diagnosis(name, rerun, got, bound) + f"\n  inputs: {case!r}")
 

@@ -1,0 +1,180 @@
+"""Real libraries checked against the contract (``refmath peers``; needs ``refmath[peers]``).
+
+Each adapter calls the library's own function, unmodified, and exposes it with SPEC's
+signature; what the library cannot express is declared (capabilities), never guessed, and a
+difference the library makes by design (time limits treated as terminal) is reported as that,
+not as "wrong". CleanRL is a script, not a library: its published GAE loop is transcribed in
+:func:`cleanrl_ppo_gae` and checked as written.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Peer", "PEERS", "run_peers", "cleanrl_ppo_gae"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    library: str
+    module: str  # for the version
+    function: str
+    kind: str
+    convention: str  # declared capabilities (refmath.conformance.parse_convention)
+    make: Callable[[], Callable]  # builds the SPEC-signature adapter (imports lazily)
+    by_design: str = ""
+
+
+# --- TorchRL ----------------------------------------------------------------------------------
+
+def _torchrl(name: str, pass_terminated: bool) -> Callable[[], Callable]:
+    def make():
+        from torchrl.objectives.value import functional
+
+        estimate = getattr(functional, name)
+
+        def gae(rewards, values, next_values, *, gamma, lam, terminated=None, truncated=None):
+            import torch
+
+            term = torch.zeros_like(rewards, dtype=torch.bool) if terminated is None \
+                else terminated
+            trunc = torch.zeros_like(term) if truncated is None else truncated
+            done = term | trunc
+            kw = {"terminated": term.unsqueeze(-1)} if pass_terminated else {}
+            adv, _ = estimate(gamma, lam, values.unsqueeze(-1), next_values.unsqueeze(-1),
+                              rewards.unsqueeze(-1), done.unsqueeze(-1), **kw, time_dim=-2)
+            return adv.squeeze(-1)
+
+        return gae
+
+    return make
+
+
+# --- Stable-Baselines3 ------------------------------------------------------------------------
+
+def _sb3() -> Callable:
+    import torch
+    from gymnasium import spaces
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    def gae(rewards, values, next_values, *, gamma, lam, terminated=None):
+        """SB3's RolloutBuffer GAE: time-major [T, n_envs] NumPy; a step t continues into t+1
+        unless episode_starts[t+1]; the last step bootstraps last_values unless dones."""
+        B, T = rewards.shape
+        buf = RolloutBuffer(T, spaces.Box(-1, 1, (1,)), spaces.Discrete(2), device="cpu",
+                            gae_lambda=lam, gamma=gamma, n_envs=B)
+        term = np.zeros((B, T), bool) if terminated is None else terminated.numpy()
+        buf.rewards[:] = rewards.numpy().T
+        buf.values[:] = values.numpy().T
+        buf.episode_starts[:] = np.concatenate([np.zeros((B, 1), bool), term[:, :-1]], 1).T
+        buf.compute_returns_and_advantage(last_values=next_values[:, -1].clone(),
+                                          dones=term[:, -1].astype(np.float32))
+        return torch.as_tensor(buf.advantages.T.copy())  # SB3's own dtype (its buffers)
+
+    return gae
+
+
+# --- CleanRL ----------------------------------------------------------------------------------
+
+def cleanrl_ppo_gae(rewards, values, next_values, *, gamma, lam, terminated=None,
+                    truncated=None):
+    """CleanRL's ppo.py GAE loop as published (time-major; ``dones[t]`` is the done flag seen
+    with observation t, i.e. of transition t − 1; ``next_done = terminations | truncations``),
+    written here in SPEC's argument layout [B, T]."""
+    import torch
+
+    B, T = rewards.shape
+    term = torch.zeros_like(rewards, dtype=torch.bool) if terminated is None else terminated
+    trunc = torch.zeros_like(term) if truncated is None else truncated
+    done = (term | trunc).to(rewards.dtype).T  # CleanRL: np.logical_or(terminations, truncations)
+    r, v = rewards.T, values.T
+    dones = torch.cat([torch.zeros_like(done[:1]), done[:-1]], 0)
+    next_done, next_value = done[-1], next_values[:, -1]
+    advantages = torch.zeros_like(r)
+    lastgaelam = 0
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nextnonterminal = 1.0 - next_done
+            nextvalues = next_value
+        else:
+            nextnonterminal = 1.0 - dones[t + 1]
+            nextvalues = v[t + 1]
+        delta = r[t] + gamma * nextvalues * nextnonterminal - v[t]
+        advantages[t] = lastgaelam = delta + gamma * lam * nextnonterminal * lastgaelam
+    return advantages.T
+
+
+LIMITS = "no_mask,no_validates_input,no_per_step_gamma,no_batch"
+PEERS = [
+    Peer("TorchRL", "torchrl", "generalized_advantage_estimate (terminated passed)", "gae",
+         LIMITS, _torchrl("generalized_advantage_estimate", True)),
+    Peer("TorchRL", "torchrl", "vec_generalized_advantage_estimate (terminated passed)", "gae",
+         LIMITS, _torchrl("vec_generalized_advantage_estimate", True)),
+    Peer("TorchRL", "torchrl", "generalized_advantage_estimate (default terminated = done)",
+         "gae", LIMITS + ",no_truncated", _torchrl("generalized_advantage_estimate", False),
+         "by design: without `terminated`, every done (a time limit too) is terminal"),
+    Peer("Stable-Baselines3", "stable_baselines3", "RolloutBuffer.compute_returns_and_advantage",
+         "gae", LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _sb3,
+         "by design: time limits are handled at collection time (reward += γ·V(s_T)), so the "
+         "GAE sees only terminal dones; V(s_{t+1}) is read from values[t+1]"),
+    Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
+         LIMITS + ",no_truncated,no_inconsistent_values",
+         lambda: cleanrl_ppo_gae,
+         "by design: next_done = terminations | truncations — time limits are terminal"),
+]
+
+
+def _version(module: str) -> str:
+    try:
+        return getattr(importlib.import_module(module), "__version__", "?")
+    except ImportError:
+        return "not installed"
+
+
+def run_peers(profile: str = "ci") -> list[dict[str, Any]]:
+    """Check every peer that is installed; one row each (library, version, function,
+    convention, verdict, diagnosis)."""
+    from .conformance import check
+
+    rows = []
+    for peer in PEERS:
+        version = _version(peer.module)
+        row = {"library": peer.library, "version": version, "function": peer.function,
+               "convention": peer.convention.replace(",", ", "), "note": peer.by_design}
+        if version == "not installed":
+            rows.append(dict(row, verdict="SKIPPED (not installed: pip install "
+                                          "'refmath[peers]')", diagnosis=""))
+            continue
+        try:
+            fn = peer.make()
+        except ImportError as err:
+            rows.append(dict(row, verdict=f"SKIPPED ({err})", diagnosis=""))
+            continue
+        report = check(peer.kind, fn, convention=peer.convention, profile=profile)
+        run, failed, na = report.counts()
+        failures = [r for r in report.results if r.status == "failed"]
+        causes = sorted({line.split("'")[1] for r in failures for line in r.message.splitlines()
+                         if "matches known mistake" in line})
+        first = failures[0].message.splitlines()[0] if failures else ""
+        verdict = ("PASS" if report.passed else "FAIL") + f" ({run - failed}/{run} checks, " \
+                                                          f"{na} not applicable)"
+        diagnosis = ("; ".join(f"known mistake '{c}'" for c in causes) or first) if failures \
+            else ""
+        rows.append(dict(row, verdict=verdict, diagnosis=diagnosis,
+                         failed=", ".join(r.id for r in failures)))
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| library | version | function | declared limits | verdict | failed checks / diagnosis | by design |"
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        detail = "; ".join(x for x in (r.get("failed", ""), r["diagnosis"]) if x)
+        cells = [r["library"], r["version"], r["function"], r["convention"], r["verdict"],
+                 detail, r["note"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
