@@ -1,4 +1,5 @@
-"""Real libraries checked against the contract (``refmath peers``; needs ``refmath[peers]``).
+"""Real libraries checked against the contract (``refmath peers``; needs ``refmath[peers]``;
+tianshou, which pulls numba, tensorboard and pettingzoo, is checked when installed).
 
 Each adapter calls the library's own function, unmodified, and exposes it with SPEC's
 signature; what the library cannot express is declared (capabilities), never guessed, and a
@@ -78,6 +79,30 @@ def _sb3() -> Callable:
     return gae
 
 
+# --- tianshou ---------------------------------------------------------------------------------
+
+def _tianshou() -> Callable:
+    import torch
+    from tianshou.algorithm.algorithm_base import _gae
+
+    def gae(rewards, values, next_values, *, gamma, lam, terminated=None, truncated=None):
+        """tianshou's numba kernel ``_gae(v_s, v_s_, rew, end_flag, γ, λ)`` on the flattened
+        buffer, with the two steps its ``compute_episodic_return`` does first: ``v_s_`` times
+        its value mask (0 after a termination, kept after a truncation) and
+        ``end_flag = terminated | truncated`` (each row's last step ends its episode)."""
+        B, T = rewards.shape
+        term = np.zeros((B, T), bool) if terminated is None else terminated.numpy()
+        trunc = np.zeros((B, T), bool) if truncated is None else truncated.numpy()
+        end = term | trunc
+        end[:, -1] = True
+        v_s_ = next_values.numpy().reshape(-1) * ~term.reshape(-1)  # Algorithm.value_mask
+        out = _gae(values.numpy().reshape(-1), v_s_, rewards.numpy().reshape(-1),
+                   end.reshape(-1), gamma, lam)
+        return torch.as_tensor(out.reshape(B, T))  # tianshou's own dtype (float64)
+
+    return gae
+
+
 # --- CleanRL ----------------------------------------------------------------------------------
 
 def cleanrl_ppo_gae(rewards, values, next_values, *, gamma, lam, terminated=None,
@@ -121,6 +146,9 @@ PEERS = [
          "gae", LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _sb3,
          "by design: time limits are handled at collection time (reward += γ·V(s_T)), so the "
          "GAE sees only terminal dones; V(s_{t+1}) is read from values[t+1]"),
+    Peer("tianshou", "tianshou", "_gae (numba) with compute_episodic_return's value mask",
+         "gae", LIMITS + ",no_gradients", _tianshou,
+         "by design: returns float64 whatever the input dtype"),
     Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
          LIMITS + ",no_truncated,no_inconsistent_values",
          lambda: cleanrl_ppo_gae,
