@@ -169,6 +169,11 @@ class Prepared:
         self.mode, self.shape, self.arrays, self.flags, self.scalars = (
             mode, shape, arrays, flags, scalars)
 
+    def empty(self, shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """An output array: float64 in float mode, object (Fractions/SymPy) otherwise."""
+        return np.empty(self.shape if shape is None else shape,
+                        dtype=np.float64 if self.mode == "float" else object)
+
     def zeros(self) -> np.ndarray:
         if self.mode == "float":
             return np.zeros(self.shape, dtype=np.float64)

@@ -72,7 +72,7 @@ def kl_divergence(p: Array, q: Array) -> np.ndarray:
     0
     """
     d = _distributions(p=p, q=q)
-    out = np.empty(d.shape[:-1], dtype=np.float64 if d.mode == "float" else object)
+    out = d.empty(d.shape[:-1])
     for idx in np.ndindex(d.shape[:-1]):
         total: Any = 0
         for i in range(d.shape[-1]):
@@ -97,7 +97,7 @@ def entropy(p: Array) -> np.ndarray:
     0
     """
     d = _distributions(p=p)
-    out = np.empty(d.shape[:-1], dtype=np.float64 if d.mode == "float" else object)
+    out = d.empty(d.shape[:-1])
     for idx in np.ndindex(d.shape[:-1]):
         out[idx] = -sum((_plogq(x, x) for x in d.arrays["p"][idx]), 0)
     return out
@@ -122,7 +122,7 @@ def entropy_from_logits(logits: Array) -> np.ndarray:
     Shannon (1948).
     """
     d = prepare_arrays({"logits": logits})
-    out = np.empty(d.shape[:-1], dtype=np.float64 if d.mode == "float" else object)
+    out = d.empty(d.shape[:-1])
     for idx in np.ndindex(d.shape[:-1]):
         logp = _log_softmax_row(list(d.arrays["logits"][idx]), d.mode)
         out[idx] = -sum((exp(lp) * lp for lp in logp), 0)
@@ -152,7 +152,7 @@ def kl_estimate(logp: Array, ref_logp: Array, kind: str) -> np.ndarray:
     """
     _estimator(kind, 0)  # validates kind before any work
     d = prepare_arrays({"logp": logp, "ref_logp": ref_logp}, min_ndim=0)
-    out = np.empty(d.shape, dtype=np.float64 if d.mode == "float" else object)
+    out = d.empty()
     for idx in np.ndindex(d.shape):
         out[idx] = _estimator(kind, d.arrays["ref_logp"][idx] - d.arrays["logp"][idx])
     return out
@@ -259,7 +259,7 @@ def kl_divergence_gradient(p: Array, q: Array, direction: str = "reverse") -> np
         else:
             kl = sum(qs[a] * (log_q[a] - logpi[a]) for a in range(K))
         rows.append([_finish(d, _at(sympy.diff(kl, th), theta, p_row)) for th in theta])
-    out = np.empty(d.shape, dtype=np.float64 if d.mode == "float" else object)
+    out = d.empty()
     for n, idx in enumerate(np.ndindex(d.shape[:-1])):
         out[idx] = rows[n]
     return out

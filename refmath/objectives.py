@@ -35,6 +35,14 @@ AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
 GROUP_METHODS = ("grpo", "dr_grpo", "rloo")
 
 
+def _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip):
+    """Validated inputs of the clipped surrogate: (prepared arrays, ε_low, ε_high, c)."""
+    p = prepare_arrays({"ratio": ratio, "advantages": advantages},
+                       numbers={"clip_low": clip_low, "clip_high": clip_high,
+                                "dual_clip": dual_clip}, min_ndim=0)
+    return (p, *_clip_ranges(p.scalars))
+
+
 def _clip_ranges(scalars: dict) -> tuple:
     """(ε_low, ε_high, c): clip_high defaults to clip_low; both ≥ 0; c > 1 or None."""
     lo = scalars["clip_low"]
@@ -80,11 +88,8 @@ def clipped_surrogate(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
     >>> list(clipped_surrogate([F(3)], [F(4, 5)], clip_low=F(1, 5)))
     [Fraction(24, 25)]
     """
-    p = prepare_arrays({"ratio": ratio, "advantages": advantages},
-                       numbers={"clip_low": clip_low, "clip_high": clip_high,
-                                "dual_clip": dual_clip}, min_ndim=0)
-    lo, hi, c = _clip_ranges(p.scalars)
-    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    p, lo, hi, c = _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip)
+    out = p.empty()
     for idx in np.ndindex(p.shape):
         r, A = p.arrays["ratio"][idx], p.arrays["advantages"][idx]
         check_nonnegative("ratio", r)
@@ -103,11 +108,8 @@ def clipped_surrogate_ratio_gradient(ratio: Array, advantages: Array, *, clip_lo
     On the boundary r = 1 ± ε the clip is not active (closed clip range): the gradient is A
     there, the left/right derivative on the unclipped side. Schulman et al. (2017), eq. (7).
     """
-    p = prepare_arrays({"ratio": ratio, "advantages": advantages},
-                       numbers={"clip_low": clip_low, "clip_high": clip_high,
-                                "dual_clip": dual_clip}, min_ndim=0)
-    lo, hi, c = _clip_ranges(p.scalars)
-    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    p, lo, hi, c = _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip)
+    out = p.empty()
     for idx in np.ndindex(p.shape):
         r, A = p.arrays["ratio"][idx], p.arrays["advantages"][idx]
         out[idx] = A if _clip_case(r, A, lo, hi, c) == "ratio" else A * 0
@@ -122,7 +124,7 @@ def kl_penalized_surrogate(ratio: Array, advantages: Array, kl: Array, *, beta: 
     p = prepare_arrays({"ratio": ratio, "advantages": advantages, "kl": kl},
                        numbers={"beta": beta}, min_ndim=0)
     check_nonnegative("beta", p.scalars["beta"])
-    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    out = p.empty()
     for idx in np.ndindex(p.shape):
         a = p.arrays
         out[idx] = a["ratio"][idx] * a["advantages"][idx] - p.scalars["beta"] * a["kl"][idx]
@@ -179,7 +181,7 @@ def value_loss(values: Array, returns: Array, *, old_values: Array | None = None
                        numbers={"clip": clip}, min_ndim=0)
     if clip is not None:
         check_nonnegative("clip", p.scalars["clip"])
-    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    out = p.empty()
     for idx in np.ndindex(p.shape):
         V, R = p.arrays["values"][idx], p.arrays["returns"][idx]
         loss = (V - R) ** 2

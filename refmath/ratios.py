@@ -30,7 +30,7 @@ def importance_ratio(logp: Array, old_logp: Array) -> np.ndarray:
     1
     """
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, min_ndim=0)
-    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    out = p.empty()
     for idx in np.ndindex(p.shape):
         out[idx] = exp(p.arrays["logp"][idx] - p.arrays["old_logp"][idx])
     return out
@@ -54,7 +54,7 @@ def sequence_log_ratio(logp: Array, old_logp: Array, mask: Array | None = None) 
     Fraction(1, 1)
     """
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, flags={"mask": mask})
-    out = np.empty(p.shape[:-1], dtype=np.float64 if p.mode == "float" else object)
+    out = p.empty(p.shape[:-1])
     for idx in np.ndindex(p.shape[:-1]):
         out[idx] = sum(_row_log_ratios(p, idx), p.zeros().flat[0])
     return out
@@ -68,7 +68,7 @@ def geometric_mean_ratio(logp: Array, old_logp: Array, mask: Array | None = None
     verl's implementation gives by clamping the length to 1).
     """
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, flags={"mask": mask})
-    out = np.empty(p.shape[:-1], dtype=np.float64 if p.mode == "float" else object)
+    out = p.empty(p.shape[:-1])
     for idx in np.ndindex(p.shape[:-1]):
         ratios = _row_log_ratios(p, idx)
         mean = sum(ratios, p.zeros().flat[0]) / len(ratios) if ratios else p.zeros().flat[0]
@@ -88,7 +88,7 @@ def truncated_importance_weight(ratio: Array, cap: Any) -> np.ndarray:
     """
     p = prepare_arrays({"ratio": ratio}, numbers={"cap": cap}, min_ndim=0)
     check_nonnegative("cap", p.scalars["cap"], strict=True)
-    out = np.empty(p.shape, dtype=np.float64 if p.mode == "float" else object)
+    out = p.empty()
     for idx in np.ndindex(p.shape):
         r = p.arrays["ratio"][idx]
         check_nonnegative("ratio", r)

@@ -4,7 +4,6 @@ from fractions import Fraction as F
 
 import io
 
-import numpy as np
 import pytest
 import sympy
 

@@ -13,7 +13,6 @@ import sympy
 import torch
 from hypothesis import given, settings
 
-import refmath
 import refmath_torch
 from refmath import policy_gradient as pg
 from refmath import trust_region as tr

@@ -111,6 +111,19 @@ def register(kind: str, name: str, summary: str, requires: tuple[str, ...] = ())
     return wrap
 
 
+def profile_settings(profile: str, cap: int | None = None):
+    """The Hypothesis settings of ``profile`` (registered by refmath), at most ``cap``
+    examples when given."""
+    from hypothesis import settings
+
+    from ..strategies import register_profiles
+
+    register_profiles()
+    parent = settings.get_profile(profile)
+    return settings(parent) if cap is None else settings(
+        parent, max_examples=min(parent.max_examples, cap))
+
+
 def _load() -> None:
     from . import steps, policy, trust, identities  # noqa: F401  (registration, in order)
 

@@ -14,23 +14,19 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .. import advantages as adv
 from .. import returns as ret
-from ..strategies import Episode, episodes, register_profiles
+from ..strategies import Episode, episodes
 from ..exact import is_zero
-from . import CheckFailure, Tracker, register
+from . import CheckFailure, Tracker, profile_settings, register
 
 KIND = "identities"
 
 
-def _settings(profile: str, cap: int | None = None) -> settings:
-    register_profiles()
-    parent = settings.get_profile(profile)
-    return settings(parent) if cap is None else settings(parent, max_examples=min(
-        parent.max_examples, cap))
+_settings = profile_settings
 
 
 def _equal(lhs: np.ndarray, rhs: np.ndarray, what: str, ep: Any) -> None:

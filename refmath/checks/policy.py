@@ -19,15 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 import torch
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from .. import divergences as dv
 from .. import objectives as ob
 from .. import ratios as ra
 from ..bounds import smallest_normal, unit_roundoff
-from ..strategies import batch_shapes, register_profiles
-from . import CheckFailure, Tracker, register
+from ..strategies import batch_shapes
+from . import CheckFailure, Tracker, profile_settings, register
 
 
 @dataclass
@@ -501,11 +501,7 @@ _add("group_advantages", ob.group_advantages, _group_cases, _bound_group, call=_
      kink=lambda case: _zero_spread(case))
 
 
-def _settings(profile: str, cap: int | None = None) -> settings:
-    register_profiles()
-    parent = settings.get_profile(profile)
-    return settings(parent) if cap is None else settings(parent, max_examples=min(
-        parent.max_examples, cap))
+_settings = profile_settings
 
 
 def _output(out: Any, name: str) -> np.ndarray:

@@ -14,15 +14,15 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from .. import advantages as adv
 from .. import returns as ret
 from ..bounds import recursion_bound
-from ..strategies import (Episode, _consistent_next_values, dyadics, episodes,
-                          floats_as_fractions, register_profiles)
-from . import CAPABILITIES, TARGET, CheckFailure, Tracker, register
+from ..strategies import (Episode, _consistent_next_values, episodes,
+                          floats_as_fractions)
+from . import CAPABILITIES, TARGET, CheckFailure, Tracker, profile_settings, register
 
 FLAGS = ("terminated", "truncated", "mask")
 
@@ -126,12 +126,7 @@ STEP_FUNCTIONS = {
 }
 
 
-def _settings(profile: str, max_examples: int | None = None) -> settings:
-    register_profiles()
-    parent = settings.get_profile(profile)
-    if max_examples is None:
-        return settings(parent)
-    return settings(parent, max_examples=min(parent.max_examples, max_examples))
+_settings = profile_settings
 
 
 def _eps(spec: StepFunction, **kw: Any) -> st.SearchStrategy:

@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 import sympy
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .. import policy_gradient as pg
 from .. import trust_region as tr
-from ..strategies import register_profiles
-from . import CheckFailure, Tracker, register
+from . import CheckFailure, Tracker, profile_settings, register
 
 U64 = 2.0**-53
 
 
-def _settings(profile: str, cap: int | None = None) -> settings:
-    register_profiles()
-    parent = settings.get_profile(profile)
-    return settings(parent) if cap is None else settings(parent, max_examples=min(
-        parent.max_examples, cap))
+_settings = profile_settings
 
 
 @st.composite
