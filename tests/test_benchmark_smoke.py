@@ -24,7 +24,7 @@ def test_benchmark_smoke(capsys):
         rows = bench.run([(4, 33)], repeats=2, threads=1)
     finally:
         torch.set_num_threads(threads)
-    assert len(rows) == 1 and "loop/refmath" in capsys.readouterr().out
+    assert len(rows) == 1 and "vs refmath" in capsys.readouterr().out
 
 
 def test_benchmark_loop_is_a_correct_reference():
