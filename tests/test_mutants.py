@@ -21,7 +21,8 @@ def test_catalogue_has_at_least_twenty_documented_mistakes():
     assert len(CATALOGUE) >= 20
     assert len({m.name for m in CATALOGUE}) == len(CATALOGUE)
     for m in CATALOGUE:
-        assert m.description and m.fn.__doc__ is None or m.description
+        assert len(m.description) > 20, f"{m.name}: describe the mistake"
+        _check(m.caught_by)  # names a registered check
 
 
 @pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)
