@@ -149,6 +149,9 @@ PEERS = [
     Peer("tianshou", "tianshou", "_gae (numba) with compute_episodic_return's value mask",
          "gae", LIMITS + ",no_gradients", _tianshou,
          "by design: returns float64 whatever the input dtype"),
+    Peer("TRL", "trl", "trainer.utils.entropy_from_logits", "entropy_from_logits",
+         "no_validates_input", lambda: importlib.import_module(
+             "trl.trainer.utils").entropy_from_logits),
     Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
          LIMITS + ",no_truncated,no_inconsistent_values",
          lambda: cleanrl_ppo_gae,

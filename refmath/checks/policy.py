@@ -856,8 +856,8 @@ def _bad(fn_name: str, *cases: tuple[str, Callable[[Callable], Any]]):
                 raise CheckFailure(f"{fn_name}: bad {word} raised no error")
             tracker.saw()
 
-    register(fn_name, "bad_input", "bad input raises ValueError/TypeError naming the argument")(
-        run)
+    register(fn_name, "bad_input", "bad input raises ValueError/TypeError naming the argument",
+             requires=("validates_input",))(run)
 
 
 def _t(*xs):
