@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 import refmath_torch
-from refmath.conformance import Convention, adapt, check, parse_convention
+from refmath.conformance import (Convention, adapt, check, parametrize_with_checks,
+                                 parse_convention)
 
 SCRATCH = textwrap.dedent('''
     import numpy as np
@@ -146,3 +147,10 @@ def test_conventions_are_declared_never_guessed():
     assert parse_convention("time_major,no_mask").capabilities().mask is False
     with pytest.raises(ValueError, match="values_with_bootstrap"):
         adapt(lambda r: r, "discounted_returns", Convention(values_with_bootstrap=True))
+
+
+@parametrize_with_checks("discounted_returns", refmath_torch.discounted_returns,
+                         convention="no_mask", profile="quick")
+def test_parametrize_with_checks_decorator(refmath_check):
+    """The decorator users put on their own test: one test per check, N/A ones skipped."""
+    refmath_check()

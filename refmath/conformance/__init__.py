@@ -23,7 +23,8 @@ import numpy as np
 
 from ..checks import CAPABILITIES, TARGET, Capabilities, CheckResult, checks_for, run_check
 
-__all__ = ["Convention", "Report", "adapt", "check", "load", "parse_convention"]
+__all__ = ["Convention", "Report", "adapt", "check", "load", "parse_convention",
+           "parametrize_with_checks"]
 
 STEP_ARGS = {
     "td_errors": ("rewards", "values", "next_values"),
@@ -272,3 +273,35 @@ def run_one(kind: str, check_id: str, fn: Callable | str, convention: Convention
     finally:
         CAPABILITIES.reset(caps_token)
         TARGET.reset(target_token)
+
+
+def parametrize_with_checks(kind: str, fn: Callable | str, *,
+                            convention: Convention | str | None = None,
+                            profile: str = "ci"):
+    """A pytest decorator (like scikit-learn's ``parametrize_with_checks``): one test per
+    check of ``kind``, each a zero-argument callable that raises with the check's message::
+
+        @parametrize_with_checks("gae", my_gae, convention="no_mask")
+        def test_my_gae(refmath_check):
+            refmath_check()
+
+    A check that is not applicable (declared) is skipped with its reason.
+    """
+    import pytest
+
+    conv = parse_convention(convention) if not isinstance(convention, Convention) \
+        else convention
+
+    def make(check_id: str):
+        def run() -> None:
+            result, target = run_one(kind, check_id, fn, conv, profile)
+            if result.status == "not applicable":
+                pytest.skip(f"{check_id}: not applicable ({result.message})")
+            if result.status != "passed":
+                raise AssertionError(f"refmath check {check_id} FAILED for {target} "
+                                     f"[profile {profile}]\n{result.message}")
+
+        return run
+
+    ids = [c.id for c in checks_for(kind)]
+    return pytest.mark.parametrize("refmath_check", [make(i) for i in ids], ids=ids)
