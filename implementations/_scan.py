@@ -44,12 +44,14 @@ def _scan_no_grad(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     # [N, L, n_chunks]: one loop step reads all chunks at one position (measured faster on
     # CPU than [L, N, n_chunks], whose transposes cost more than they save).
     xs = _chunk_major(x, N, n_chunks, L).unbind(1)
-    cs = _chunk_major(c, N, n_chunks, L).unbind(1)
-    # 1. every chunk with a zero carry-in: its head value and its total product Π c.
-    head, prod = xs[L - 1], cs[L - 1]
+    c_major = _chunk_major(c, N, n_chunks, L)
+    cs = c_major.unbind(1)
+    # 1. every chunk with a zero carry-in: its head value, and its total product Π c (one
+    #    reduction: a product of L factors in any order, no logarithms).
+    head = xs[L - 1]
     for i in range(L - 2, -1, -1):
         head = torch.addcmul(xs[i], cs[i], head)
-        prod = cs[i] * prod
+    prod = c_major.prod(dim=1)
     # 2. carries across chunks: carry[k] = y at the first step of chunk k.
     head_t, prod_t = head.t().contiguous(), prod.t().contiguous()
     carry = torch.zeros((n_chunks + 1, N), dtype=x.dtype, device=x.device)
