@@ -23,6 +23,7 @@ from ..bounds import recursion_bound
 from ..strategies import (Episode, _consistent_next_values, episodes,
                           floats_as_fractions)
 from . import CAPABILITIES, TARGET, CheckFailure, Tracker, profile_settings, register
+from ._common import assert_hygienic
 
 FLAGS = ("terminated", "truncated", "mask")
 
@@ -375,21 +376,8 @@ def _hygiene(spec: StepFunction):
             n = _draw_n(data, spec)
             for dtype in (torch.float32, torch.float64):
                 tensors = ep.tensors(dtype)
-                before = copy.deepcopy(tensors)
-                out1 = spec.call(fn, ep, tensors, n)
-                out2 = spec.call(fn, ep, tensors, n)
-                for k, v in tensors.items():
-                    if isinstance(v, torch.Tensor) and not torch.equal(v, before[k]):
-                        raise CheckFailure(f"{spec.name} modified its input {k!r}")
-                if not isinstance(out1, torch.Tensor):
-                    raise CheckFailure(f"{spec.name} returned {type(out1).__name__}")
-                if out1.dtype != dtype or out1.device != tensors["rewards"].device:
-                    raise CheckFailure(f"{spec.name}: {dtype} input gave {out1.dtype} output "
-                                       f"on {out1.device}")
-                if tuple(out1.shape) != ep.shape:
-                    raise CheckFailure(f"{spec.name}: shape {tuple(out1.shape)} != {ep.shape}")
-                if not torch.equal(out1, out2):
-                    raise CheckFailure(f"{spec.name} is not deterministic: two calls differ")
+                assert_hygienic(spec.name, lambda: spec.call(fn, ep, tensors, n), tensors,
+                                dtype, ep.shape)
             tracker.saw()
 
         prop()

@@ -1,0 +1,32 @@
+"""Pieces shared by the check modules (imports torch)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from . import CheckFailure
+
+__all__ = ["assert_hygienic"]
+
+
+def assert_hygienic(name: str, call: Callable[[], Any], inputs: dict[str, Any],
+                    dtype: torch.dtype, shape: tuple[int, ...] | None = None) -> None:
+    """Call twice: the inputs must be untouched, the result a tensor of ``dtype`` on the
+    inputs' device (and of ``shape`` when given), and both calls bitwise equal."""
+    tensors = {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+    before = {k: v.clone() for k, v in tensors.items()}
+    out1, out2 = call(), call()
+    for k, v in tensors.items():
+        if not torch.equal(v, before[k]):
+            raise CheckFailure(f"{name} modified its input {k!r}")
+    if not isinstance(out1, torch.Tensor):
+        raise CheckFailure(f"{name} returned {type(out1).__name__}, not a torch.Tensor")
+    device = next(iter(tensors.values())).device if tensors else out1.device
+    if out1.dtype != dtype or out1.device != device:
+        raise CheckFailure(f"{name}: {dtype} input gave {out1.dtype} output on {out1.device}")
+    if shape is not None and tuple(out1.shape) != tuple(shape):
+        raise CheckFailure(f"{name}: shape {tuple(out1.shape)} != {tuple(shape)}")
+    if not torch.equal(out1, out2):
+        raise CheckFailure(f"{name} is not deterministic: two calls differ")
