@@ -103,6 +103,49 @@ def _tianshou() -> Callable:
     return gae
 
 
+# --- verl -------------------------------------------------------------------------------------
+
+def _verl(name: str) -> Callable[[], Callable]:
+    """verl's functions (``verl.trainer.ppo.core_algos``) in SPEC's signatures."""
+
+    def make() -> Callable:
+        import torch
+        from verl.trainer.ppo import core_algos as ca
+
+        def kl_estimate(logp, ref_logp, kind):
+            return ca.kl_penalty(logp, ref_logp, kind)
+
+        def group_advantages(rewards, *, method, eps=1e-6, unbiased=True):
+            if not unbiased:  # verl has the unbiased std only: such inputs do not apply
+                from hypothesis import reject
+
+                reject()
+            G = rewards.shape[-1]
+            flat = rewards.reshape(-1, 1)
+            index = np.repeat(np.arange(flat.shape[0] // G), G)
+            ones = torch.ones_like(flat)
+            if method == "rloo":
+                adv, _ = ca.compute_rloo_outcome_advantage(flat, ones, index, epsilon=eps)
+            else:
+                adv, _ = ca.compute_grpo_outcome_advantage(
+                    flat, ones, index, epsilon=eps, norm_adv_by_std_in_grpo=method == "grpo")
+            return adv.reshape(rewards.shape)
+
+        def aggregate_loss(per_step_loss, mask, mode, *, normalizer=None):
+            kw = {"loss_scale_factor": normalizer} if normalizer is not None else {}
+            return ca.agg_loss(per_step_loss, mask.to(per_step_loss.dtype), mode, **kw)
+
+        def gae(rewards, values, next_values, *, gamma, lam, terminated=None, mask=None):
+            keep = torch.ones_like(rewards) if mask is None else mask.to(rewards.dtype)
+            adv, _ = ca.compute_gae_advantage_return(rewards, values, keep, gamma, lam)
+            return adv
+
+        return {"kl_estimate": kl_estimate, "group_advantages": group_advantages,
+                "aggregate_loss": aggregate_loss, "gae": gae}[name]
+
+    return make
+
+
 # --- CleanRL ----------------------------------------------------------------------------------
 
 def cleanrl_ppo_gae(rewards, values, next_values, *, gamma, lam, terminated=None,
@@ -152,6 +195,17 @@ PEERS = [
     Peer("TRL", "trl", "trainer.utils.entropy_from_logits", "entropy_from_logits",
          "no_validates_input", lambda: importlib.import_module(
              "trl.trainer.utils").entropy_from_logits),
+    Peer("verl", "verl", "core_algos.kl_penalty", "kl_estimate", "no_validates_input",
+         _verl("kl_estimate")),
+    Peer("verl", "verl", "core_algos.compute_grpo/rloo_outcome_advantage", "group_advantages",
+         "no_validates_input", _verl("group_advantages"),
+         "by design: a group of one keeps its score as the advantage (mean 0, std 1)"),
+    Peer("verl", "verl", "core_algos.agg_loss", "aggregate_loss", "no_validates_input",
+         _verl("aggregate_loss")),
+    Peer("verl", "verl", "core_algos.compute_gae_advantage_return", "gae",
+         "no_truncated,no_per_step_gamma,no_batch,no_gradients,no_validates_input",
+         _verl("gae"), "by design: whitens the advantages; an LLM response ends in a "
+                       "terminal state (no bootstrap)"),
     Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
          LIMITS + ",no_truncated,no_inconsistent_values",
          lambda: cleanrl_ppo_gae,
@@ -162,17 +216,19 @@ PEERS = [
 def _version(module: str) -> str:
     try:
         return getattr(importlib.import_module(module), "__version__", "?")
-    except ImportError:
+    except Exception:  # noqa: BLE001 - absent, or broken by a conflicting dependency
         return "not installed"
 
 
-def run_peers(profile: str = "ci") -> list[dict[str, Any]]:
-    """Check every peer that is installed; one row each (library, version, function,
-    convention, verdict, diagnosis)."""
+def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, Any]]:
+    """Check every peer that is installed (or only ``only``); one row each (library, version,
+    function, convention, verdict, diagnosis)."""
     from .conformance import check
 
     rows = []
     for peer in PEERS:
+        if only is not None and peer.library != only:
+            continue
         version = _version(peer.module)
         row = {"library": peer.library, "version": version, "function": peer.function,
                "convention": peer.convention.replace(",", ", "), "note": peer.by_design}
@@ -182,7 +238,7 @@ def run_peers(profile: str = "ci") -> list[dict[str, Any]]:
             continue
         try:
             fn = peer.make()
-        except ImportError as err:
+        except Exception as err:  # noqa: BLE001 - a peer that cannot be imported here
             rows.append(dict(row, verdict=f"SKIPPED ({err})", diagnosis=""))
             continue
         report = check(peer.kind, fn, convention=peer.convention, profile=profile)
