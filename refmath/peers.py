@@ -140,8 +140,31 @@ def _verl(name: str) -> Callable[[], Callable]:
             adv, _ = ca.compute_gae_advantage_return(rewards, values, keep, gamma, lam)
             return adv
 
+        class _Config(dict):
+            __getattr__ = dict.get
+
+        def clipped_surrogate(ratio, advantages, *, clip_low=0.2, clip_high=None,
+                              dual_clip=None):
+            """verl's PPO loss is aggregated: each element's objective is read off a call whose
+            response_mask selects that element alone (token-mean of one token = its loss)."""
+            config = _Config(clip_ratio=clip_low, clip_ratio_low=clip_low,
+                             clip_ratio_high=clip_low if clip_high is None else clip_high,
+                             clip_ratio_c=1e30 if dual_clip is None else dual_clip,
+                             global_batch_info={})
+            log_r = torch.log(ratio).reshape(1, -1)
+            A = advantages.reshape(1, -1)
+            out = torch.empty(log_r.shape[1], dtype=ratio.dtype)
+            for i in range(log_r.shape[1]):
+                one = torch.zeros_like(log_r)
+                one[0, i] = 1
+                loss = ca.compute_policy_loss_vanilla(torch.zeros_like(log_r), log_r, A, one,
+                                                      "token-mean", config)[0]
+                out[i] = -loss
+            return out.reshape(ratio.shape)
+
         return {"kl_estimate": kl_estimate, "group_advantages": group_advantages,
-                "aggregate_loss": aggregate_loss, "gae": gae}[name]
+                "aggregate_loss": aggregate_loss, "gae": gae,
+                "clipped_surrogate": clipped_surrogate}[name]
 
     return make
 
@@ -202,6 +225,9 @@ PEERS = [
          "by design: a group of one keeps its score as the advantage (mean 0, std 1)"),
     Peer("verl", "verl", "core_algos.agg_loss", "aggregate_loss", "no_validates_input",
          _verl("aggregate_loss")),
+    Peer("verl", "verl", "core_algos.compute_policy_loss_vanilla (per element)",
+         "clipped_surrogate", "no_validates_input,no_gradients", _verl("clipped_surrogate"),
+         "by design: takes log-probabilities (a ratio of 0 is exp(−20) after its clamp)"),
     Peer("verl", "verl", "core_algos.compute_gae_advantage_return", "gae",
          "no_truncated,no_per_step_gamma,no_batch,no_gradients,no_validates_input",
          _verl("gae"), "by design: whitens the advantages; an LLM response ends in a "

@@ -649,7 +649,8 @@ for _name in FUNCTIONS:
         _value_check(_name, torch.float32))
     register(_name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(_name))
     if FUNCTIONS[_name][0].differentiable:
-        register(_name, "gradcheck", "torch.autograd.gradcheck in float64")(_gradcheck(_name))
+        register(_name, "gradcheck", "torch.autograd.gradcheck in float64",
+                 requires=("gradients",))(_gradcheck(_name))
 
 
 # --- exact gradient facts and special behaviour -----------------------------------------------
@@ -672,7 +673,7 @@ def _boundary_clip_cases(draw):
 
 @register("clipped_surrogate", "gradient",
           "∂L/∂ratio by autograd = the exact case analysis: 0 where the clip is active, A "
-          "elsewhere, ratios on the boundary included")
+          "elsewhere, ratios on the boundary included", requires=("gradients",))
 def _clip_gradient(fn, tracker: Tracker, profile: str) -> None:
     @_settings(profile)
     @given(case=_boundary_clip_cases())
@@ -704,7 +705,8 @@ def _estimator_derivative(kind: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 @register("kl_estimate", "gradient",
-          "∂k/∂logp and ∂k/∂ref_logp by autograd = SymPy's derivative of the definition")
+          "∂k/∂logp and ∂k/∂ref_logp by autograd = SymPy's derivative of the definition",
+          requires=("gradients",))
 def _kl_estimate_gradient(fn, tracker: Tracker, profile: str) -> None:
     @_settings(profile)
     @given(case=_kl_estimate_cases())
