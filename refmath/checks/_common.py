@@ -8,7 +8,7 @@ import torch
 
 from . import CheckFailure
 
-__all__ = ["assert_hygienic"]
+__all__ = ["assert_hygienic", "expect_named_error"]
 
 
 def assert_hygienic(name: str, call: Callable[[], Any], inputs: dict[str, Any],
@@ -30,3 +30,15 @@ def assert_hygienic(name: str, call: Callable[[], Any], inputs: dict[str, Any],
         raise CheckFailure(f"{name}: shape {tuple(out1.shape)} != {tuple(shape)}")
     if not torch.equal(out1, out2):
         raise CheckFailure(f"{name} is not deterministic: two calls differ")
+
+
+def expect_named_error(name: str, what: str, word: str, call: Callable[[], Any]) -> None:
+    """``call()`` must raise ValueError/TypeError whose message names ``word`` (SPEC §1)."""
+    try:
+        call()
+    except (ValueError, TypeError) as err:
+        if word not in str(err):
+            raise CheckFailure(f"{name}: bad {what} raised {err!r}, which does not name "
+                               f"{word!r}") from None
+    else:
+        raise CheckFailure(f"{name}: bad {what} ({word}) raised no error")

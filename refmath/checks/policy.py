@@ -27,7 +27,7 @@ from .. import ratios as ra
 from ..bounds import smallest_normal, unit_roundoff
 from ..strategies import batch_shapes
 from . import CheckFailure, Tracker, profile_settings, register
-from ._common import assert_hygienic
+from ._common import assert_hygienic, expect_named_error
 
 
 @dataclass
@@ -836,14 +836,7 @@ def _bad(fn_name: str, *cases: tuple[str, Callable[[Callable], Any]]):
 
     def run(fn, tracker: Tracker, profile: str) -> None:
         for word, call in cases:
-            try:
-                call(fn)
-            except (ValueError, TypeError) as err:
-                if word not in str(err):
-                    raise CheckFailure(f"{fn_name}: bad {word} raised {err!r}, which does not "
-                                       f"name {word!r}") from None
-            else:
-                raise CheckFailure(f"{fn_name}: bad {word} raised no error")
+            expect_named_error(fn_name, word, word, lambda: call(fn))
             tracker.saw()
 
     register(fn_name, "bad_input", "bad input raises ValueError/TypeError naming the argument",

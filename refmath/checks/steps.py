@@ -23,7 +23,7 @@ from ..bounds import recursion_bound
 from ..strategies import (Episode, _consistent_next_values, episodes,
                           floats_as_fractions)
 from . import CAPABILITIES, TARGET, CheckFailure, Tracker, profile_settings, register
-from ._common import assert_hygienic
+from ._common import assert_hygienic, expect_named_error
 
 FLAGS = ("terminated", "truncated", "mask")
 
@@ -538,14 +538,7 @@ def _bad_input(spec: StepFunction):
                 continue
             args = [kw[a] for a in spec.args]
             call_kw = {k: kw[k] for k in present - set(spec.args)}
-            try:
-                fn(*args, **call_kw)
-            except (ValueError, TypeError) as err:
-                if word not in str(err):
-                    raise CheckFailure(f"{spec.name}: bad {needs} raised {err!r}, which does "
-                                       f"not name {word!r}") from None
-            else:
-                raise CheckFailure(f"{spec.name}: bad {needs} ({word}) raised no error")
+            expect_named_error(spec.name, needs, word, lambda: fn(*args, **call_kw))
             tracker.saw()
 
     return run
