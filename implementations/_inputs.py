@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["StepInputs", "prepare", "check_unit_scalar", "check_finite_result", "finite_or_retry"]
+__all__ = ["StepInputs", "prepare", "FlatSteps", "flat_steps", "check_unit_scalar",
+           "check_finite_result", "finite_or_retry"]
 
 
 def _tensor(name: str, x: object) -> torch.Tensor:
@@ -140,6 +141,23 @@ def _sanitized(flat: dict[str, torch.Tensor], keep: torch.Tensor,
             else x for n, x in flat.items()}
 
 
+def _validated(rewards: object, steps: dict[str, object], gamma: object,
+               flag_args: dict[str, object]):
+    """The checks shared by :func:`prepare` and :func:`flat_steps`, in one order."""
+    r = _floating("rewards", rewards, None)
+    if r.dim() == 0:
+        raise ValueError("rewards must have a time axis: shape [..., T], got a scalar")
+    if r.shape[-1] == 0:
+        raise ValueError("rewards has an empty time axis (T = 0)")
+    tensors = {"rewards": r}
+    for name, x in steps.items():
+        if x is not None:
+            tensors[name] = _floating(name, x, r)
+    g = _gamma(gamma, r)
+    flags = {n: _flag(n, x, r) for n, x in flag_args.items()}
+    return r, tensors, g, flags
+
+
 def prepare(rewards: object, steps: dict[str, object], *, gamma: object,
             terminated: object = None, truncated: object = None,
             mask: object = None, sanitize: bool = False) -> StepInputs:
@@ -150,21 +168,11 @@ def prepare(rewards: object, steps: dict[str, object], *, gamma: object,
     which is exact for finite numbers (the callers retry with ``sanitize`` when the result
     is not finite).
     """
-    r = _floating("rewards", rewards, None)
-    if r.dim() == 0:
-        raise ValueError("rewards must have a time axis: shape [..., T], got a scalar")
-    if r.shape[-1] == 0:
-        raise ValueError("rewards has an empty time axis (T = 0)")
+    r, tensors, g, flags = _validated(rewards, steps, gamma, {
+        "terminated": terminated, "truncated": truncated, "mask": mask})
     shape, T = r.shape, r.shape[-1]
-    tensors = {"rewards": r}
-    for name, x in steps.items():
-        if x is not None:
-            tensors[name] = _floating(name, x, r)
-    g = _gamma(gamma, r)
     if isinstance(g, torch.Tensor):
         tensors["gamma"] = g
-    flags = {n: _flag(n, x, r) for n, x in
-             (("terminated", terminated), ("truncated", truncated), ("mask", mask))}
     flat = {n: x.reshape(-1, T) for n, x in tensors.items()}
     false = torch.zeros(flat["rewards"].shape, dtype=torch.bool, device=r.device)
     term = false if flags["terminated"] is None else flags["terminated"].reshape(-1, T)
@@ -189,6 +197,45 @@ def prepare(rewards: object, steps: dict[str, object], *, gamma: object,
     gamma_w = flat.pop("gamma", g)
     return StepInputs(shape, flat, gamma_w, _as_float(alive, r.dtype),
                       _as_float(~done, r.dtype), present, dest)
+
+
+@dataclass
+class FlatSteps:
+    """The fused fast path's inputs: ``[N, T]`` views of the caller's tensors, a scalar γ,
+    the terminated flags (None: none) and the segment ends (terminated, truncated or last)."""
+
+    shape: torch.Size
+    tensors: dict[str, torch.Tensor]
+    gamma: float
+    terminated: torch.Tensor | None
+    ends: torch.Tensor
+
+    def as_float(self, flag: torch.Tensor) -> torch.Tensor:
+        return _as_float(flag, self.tensors["rewards"].dtype)
+
+
+def flat_steps(rewards: object, steps: dict[str, object], *, gamma: object,
+               terminated: object = None, truncated: object = None,
+               mask: object = None) -> FlatSteps | None:
+    """Validate exactly as :func:`prepare`; return the fast path's inputs, or None where it
+    does not apply (a mask, a per-step γ, or gradients wanted through the inputs)."""
+    r, tensors, g, flags = _validated(rewards, steps, gamma, {
+        "terminated": terminated, "truncated": truncated, "mask": mask})
+    if flags["mask"] is not None or isinstance(g, torch.Tensor):
+        return None
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors.values()):
+        return None
+    T = r.shape[-1]
+    term, trunc = (None if f is None else f.reshape(-1, T)
+                   for f in (flags["terminated"], flags["truncated"]))
+    if term is None and trunc is None:
+        ends = torch.zeros((r.numel() // T, T), dtype=torch.bool, device=r.device)
+    else:
+        ends = term | trunc if term is not None and trunc is not None else (
+            term if trunc is None else trunc).clone()
+    ends[:, -1] = True
+    return FlatSteps(r.shape, {n: x.reshape(-1, T) for n, x in tensors.items()}, g, term,
+                     ends)
 
 
 def true_like(x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._inputs import StepInputs, finite_or_retry, prepare
-from ._scan import reverse_scan
+from ._inputs import FlatSteps, StepInputs, finite_or_retry, flat_steps, prepare
+from ._scan import reverse_scan, reverse_scan_fused
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns"]
 
@@ -46,7 +46,10 @@ def bootstrapped_rewards(s: StepInputs) -> torch.Tensor:
     t = s.tensors
     x = t["rewards"]
     if "next_values" in t:
-        x = x + (1 - s.cont) * s.alive * (s.gamma * t["next_values"])
+        read = (1 - s.cont) * s.alive * t["next_values"]
+        # a scalar γ as in the fused path (one fused multiply-add), so both agree bitwise
+        x = torch.add(x, read, alpha=s.gamma) if isinstance(s.gamma, float) else (
+            x + s.gamma * read)
     return s.zero_absent(x)
 
 
@@ -54,6 +57,32 @@ def _returns_checked(compute, rewards, next_values, terminated, mask):
     return finite_or_retry(compute, {"rewards": rewards, "next_values": next_values},
                            lambda: {"rewards": used_where(mask),
                                     "next_values": used_where(mask, terminated)})
+
+
+def _fused_returns(f: FlatSteps) -> torch.Tensor:
+    """The no-gradient fast path: x and γ·(1 − end) written straight into the scan's
+    chunk-major buffers (:func:`reverse_scan_fused`); multiplications by 0/1 only (a NaN
+    that reaches the result sends the caller to the sanitizing path)."""
+    r, nv = f.tensors["rewards"], f.tensors.get("next_values")
+    boot = None
+    if nv is not None:  # V'_t where it is read: segment ends that are not terminal
+        read = f.ends if f.terminated is None else f.ends & ~f.terminated
+        boot = f.as_float(read) * nv
+    going_on = f.as_float(~f.ends)
+
+    def write_x(out, steps):
+        if boot is None:
+            out.copy_(r[:, steps].reshape(out.shape))
+        else:
+            torch.add(r[:, steps].reshape(out.shape), boot[:, steps].reshape(out.shape),
+                      alpha=f.gamma, out=out)
+
+    def write_c(out, steps):
+        torch.mul(going_on[:, steps].reshape(out.shape), f.gamma, out=out)
+
+    N, T = r.shape
+    return reverse_scan_fused(N, T, r, write_x, write_c,
+                              lambda y, steps, out: out.copy_(y)).reshape(f.shape)
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
@@ -67,6 +96,11 @@ def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
     ``c_t = γ_t·(1 − segment end_t)``. Sutton & Barto (2018), eq. (3.8).
     """
     def compute(sanitize: bool) -> torch.Tensor:
+        if not sanitize:
+            f = flat_steps(rewards, {"next_values": next_values}, gamma=gamma,
+                           terminated=terminated, truncated=truncated, mask=mask)
+            if f is not None:
+                return _fused_returns(f)
         s = prepare(rewards, {"next_values": next_values}, gamma=gamma, terminated=terminated,
                     truncated=truncated, mask=mask, sanitize=sanitize)
         return s.restore(reverse_scan(bootstrapped_rewards(s), s.cont * s.gamma))

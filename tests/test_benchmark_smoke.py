@@ -3,15 +3,16 @@
 import importlib.util
 import pathlib
 
+import numpy as np
 import torch
 
-import refmath_torch
+import refmath
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_gae", ROOT / "benchmarks" / "bench_gae.py")
+    spec = importlib.util.spec_from_file_location("bench_advantages", ROOT / "benchmarks" / "bench_advantages.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -22,16 +23,33 @@ def test_benchmark_smoke(capsys):
     threads = torch.get_num_threads()
     try:
         rows = bench.run([(4, 33)], repeats=2, threads=1)
+        masked = bench.run([(4, 40)], repeats=2, threads=1, functions=["gae"], masked=True)
     finally:
         torch.set_num_threads(threads)
-    assert len(rows) == 1 and "vs refmath" in capsys.readouterr().out
+    assert "vs refmath" in capsys.readouterr().out
+    assert [row[0] for row in rows] == list(bench.FUNCTIONS) and len(masked) == 1
+    for function, B, T, results in rows + masked:
+        # float32 against float64 on |r|, |V| ~ 1, T = 33: well inside (5T+10)·u·Σ|x| ~ 1e-4
+        assert results["refmath"][2] < 1e-5, function
 
 
-def test_benchmark_loop_is_a_correct_reference():
-    """The loop the benchmark compares against computes the same GAE (float64: ~1e-12)."""
+def test_benchmark_loops_are_correct_references():
+    """The loops the benchmark measures errors against compute the same functions as the
+    oracles (float64: ~1e-12)."""
     bench = _bench()
     r, v, nv, term, trunc = (x.double() if x.is_floating_point() else x
                              for x in bench._inputs(3, 200))
     kw = dict(gamma=0.99, lam=0.95, terminated=term, truncated=trunc)
-    torch.testing.assert_close(bench.loop_gae(r, v, nv, **kw), refmath_torch.gae(r, v, nv, **kw),
-                               rtol=0, atol=1e-10)
+    a = {n: t.numpy() for n, t in dict(r=r, v=v, nv=nv).items()}
+    flags = dict(terminated=term.numpy(), truncated=trunc.numpy())
+    expected = {
+        "gae": refmath.gae(a["r"], a["v"], a["nv"], gamma=0.99, lam=0.95, **flags),
+        "lambda_returns": refmath.lambda_returns(a["r"], a["v"], a["nv"], gamma=0.99,
+                                                 lam=0.95, **flags),
+        "discounted_returns": refmath.discounted_returns(a["r"], next_values=a["nv"],
+                                                         gamma=0.99, **flags),
+    }
+    for name, loop in bench.LOOPS.items():
+        got = loop(r, v, nv, **kw).numpy()
+        np.testing.assert_allclose(got, np.asarray(expected[name], dtype=float), rtol=0,
+                                   atol=1e-10, err_msg=name)

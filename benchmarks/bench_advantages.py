@@ -1,0 +1,348 @@
+"""Time refmath_torch's gae, lambda_returns and discounted_returns against a plain Torch loop,
+the libraries users would pick instead, and the memory roofline — in one run, on the same
+inputs.
+
+    python benchmarks/bench_advantages.py                    # the README tables (2 threads)
+    python benchmarks/bench_advantages.py --backward         # forward+backward (∂/∂rewards)
+    python benchmarks/bench_advantages.py --mask             # with right-padding masks
+    python benchmarks/bench_advantages.py --sizes 8x128 --repeats 3   # a quick smoke run
+    pip install -e '.[bench]'                               # TorchRL, Stable-Baselines3 (+ tianshou)
+
+Inputs: float32 rewards/values/next_values, ~1 % terminated and ~1 % truncated steps,
+γ = 0.99, λ = 0.95; with ``--mask``, every row is right-padded (its length drawn uniformly
+from [T/2, T]). Methods, per function:
+
+* ``copy`` — ``rewards.clone()``: reading and writing one [B, T] tensor, the roofline;
+* ``refmath`` — ``refmath_torch.gae`` / ``lambda_returns`` / ``discounted_returns``;
+* ``torch loop`` — a plain reverse loop over T (:func:`loop_gae` and friends);
+* TorchRL 0.14 — ``generalized_advantage_estimate`` / ``td_lambda_return_estimate`` /
+  ``td1_return_estimate`` (``loop``) and their ``vec_`` versions (``vec``), [B, T, 1] inputs;
+* ``sb3`` — Stable-Baselines3's ``RolloutBuffer.compute_returns_and_advantage`` (NumPy,
+  time-major; its ``advantages`` and ``returns`` = λ-returns; truncation is handled outside
+  its GAE, so it sees terminal dones only);
+* ``tianshou`` — tianshou's numba ``_gae`` on the flattened buffer (λ-returns: ``_gae`` + V;
+  discounted returns: ``_gae`` with λ = 1, + V).
+
+Each peer is timed on inputs already in its own layout (conversion is not timed), and skipped
+with the reason when it is not installed or does not apply. Methods are timed round-robin
+(one call of each in turn, ``--repeats`` rounds), so that a slow phase of a shared machine
+hits all of them alike. Reported: median [min–max], the ratio to refmath and to the roofline,
+the peak extra resident memory (Linux VmHWM after a reset), and the max error against a
+float64 evaluation of the same recursion — so a fast but wrong method is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import refmath_torch
+
+FUNCTIONS = ("gae", "lambda_returns", "discounted_returns")
+
+
+def loop_gae(rewards, values, next_values, *, gamma, lam, terminated, truncated):
+    """The reference reverse loop: one Python iteration per time step."""
+    B, T = rewards.shape
+    not_term = (~terminated).to(rewards.dtype)
+    cont = (~(terminated | truncated)).to(rewards.dtype)
+    adv = torch.empty_like(rewards)
+    last = torch.zeros(B, dtype=rewards.dtype)
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * next_values[:, t] * not_term[:, t] - values[:, t]
+        carry = cont[:, t] if t < T - 1 else torch.zeros_like(last)
+        last = delta + gamma * lam * carry * last
+        adv[:, t] = last
+    return adv
+
+
+def loop_lambda_returns(rewards, values, next_values, **kw):
+    return loop_gae(rewards, values, next_values, **kw) + values
+
+
+def loop_discounted_returns(rewards, values, next_values, *, gamma, lam, terminated,
+                            truncated):
+    """G_t = r_t + γ·(G_{t+1} inside a segment, nt_t·V'_t at its end), one step at a time."""
+    B, T = rewards.shape
+    out = torch.empty_like(rewards)
+    G = torch.zeros(B, dtype=rewards.dtype)
+    for t in reversed(range(T)):
+        end = terminated[:, t] | truncated[:, t] if t < T - 1 else torch.ones_like(G, dtype=bool)
+        boot = torch.where(terminated[:, t], 0.0, next_values[:, t]).to(rewards.dtype)
+        G = rewards[:, t] + gamma * torch.where(end, boot, G)
+        out[:, t] = G
+    return out
+
+
+LOOPS = {"gae": loop_gae, "lambda_returns": loop_lambda_returns,
+         "discounted_returns": loop_discounted_returns}
+
+
+def _inputs(B, T, seed=0):
+    """A consistent batch: next_values[t] = values[t+1] except after a truncation (the value
+    of the state the episode was cut at) and at the end (the bootstrap)."""
+    gen = torch.Generator().manual_seed(seed)
+    r, v, cut = (torch.randn(B, T, generator=gen) for _ in range(3))
+    term = torch.rand(B, T, generator=gen) < 0.01
+    trunc = torch.rand(B, T, generator=gen) < 0.01
+    nv = torch.cat([v[:, 1:], cut[:, -1:]], 1)
+    nv = torch.where(trunc, cut, nv)
+    return r, v, nv, term, trunc
+
+
+def _padding(B, T, seed=1):
+    """Right padding: row b keeps its first length_b steps, length_b uniform in [T/2, T]."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint((T + 1) // 2, T + 1, (B, 1), generator=gen)
+    return torch.arange(T) < lengths
+
+
+GAMMA, LAM = 0.99, 0.95
+
+
+def _refmath(function, r, v, nv, kw):
+    f = getattr(refmath_torch, function)
+    if function == "discounted_returns":
+        return lambda: f(r, next_values=nv, **{k: x for k, x in kw.items() if k != "lam"})
+    return lambda: f(r, v, nv, **kw)
+
+
+def _peers(function, r, v, nv, term, trunc) -> dict[str, Callable[[], Any] | str]:
+    """Closures that run each peer on inputs already in its layout, or the skip reason."""
+    out: dict[str, Callable[[], Any] | str] = {}
+    try:
+        from torchrl.objectives.value import functional as F
+
+        done, tkw = (term | trunc).unsqueeze(-1), {"terminated": term.unsqueeze(-1),
+                                                   "time_dim": -2}
+        v3, nv3, r3 = (x.unsqueeze(-1) for x in (v, nv, r))
+        if function == "gae":
+            calls = {"loop": lambda: F.generalized_advantage_estimate(
+                GAMMA, LAM, v3, nv3, r3, done, **tkw)[0],
+                "vec": lambda: F.vec_generalized_advantage_estimate(
+                GAMMA, LAM, v3, nv3, r3, done, **tkw)[0]}
+        elif function == "lambda_returns":
+            calls = {"loop": lambda: F.td_lambda_return_estimate(
+                GAMMA, LAM, nv3, r3, done, **tkw),
+                "vec": lambda: F.vec_td_lambda_return_estimate(
+                GAMMA, LAM, nv3, r3, done, **tkw)}
+        else:
+            calls = {"loop": lambda: F.td1_return_estimate(GAMMA, nv3, r3, done, **tkw),
+                     "vec": lambda: F.vec_td1_return_estimate(GAMMA, nv3, r3, done, **tkw)}
+        for kind, call in calls.items():
+            out[f"torchrl {kind}"] = (lambda call: lambda: call().squeeze(-1))(call)
+    except ImportError as err:
+        out["torchrl"] = f"skipped: {err}"
+    out["sb3"] = _sb3(function, r, v, nv, term)
+    out["tianshou"] = _tianshou(function, r, v, nv, term, trunc)
+    return out
+
+
+def _sb3(function, r, v, nv, term):
+    if function == "discounted_returns":
+        return "skipped: no discounted-return function (its buffer computes λ-returns)"
+    try:
+        from gymnasium import spaces
+        from stable_baselines3.common.buffers import RolloutBuffer
+    except ImportError as err:
+        return f"skipped: {err}"
+    B, T = r.shape
+    buf = RolloutBuffer(T, spaces.Box(-1, 1, (1,)), spaces.Discrete(2), device="cpu",
+                        gae_lambda=LAM, gamma=GAMMA, n_envs=B)
+    buf.rewards[:] = r.numpy().T
+    buf.values[:] = v.numpy().T
+    t_np = term.numpy()
+    buf.episode_starts[:] = np.concatenate([np.zeros((B, 1), bool), t_np[:, :-1]], 1).T
+    last, dones = nv[:, -1].clone(), t_np[:, -1].astype(np.float32)
+    field = "advantages" if function == "gae" else "returns"
+
+    def sb3():
+        buf.compute_returns_and_advantage(last_values=last, dones=dones)
+        return torch.as_tensor(getattr(buf, field).T.copy())
+
+    return sb3
+
+
+def _tianshou(function, r, v, nv, term, trunc):
+    try:
+        from tianshou.algorithm.algorithm_base import _gae
+    except ImportError as err:
+        return f"skipped: {err}"
+    end = (term | trunc).numpy().copy()
+    end[:, -1] = True
+    flat = [x.numpy().reshape(-1) for x in (v, nv * ~term, r)]
+    end_flat = end.reshape(-1)
+    lam = 1.0 if function == "discounted_returns" else LAM
+    plus_v = function != "gae"
+
+    def tianshou():
+        adv = _gae(flat[0], flat[1], flat[2], end_flat, GAMMA, lam)
+        return torch.as_tensor((adv + flat[0] if plus_v else adv).reshape(r.shape))
+
+    return tianshou
+
+
+def _time_round_robin(methods: dict[str, Callable[[], Any]], repeats: dict[str, int]):
+    """median, min, max in ms of each method, timed one call of each in turn."""
+    for fn in methods.values():
+        fn()  # warm-up (numba compiles here)
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for round_ in range(max(repeats.values())):
+        for name, fn in methods.items():
+            if round_ < repeats[name]:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(t) * 1e3, min(t) * 1e3, max(t) * 1e3)
+            for name, t in times.items()}
+
+
+def _peak_extra_mb(fn) -> float | None:
+    """Peak resident memory above the current level while ``fn`` runs (Linux only)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+
+        def read(key):
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1]) / 1024
+
+        before = read("VmRSS")
+        fn()
+        return max(0.0, read("VmHWM") - before)
+    except OSError:
+        return None
+
+
+def _progress(i: int, n: int, label: str) -> None:
+    width = 24
+    done = int(width * i / n)
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} {label:<40}")
+    sys.stderr.flush()
+
+
+def _methods(function, r, v, nv, term, trunc, mask, backward, peers):
+    kw = dict(gamma=GAMMA, lam=LAM, terminated=term, truncated=trunc)
+    loop = LOOPS[function]
+    methods: dict[str, Callable[[], Any]] = {"copy": lambda: r.clone()}
+    skipped: dict[str, str] = {}
+    if mask is not None:
+        kw["mask"] = mask
+        loop_kw = dict(kw, truncated=trunc | (mask & ~torch.roll(mask, -1, 1)))
+        del loop_kw["mask"]
+        loop_call = lambda x: loop(x, v, nv, **loop_kw) * mask  # noqa: E731
+    else:
+        loop_call = lambda x: loop(x, v, nv, **kw)  # noqa: E731
+    if backward:
+        rg = r.clone().requires_grad_()
+        ours = _refmath(function, rg, v, nv, kw)
+        methods["refmath"] = lambda: ours().sum().backward()
+        methods["torch loop"] = lambda: loop_call(rg).sum().backward()
+    else:
+        methods["refmath"] = _refmath(function, r, v, nv, kw)
+        methods["torch loop"] = lambda: loop_call(r)
+        if peers and mask is None:
+            for name, fn in _peers(function, r, v, nv, term, trunc).items():
+                if isinstance(fn, str):
+                    skipped[name] = fn
+                else:
+                    methods[name] = fn
+        elif peers:
+            skipped["peers"] = "skipped with --mask: no peer takes a mask of deleted steps"
+    exact = loop(*(x.double() for x in (r, v, nv)), **(loop_kw if mask is not None else kw))
+    if mask is not None:
+        exact = exact * mask
+    return methods, skipped, exact
+
+
+def _reference(function, name, r, v, nv, term, exact):
+    if name != "sb3":
+        return exact
+    # sb3 by design: no truncation, V(s_{t+1}) = values[t+1]
+    shifted = torch.cat([v[:, 1:], nv[:, -1:]], 1).double()
+    return LOOPS[function](r.double(), v.double(), shifted, gamma=GAMMA, lam=LAM,
+                           terminated=term, truncated=torch.zeros_like(term))
+
+
+def run(sizes, repeats, threads, backward=False, peers=True, loop_max_T=None,
+        functions=FUNCTIONS, masked=False):
+    torch.set_num_threads(threads)
+    mode = "forward+backward (∂/∂rewards)" if backward else "forward"
+    print(f"torch {torch.__version__}, {threads} threads, float32, {mode}, γ={GAMMA}, "
+          f"λ={LAM}, ~1% terminated, ~1% truncated{', right-padding masks' if masked else ''};"
+          f" median [min–max] of {repeats} runs (round-robin), ms")
+    rows, skipped = [], {}
+    jobs = [(f, size) for f in functions for size in sizes]
+    for i, (function, (B, T)) in enumerate(jobs):
+        _progress(i, len(jobs), f"{function} {B} x {T}")
+        r, v, nv, term, trunc = _inputs(B, T)
+        mask = _padding(B, T) if masked else None
+        methods, skips, exact = _methods(function, r, v, nv, term, trunc, mask, backward, peers)
+        skipped.update({f"{function}: {k}": why for k, why in skips.items()})
+        if loop_max_T and T > loop_max_T:
+            for name in ("torch loop", "torchrl vec"):
+                methods.pop(name, None)
+        slow = ("torch loop", "torchrl loop", "sb3")
+        counts = {n: max(1, repeats // 3) if n in slow else repeats for n in methods}
+        timings = _time_round_robin(methods, counts)
+        results = {}
+        for name, fn in methods.items():
+            err = float("nan")
+            if not backward and name != "copy":
+                ref = _reference(function, name, r, v, nv, term, exact)
+                err = float((fn().double() - ref).abs().max())
+            results[name] = (timings[name], _peak_extra_mb(fn), err)
+        rows.append((function, B, T, results))
+    _progress(len(jobs), len(jobs), "done")
+    sys.stderr.write("\n")
+    _print(rows, skipped)
+    return rows
+
+
+def _print(rows, skipped):
+    print(f"{'function':<18} {'B x T':>11}  {'method':<13} {'median [min–max] ms':>26} {'vs refmath':>11} "
+          f"{'vs copy':>9} {'peak MB':>8} {'max err vs f64':>15}")
+    for function, B, T, results in rows:
+        ours = results["refmath"][0][0]
+        copy = results["copy"][0][0]
+        for name, ((med, lo, hi), mem, err) in results.items():
+            mem_s = "n/a" if mem is None else f"{mem:.1f}"
+            err_s = "" if err != err else f"{err:.2e}"
+            print(f"{function:<18} {B:>5} x {T:<5}  {name:<13} {f'{med:9.3f} [{lo:.2f}–{hi:.2f}]':>26} "
+                  f"{med / ours:10.2f}x {med / copy:8.1f}x {mem_s:>8} {err_s:>15}")
+    for name, reason in skipped.items():
+        print(f"{name}: {reason}")
+    print("(vs refmath > 1: slower than refmath; sb3's error is against GAE without truncation"
+          " and with V(s_t+1) = values[t+1], its design)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+",
+                        default=["8x128", "64x1024", "256x4096", "4096x256", "1024x2048"])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backward", action="store_true",
+                        help="time forward+backward (gradient with respect to rewards)")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=FUNCTIONS)
+    parser.add_argument("--mask", action="store_true",
+                        help="right-padding masks (refmath and the loop only)")
+    parser.add_argument("--loop-max-T", type=int, default=None,
+                        help="skip the slow loops above this T")
+    args = parser.parse_args(argv)
+    sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes]
+    run(sizes, args.repeats, args.threads, args.backward, not args.no_peers, args.loop_max_T,
+        args.functions, args.mask)
+
+
+if __name__ == "__main__":
+    main()

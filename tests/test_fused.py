@@ -1,0 +1,114 @@
+"""The fused no-gradient fast path of gae / lambda_returns / discounted_returns.
+
+Without a mask, with a scalar γ and no gradient wanted, these functions write their inputs
+straight into the scan's chunk-major buffers (``reverse_scan_fused``). The property checks
+draw short sequences (T ≤ 32 never leaves the stepwise scan), so the chunked levels are held
+here to the float64 oracle, and to the differentiable path bit for bit, on lengths that are
+and are not multiples of the chunk length and that need one, two and three levels.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import refmath
+import refmath_torch
+from refmath_torch import _scan
+
+# 1-32: stepwise; 33-512: one chunked level; 513-8192: two; beyond: three.
+LENGTHS = [1, 2, 16, 31, 32, 33, 47, 48, 100, 512, 513, 1000, 8200]
+FLAGS = [{}, {"terminated": True}, {"truncated": True}, {"terminated": True, "truncated": True}]
+
+
+def _batch(T, flags, seed=0, shape=(2, 3)):
+    gen = torch.Generator().manual_seed(seed)
+    x = {n: torch.randn(*shape, T, generator=gen, dtype=torch.float64)
+         for n in ("rewards", "values", "next_values")}
+    for n in flags:
+        x[n] = torch.rand(*shape, T, generator=gen) < 0.05
+    return x
+
+
+def _call(name, x, **kw):
+    f = getattr(refmath_torch, name)
+    flags = {n: x[n] for n in ("terminated", "truncated") if n in x}
+    if name == "discounted_returns":
+        return f(x["rewards"], next_values=x["next_values"], gamma=0.97, **flags, **kw)
+    return f(x["rewards"], x["values"], x["next_values"], gamma=0.97, lam=0.9, **flags, **kw)
+
+
+def _oracle(name, x):
+    a = {n: t.numpy() for n, t in x.items()}
+    flags = {n: a[n] for n in ("terminated", "truncated") if n in a}
+    if name == "discounted_returns":
+        return refmath.discounted_returns(a["rewards"], next_values=a["next_values"],
+                                          gamma=0.97, **flags)
+    return getattr(refmath, name)(a["rewards"], a["values"], a["next_values"], gamma=0.97,
+                                  lam=0.9, **flags)
+
+
+NAMES = ["gae", "lambda_returns", "discounted_returns"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("T", LENGTHS)
+def test_fused_path_equals_the_oracle_and_the_differentiable_path(name, T):
+    for flags in FLAGS:
+        x = _batch(T, flags, seed=T)
+        fast = _call(name, x)
+        x_grad = dict(x, rewards=x["rewards"].clone().requires_grad_())
+        slow = _call(name, x_grad).detach()
+        assert torch.equal(fast, slow), (name, T, flags)
+        # float64 against exact-in-float64 loops: ~(5T+10)·u·S with S ≲ 3·Σγ^k ≲ 100
+        np.testing.assert_allclose(fast.numpy(), np.asarray(_oracle(name, x), dtype=float),
+                                   rtol=0, atol=(5 * T + 10) * 2.0**-53 * 100)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_path_is_taken_and_leaves_the_inputs_alone(name, monkeypatch):
+    calls = []
+    real = _scan.reverse_scan_fused
+
+    def spy(*args, **kwargs):
+        calls.append(args[:2])
+        return real(*args, **kwargs)
+
+    for module in ("advantages", "returns"):
+        monkeypatch.setattr(f"refmath_torch.{module}.reverse_scan_fused", spy)
+    x = _batch(100, ["terminated", "truncated"])
+    before = {n: t.clone() for n, t in x.items()}
+    _call(name, x)
+    assert calls == [(6, 100)]
+    for n, t in x.items():
+        assert torch.equal(t, before[n]), n
+    _call(name, x, mask=torch.ones(2, 3, 100, dtype=torch.bool))  # masks: the general path
+    x_grad = dict(x, rewards=x["rewards"].clone().requires_grad_())
+    _call(name, x_grad)  # gradients wanted: the differentiable path
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_path_ignores_nan_where_next_values_is_not_read(name):
+    """The fast path multiplies by 0/1; a NaN there is caught and the call redone sanitized."""
+    x = _batch(200, ["terminated"], seed=3)
+    x["terminated"][:, :, 150] = True
+    clean = _call(name, x)
+    x["next_values"][:, :, 150] = float("nan")
+    np.testing.assert_array_equal(_call(name, x).numpy(), clean.numpy())
+    x["rewards"][0, 1, 7] = float("inf")
+    with pytest.raises(ValueError, match="rewards"):
+        _call(name, x)
+
+
+def test_fused_path_in_float32_is_within_the_derived_bound():
+    x = {n: t.float() if t.is_floating_point() else t
+         for n, t in _batch(4096, ["terminated", "truncated"], seed=5, shape=(4,)).items()}
+    got = _call("gae", x).double().numpy()
+    exact = np.asarray(_oracle("gae", {n: t.double() if t.is_floating_point() else t
+                                       for n, t in x.items()}), dtype=float)
+    a = {n: t.double().abs().numpy() for n, t in x.items() if t.is_floating_point()}
+    flags = {n: x[n].numpy() for n in ("terminated", "truncated")}
+    S = refmath.gae(a["rewards"], -a["values"], a["next_values"], gamma=0.97, lam=0.9,
+                    **flags)  # the condition term: the recursion on |r| + γ|V'| + |V|
+    bound = refmath.bounds.recursion_bound(S, 4096, "float32")
+    assert np.all(np.abs(got - exact) <= bound)
