@@ -12,7 +12,10 @@ Inputs: float32 rewards/values/next_values, ~1 % terminated and ~1 % truncated s
 γ = 0.99, λ = 0.95; with ``--mask``, every row is right-padded (its length drawn uniformly
 from [T/2, T]). Methods, per function:
 
-* ``copy`` — ``rewards.clone()``: reading and writing one [B, T] tensor, the roofline;
+* ``copy inputs`` — a clone of every input tensor (rewards, values, next_values and the
+  flags the function reads): the memory roofline, and the ``vs copy`` column's unit — any
+  implementation must at least read all of them once and write one [B, T] result;
+  ``copy rewards`` — one [B, T] float tensor, for scale;
 * ``refmath`` — ``refmath_torch.gae`` / ``lambda_returns`` / ``discounted_returns``;
 * ``torch loop`` — a plain reverse loop over T (:func:`loop_gae` and friends);
 * TorchRL 0.14 — ``generalized_advantage_estimate`` / ``td_lambda_return_estimate`` /
@@ -232,7 +235,11 @@ def _progress(i: int, n: int, label: str) -> None:
 def _methods(function, r, v, nv, term, trunc, mask, backward, peers):
     kw = dict(gamma=GAMMA, lam=LAM, terminated=term, truncated=trunc)
     loop = LOOPS[function]
-    methods: dict[str, Callable[[], Any]] = {"copy": lambda: r.clone()}
+    inputs = (r, nv) if function == "discounted_returns" else (r, v, nv)
+    inputs += (term, trunc) + (() if mask is None else (mask,))
+    methods: dict[str, Callable[[], Any]] = {
+        "copy inputs": lambda: [x.clone() for x in inputs],
+        "copy rewards": lambda: r.clone()}
     skipped: dict[str, str] = {}
     if mask is not None:
         kw["mask"] = mask
@@ -296,7 +303,7 @@ def run(sizes, repeats, threads, backward=False, peers=True, loop_max_T=None,
         results = {}
         for name, fn in methods.items():
             err = float("nan")
-            if not backward and name != "copy":
+            if not backward and not name.startswith("copy"):
                 ref = _reference(function, name, r, v, nv, term, exact)
                 err = float((fn().double() - ref).abs().max())
             results[name] = (timings[name], _peak_extra_mb(fn), err)
@@ -312,7 +319,7 @@ def _print(rows, skipped):
           f"{'vs copy':>9} {'peak MB':>8} {'max err vs f64':>15}")
     for function, B, T, results in rows:
         ours = results["refmath"][0][0]
-        copy = results["copy"][0][0]
+        copy = results["copy inputs"][0][0]
         for name, ((med, lo, hi), mem, err) in results.items():
             mem_s = "n/a" if mem is None else f"{mem:.1f}"
             err_s = "" if err != err else f"{err:.2e}"

@@ -202,40 +202,67 @@ def prepare(rewards: object, steps: dict[str, object], *, gamma: object,
 @dataclass
 class FlatSteps:
     """The fused fast path's inputs: ``[N, T]`` views of the caller's tensors, a scalar γ,
-    the terminated flags (None: none) and the segment ends (terminated, truncated or last)."""
+    the terminated flags (None: none), the segment ends (terminated, truncated, or the last
+    present step of a row) and the present steps (None: no mask).
+
+    Masked steps are not moved: they *pass the recursion through* (``x = 0``, ``c = 1``, so
+    a present step's successor is the next present step, exactly as if the masked steps
+    were deleted) and their outputs are set to 0."""
 
     shape: torch.Size
     tensors: dict[str, torch.Tensor]
     gamma: float
     terminated: torch.Tensor | None
     ends: torch.Tensor
+    keep: torch.Tensor | None
 
     def as_float(self, flag: torch.Tensor) -> torch.Tensor:
         return _as_float(flag, self.tensors["rewards"].dtype)
+
+    def constant(self, value: float) -> torch.Tensor:
+        r = self.tensors["rewards"]
+        return torch.tensor(value, dtype=r.dtype, device=r.device)
+
+    def reads_next_value(self, at_ends: bool = False) -> torch.Tensor | None:
+        """Where next_values is read (None: everywhere): not terminated, present, and with
+        ``at_ends``, a segment end."""
+        read = self.ends if at_ends else None
+        for flag in (None if self.terminated is None else ~self.terminated, self.keep):
+            if flag is not None:
+                read = flag if read is None else read & flag
+        return read
+
+
+def _last_present(keep: torch.Tensor) -> torch.Tensor:
+    """[N, 1] index of every row's last present step (T − 1 for a row with none)."""
+    T = keep.shape[-1]
+    return (T - 1) - keep.flip(-1).view(torch.uint8).argmax(-1, keepdim=True)
 
 
 def flat_steps(rewards: object, steps: dict[str, object], *, gamma: object,
                terminated: object = None, truncated: object = None,
                mask: object = None) -> FlatSteps | None:
     """Validate exactly as :func:`prepare`; return the fast path's inputs, or None where it
-    does not apply (a mask, a per-step γ, or gradients wanted through the inputs)."""
+    does not apply (a per-step γ, or gradients wanted through the inputs)."""
     r, tensors, g, flags = _validated(rewards, steps, gamma, {
         "terminated": terminated, "truncated": truncated, "mask": mask})
-    if flags["mask"] is not None or isinstance(g, torch.Tensor):
+    if isinstance(g, torch.Tensor):
         return None
     if torch.is_grad_enabled() and any(x.requires_grad for x in tensors.values()):
         return None
     T = r.shape[-1]
-    term, trunc = (None if f is None else f.reshape(-1, T)
-                   for f in (flags["terminated"], flags["truncated"]))
+    term, trunc, keep = (None if f is None else f.reshape(-1, T)
+                         for f in (flags["terminated"], flags["truncated"], flags["mask"]))
     if term is None and trunc is None:
         ends = torch.zeros((r.numel() // T, T), dtype=torch.bool, device=r.device)
     else:
         ends = term | trunc if term is not None and trunc is not None else (
             term if trunc is None else trunc).clone()
     ends[:, -1] = True
+    if keep is not None:
+        ends.scatter_(1, _last_present(keep), True)
     return FlatSteps(r.shape, {n: x.reshape(-1, T) for n, x in tensors.items()}, g, term,
-                     ends)
+                     ends, keep)
 
 
 def true_like(x: torch.Tensor) -> torch.Tensor:

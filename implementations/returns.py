@@ -62,27 +62,44 @@ def _returns_checked(compute, rewards, next_values, terminated, mask):
 def _fused_returns(f: FlatSteps) -> torch.Tensor:
     """The no-gradient fast path: x and γ·(1 − end) written straight into the scan's
     chunk-major buffers (:func:`reverse_scan_fused`); multiplications by 0/1 only (a NaN
-    that reaches the result sends the caller to the sanitizing path)."""
+    that reaches the result sends the caller to the sanitizing path). Masked steps pass the
+    recursion through (x = 0, c = 1) and output 0."""
     r, nv = f.tensors["rewards"], f.tensors.get("next_values")
-    boot = None
-    if nv is not None:  # V'_t where it is read: segment ends that are not terminal
-        read = f.ends if f.terminated is None else f.ends & ~f.terminated
-        boot = f.as_float(read) * nv
+    keep = None if f.keep is None else f.as_float(f.keep)
+    boot = None  # V'_t where it is read: present segment ends that are not terminal
+    if nv is not None:
+        boot = f.as_float(f.reads_next_value(at_ends=True)) * nv
+    if keep is not None:
+        x = r if boot is None else torch.add(r, boot, alpha=f.gamma)
+        x = x * keep
     going_on = f.as_float(~f.ends)
+    if keep is not None:
+        c_present, one = going_on.mul_(f.gamma), f.constant(1.0)
 
     def write_x(out, steps):
-        if boot is None:
+        if keep is not None:
+            out.copy_(x[:, steps].reshape(out.shape))
+        elif boot is None:
             out.copy_(r[:, steps].reshape(out.shape))
         else:
             torch.add(r[:, steps].reshape(out.shape), boot[:, steps].reshape(out.shape),
                       alpha=f.gamma, out=out)
 
     def write_c(out, steps):
-        torch.mul(going_on[:, steps].reshape(out.shape), f.gamma, out=out)
+        if keep is None:
+            torch.mul(going_on[:, steps].reshape(out.shape), f.gamma, out=out)
+        else:
+            torch.where(f.keep[:, steps].reshape(out.shape),
+                        c_present[:, steps].reshape(out.shape), one, out=out)
+
+    def finish(y, steps, out):
+        if keep is None:
+            out.copy_(y)
+        else:
+            torch.mul(y, keep[:, steps].reshape(y.shape), out=out)
 
     N, T = r.shape
-    return reverse_scan_fused(N, T, r, write_x, write_c,
-                              lambda y, steps, out: out.copy_(y)).reshape(f.shape)
+    return reverse_scan_fused(N, T, r, write_x, write_c, finish).reshape(f.shape)
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,

@@ -1,6 +1,6 @@
 """The fused no-gradient fast path of gae / lambda_returns / discounted_returns.
 
-Without a mask, with a scalar γ and no gradient wanted, these functions write their inputs
+With a scalar γ and no gradient wanted, these functions write their inputs
 straight into the scan's chunk-major buffers (``reverse_scan_fused``). The property checks
 draw short sequences (T ≤ 32 never leaves the stepwise scan), so the chunked levels are held
 here to the float64 oracle, and to the differentiable path bit for bit, on lengths that are
@@ -29,12 +29,14 @@ def _batch(T, flags, seed=0, shape=(2, 3)):
     return x
 
 
-def _call(name, x, **kw):
+def _call(name, x, gamma_steps=False, **kw):
     f = getattr(refmath_torch, name)
     flags = {n: x[n] for n in ("terminated", "truncated") if n in x}
+    T = x["rewards"].shape[-1]
+    kw["gamma"] = torch.full((T,), 0.97, dtype=torch.float64) if gamma_steps else 0.97
     if name == "discounted_returns":
-        return f(x["rewards"], next_values=x["next_values"], gamma=0.97, **flags, **kw)
-    return f(x["rewards"], x["values"], x["next_values"], gamma=0.97, lam=0.9, **flags, **kw)
+        return f(x["rewards"], next_values=x["next_values"], **flags, **kw)
+    return f(x["rewards"], x["values"], x["next_values"], lam=0.9, **flags, **kw)
 
 
 def _oracle(name, x):
@@ -81,10 +83,12 @@ def test_fused_path_is_taken_and_leaves_the_inputs_alone(name, monkeypatch):
     assert calls == [(6, 100)]
     for n, t in x.items():
         assert torch.equal(t, before[n]), n
-    _call(name, x, mask=torch.ones(2, 3, 100, dtype=torch.bool))  # masks: the general path
+    _call(name, x, mask=torch.rand(2, 3, 100) < 0.5)  # masks: the fused path too
+    assert calls == [(6, 100)] * 2
     x_grad = dict(x, rewards=x["rewards"].clone().requires_grad_())
     _call(name, x_grad)  # gradients wanted: the differentiable path
-    assert len(calls) == 1
+    _call(name, x, gamma_steps=True)  # a per-step γ: the general path
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -112,3 +116,38 @@ def test_fused_path_in_float32_is_within_the_derived_bound():
                     **flags)  # the condition term: the recursion on |r| + γ|V'| + |V|
     bound = refmath.bounds.recursion_bound(S, 4096, "float32")
     assert np.all(np.abs(got - exact) <= bound)
+
+
+MASKS = {
+    "right padding": lambda gen, shape, T: torch.arange(T) < torch.randint(
+        0, T + 1, shape + (1,), generator=gen),
+    "holes": lambda gen, shape, T: torch.rand(*shape, T, generator=gen) < 0.7,
+    "none present": lambda gen, shape, T: torch.zeros(*shape, T, dtype=torch.bool),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("T", [1, 5, 33, 100, 1000])
+@pytest.mark.parametrize("pattern", list(MASKS))
+def test_fused_masks_equal_the_oracle(name, T, pattern):
+    """Masked steps pass the recursion through instead of being moved (compression); the
+    oracle deletes them. Flags on masked steps must be ignored, as must NaN there."""
+    gen = torch.Generator().manual_seed(T)
+    x = _batch(T, ["terminated", "truncated"], seed=T, shape=(4,))
+    mask = MASKS[pattern](gen, (4,), T)
+    a = {n: t.numpy() for n, t in x.items()}
+    kw = dict(gamma=0.97, terminated=a["terminated"], truncated=a["truncated"],
+              mask=mask.numpy())
+    if name == "discounted_returns":
+        want = refmath.discounted_returns(a["rewards"], next_values=a["next_values"], **kw)
+    else:
+        want = getattr(refmath, name)(a["rewards"], a["values"], a["next_values"], lam=0.9,
+                                      **kw)
+    got = _call(name, x, mask=mask)
+    np.testing.assert_allclose(got.numpy(), np.asarray(want, dtype=float), rtol=0,
+                               atol=(5 * T + 10) * 2.0**-53 * 100)
+    assert torch.all(got[~mask] == 0)
+    for n in ("rewards", "values", "next_values"):
+        x[n] = x[n].masked_fill(~mask, float("nan"))
+    torch.testing.assert_close(_call(name, x, mask=mask), got, rtol=0,
+                               atol=(5 * T + 10) * 2.0**-53 * 100)
