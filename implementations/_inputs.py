@@ -216,8 +216,9 @@ class FlatSteps:
     ends: torch.Tensor
     keep: torch.Tensor | None
 
-    def as_float(self, flag: torch.Tensor) -> torch.Tensor:
-        return _as_float(flag, self.tensors["rewards"].dtype)
+    def float_into(self, flag: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The boolean ``flag`` as 0./1. in ``out`` (through uint8: measured faster)."""
+        return out.copy_(flag.view(torch.uint8))
 
     def constant(self, value: float) -> torch.Tensor:
         r = self.tensors["rewards"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ._inputs import FlatSteps, StepInputs, check_unit_scalar, finite_or_retry, flat_steps, prepare
-from ._scan import reverse_scan, reverse_scan_fused
+from ._scan import FusedScan, reverse_scan
 from .returns import used_where
 
 __all__ = ["gae", "lambda_returns"]
@@ -32,48 +32,46 @@ def _advantages(s: StepInputs, lam: float) -> torch.Tensor:
 
 def _fused(f: FlatSteps, lam: float, plus_values: bool) -> torch.Tensor:
     """The no-gradient fast path: δ and γλ·(1 − end) are written straight into the scan's
-    chunk-major buffers, and ``A`` (+ V) straight out of them (:func:`reverse_scan_fused`).
-    Multiplications by 0/1 only (``torch.where`` measured 2-3x slower on CPU); a NaN that
-    reaches the result sends the caller to the sanitizing path. Masked steps pass the
-    recursion through (x = 0, c = 1) and output 0."""
+    chunk-major buffers, and ``A`` (+ V) straight out of them (:class:`FusedScan`; its
+    buffers double as scratch space). Multiplications by 0/1 only (``torch.where``
+    measured 2-3x slower on CPU); a NaN that reaches the result sends the caller to the
+    sanitizing path. Masked steps pass the recursion through (x = 0, c = 1), output 0."""
     t = f.tensors
     r, v, nv = t["rewards"], t["values"], t["next_values"]
+    N, T = r.shape
+    scan = FusedScan(N, T, r)
+    target = scan.scratch("out")  # r_t + γ·nt_t·V'_t
     read = f.reads_next_value()
     if read is None:
-        target = torch.add(r, nv, alpha=f.gamma)
-    else:  # r_t + γ·nt_t·V'_t
-        target = torch.addcmul(r, f.as_float(read), nv, value=f.gamma)
-    going_on = f.as_float(~f.ends)
-    keep = None if f.keep is None else f.as_float(f.keep)
-    if keep is not None:
-        delta = target.sub_(v).mul_(keep)
+        torch.add(r, nv, alpha=f.gamma, out=target)
+    else:
+        torch.addcmul(r, f.float_into(read, scan.scratch("c")), nv, value=f.gamma, out=target)
+    going_on = f.float_into(~f.ends, scan.scratch("x"))
+    keep = f.keep
+    if keep is None:
+        scan.write("c", lambda out, steps: torch.mul(
+            going_on[:, steps].reshape(out.shape), f.gamma * lam, out=out))
+        scan.write("x", lambda out, steps: torch.sub(
+            target[:, steps].reshape(out.shape), v[:, steps].reshape(out.shape), out=out))
+    else:
         c_present, one = going_on.mul_(f.gamma * lam), f.constant(1.0)
-
-    def write_x(out, steps):
-        if keep is None:
-            torch.sub(target[:, steps].reshape(out.shape), v[:, steps].reshape(out.shape),
-                      out=out)
-        else:
-            out.copy_(delta[:, steps].reshape(out.shape))
-
-    def write_c(out, steps):
-        if keep is None:
-            torch.mul(going_on[:, steps].reshape(out.shape), f.gamma * lam, out=out)
-        else:
-            torch.where(f.keep[:, steps].reshape(out.shape),
-                        c_present[:, steps].reshape(out.shape), one, out=out)
+        scan.write("c", lambda out, steps: torch.where(
+            keep[:, steps].reshape(out.shape), c_present[:, steps].reshape(out.shape), one,
+            out=out))
+        delta = target.sub_(v).mul_(keep)
+        scan.write("x", lambda out, steps: out.copy_(delta[:, steps].reshape(out.shape)))
 
     def finish(y, steps, out):
         if plus_values:
             torch.add(y, v[:, steps].reshape(y.shape), out=out)
-        elif keep is None:
+            if keep is not None:
+                out.mul_(keep[:, steps].reshape(y.shape))
+        elif keep is not None:
+            torch.mul(y, keep[:, steps].reshape(y.shape), out=out)
+        else:
             out.copy_(y)
-        if keep is not None:
-            kept = keep[:, steps].reshape(y.shape)
-            out.mul_(kept) if plus_values else torch.mul(y, kept, out=out)
 
-    N, T = r.shape
-    return reverse_scan_fused(N, T, r, write_x, write_c, finish).reshape(f.shape)
+    return scan.run(finish).reshape(f.shape)
 
 
 def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, plus_values):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ._inputs import FlatSteps, StepInputs, finite_or_retry, flat_steps, prepare
-from ._scan import reverse_scan, reverse_scan_fused
+from ._scan import FusedScan, reverse_scan
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns"]
 
@@ -61,36 +61,38 @@ def _returns_checked(compute, rewards, next_values, terminated, mask):
 
 def _fused_returns(f: FlatSteps) -> torch.Tensor:
     """The no-gradient fast path: x and γ·(1 − end) written straight into the scan's
-    chunk-major buffers (:func:`reverse_scan_fused`); multiplications by 0/1 only (a NaN
-    that reaches the result sends the caller to the sanitizing path). Masked steps pass the
-    recursion through (x = 0, c = 1) and output 0."""
+    chunk-major buffers (:class:`FusedScan`; its buffers double as scratch space);
+    multiplications by 0/1 only (a NaN that reaches the result sends the caller to the
+    sanitizing path). Masked steps pass the recursion through (x = 0, c = 1), output 0."""
     r, nv = f.tensors["rewards"], f.tensors.get("next_values")
-    keep = None if f.keep is None else f.as_float(f.keep)
+    N, T = r.shape
+    scan = FusedScan(N, T, r)
     boot = None  # V'_t where it is read: present segment ends that are not terminal
     if nv is not None:
-        boot = f.as_float(f.reads_next_value(at_ends=True)) * nv
-    if keep is not None:
-        x = r if boot is None else torch.add(r, boot, alpha=f.gamma)
-        x = x * keep
-    going_on = f.as_float(~f.ends)
-    if keep is not None:
+        read = f.float_into(f.reads_next_value(at_ends=True), scan.scratch("c"))
+        boot = torch.mul(read, nv, out=scan.scratch("out"))
+    going_on = f.float_into(~f.ends, scan.scratch("x"))
+    keep = f.keep
+    if keep is None:
+        scan.write("c", lambda out, steps: torch.mul(
+            going_on[:, steps].reshape(out.shape), f.gamma, out=out))
+        if boot is None:
+            scan.write("x", lambda out, steps: out.copy_(r[:, steps].reshape(out.shape)))
+        else:
+            scan.write("x", lambda out, steps: torch.add(
+                r[:, steps].reshape(out.shape), boot[:, steps].reshape(out.shape),
+                alpha=f.gamma, out=out))
+    else:
         c_present, one = going_on.mul_(f.gamma), f.constant(1.0)
-
-    def write_x(out, steps):
-        if keep is not None:
-            out.copy_(x[:, steps].reshape(out.shape))
-        elif boot is None:
-            out.copy_(r[:, steps].reshape(out.shape))
+        scan.write("c", lambda out, steps: torch.where(
+            keep[:, steps].reshape(out.shape), c_present[:, steps].reshape(out.shape), one,
+            out=out))
+        x = scan.scratch("out")
+        if boot is None:
+            torch.mul(r, keep, out=x)
         else:
-            torch.add(r[:, steps].reshape(out.shape), boot[:, steps].reshape(out.shape),
-                      alpha=f.gamma, out=out)
-
-    def write_c(out, steps):
-        if keep is None:
-            torch.mul(going_on[:, steps].reshape(out.shape), f.gamma, out=out)
-        else:
-            torch.where(f.keep[:, steps].reshape(out.shape),
-                        c_present[:, steps].reshape(out.shape), one, out=out)
+            torch.add(r, boot, alpha=f.gamma, out=x).mul_(keep)
+        scan.write("x", lambda out, steps: out.copy_(x[:, steps].reshape(out.shape)))
 
     def finish(y, steps, out):
         if keep is None:
@@ -98,8 +100,7 @@ def _fused_returns(f: FlatSteps) -> torch.Tensor:
         else:
             torch.mul(y, keep[:, steps].reshape(y.shape), out=out)
 
-    N, T = r.shape
-    return reverse_scan_fused(N, T, r, write_x, write_c, finish).reshape(f.shape)
+    return scan.run(finish).reshape(f.shape)
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,

@@ -1,7 +1,7 @@
 """The fused no-gradient fast path of gae / lambda_returns / discounted_returns.
 
 With a scalar γ and no gradient wanted, these functions write their inputs
-straight into the scan's chunk-major buffers (``reverse_scan_fused``). The property checks
+straight into the scan's chunk-major buffers (``FusedScan``). The property checks
 draw short sequences (T ≤ 32 never leaves the stepwise scan), so the chunked levels are held
 here to the float64 oracle, and to the differentiable path bit for bit, on lengths that are
 and are not multiples of the chunk length and that need one, two and three levels.
@@ -69,14 +69,14 @@ def test_fused_path_equals_the_oracle_and_the_differentiable_path(name, T):
 @pytest.mark.parametrize("name", NAMES)
 def test_fused_path_is_taken_and_leaves_the_inputs_alone(name, monkeypatch):
     calls = []
-    real = _scan.reverse_scan_fused
+    real = _scan.FusedScan
 
     def spy(*args, **kwargs):
         calls.append(args[:2])
         return real(*args, **kwargs)
 
     for module in ("advantages", "returns"):
-        monkeypatch.setattr(f"refmath_torch.{module}.reverse_scan_fused", spy)
+        monkeypatch.setattr(f"refmath_torch.{module}.FusedScan", spy)
     x = _batch(100, ["terminated", "truncated"])
     before = {n: t.clone() for n, t in x.items()}
     _call(name, x)
