@@ -151,3 +151,17 @@ def test_fused_masks_equal_the_oracle(name, T, pattern):
         x[n] = x[n].masked_fill(~mask, float("nan"))
     torch.testing.assert_close(_call(name, x, mask=mask), got, rtol=0,
                                atol=(5 * T + 10) * 2.0**-53 * 100)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_path_takes_any_layout_and_batch_shape(name):
+    """Time-major data viewed as [B, T] (non-contiguous), one row without a batch axis, and
+    an empty batch give what the contiguous inputs give."""
+    x = _batch(300, ["terminated", "truncated"], seed=7, shape=(5,))
+    strided = {n: t.t().contiguous().t() for n, t in x.items()}
+    assert not strided["rewards"].is_contiguous()
+    assert torch.equal(_call(name, strided), _call(name, x))
+    row = {n: t[2] for n, t in x.items()}
+    assert torch.equal(_call(name, row), _call(name, x)[2])
+    empty = {n: t[:0] for n, t in x.items()}
+    assert _call(name, empty).shape == (0, 300)
