@@ -6,7 +6,7 @@ inputs.
     python benchmarks/bench_advantages.py --backward         # forward+backward (∂/∂rewards)
     python benchmarks/bench_advantages.py --mask             # with right-padding masks
     python benchmarks/bench_advantages.py --sizes 8x128 --repeats 3   # a quick smoke run
-    pip install -e '.[bench]'                               # TorchRL, Stable-Baselines3 (+ tianshou)
+    pip install -e '.[bench]'                               # TorchRL, Stable-Baselines3, tianshou
 
 Inputs: float32 rewards/values/next_values, ~1 % terminated and ~1 % truncated steps,
 γ = 0.99, λ = 0.95; with ``--mask``, every row is right-padded (its length drawn uniformly
