@@ -88,17 +88,6 @@ def _pieces(T: int, L: int) -> list[tuple[slice, Callable[[torch.Tensor], torch.
     return out
 
 
-def _chunk_major(N: int, T: int, like: torch.Tensor, write: Writer) -> torch.Tensor:
-    """A fresh ``[N, L, n_chunks]`` buffer filled by ``write`` (zero past step T)."""
-    n_chunks = -(-T // CHUNK)
-    buf = torch.empty((N, CHUNK, n_chunks), dtype=like.dtype, device=like.device)
-    if T % CHUNK:
-        buf[:, T % CHUNK:, n_chunks - 1] = 0
-    for steps, view in _pieces(T, CHUNK):
-        write(view(buf), steps)
-    return buf
-
-
 def _copier(x: torch.Tensor) -> Writer:
     return lambda out, steps: out.copy_(x[:, steps].reshape(out.shape))
 
@@ -108,18 +97,10 @@ def _scan(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     N, T = x.shape
     if T <= STEPWISE:
         return _stepwise(x, c)
-    ym = _scan_chunks(_chunk_major(N, T, x, _copier(x)), _chunk_major(N, T, x, _copier(c)))
-    return _time_major(ym, T, lambda y, steps, out: out.copy_(y))
-
-
-def _time_major(ym: torch.Tensor, T: int,
-                finish: Callable[[torch.Tensor, slice, torch.Tensor], object]) -> torch.Tensor:
-    """A fresh contiguous ``[N, T]`` tensor; ``finish(y, steps, out)`` writes each piece."""
-    out = torch.empty((ym.shape[0], T), dtype=ym.dtype, device=ym.device)
-    for steps, view in _pieces(T, ym.shape[1]):
-        y = view(ym)
-        finish(y, steps, out[:, steps].view(y.shape))
-    return out
+    scan = FusedScan(N, T, x)
+    scan.write("c", _copier(c))
+    scan.write("x", _copier(x))
+    return scan.run(lambda y, steps, out: out.copy_(y))
 
 
 class FusedScan:
