@@ -1,6 +1,7 @@
 """Checking users' implementations: the check() API, the CLI and the pytest plugin, run from
 a scratch directory outside the checkout on a tiny correct and a tiny buggy function."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -86,9 +87,11 @@ def test_cli_fails_a_buggy_function_with_an_actionable_message(scratch):
     assert "matches known mistake 'truncation_as_termination'" in out
     assert "FAIL —" in out and "failed" in out
     # the reproduction snippet runs as printed, calling the user's own function
-    snippet = out.split("reproduce:\n", 1)[1].split("\n  Falsifying", 1)[0]
-    code = textwrap.dedent("\n".join(line for line in snippet.splitlines()
-                                     if line.startswith("      ")))
+    # (the snippet is the indented block under "reproduce:"; what Hypothesis prints after
+    # it, "Falsifying example" or "Failing explicit example", varies with its version)
+    after = out.split("reproduce:\n", 1)[1].splitlines()
+    code = textwrap.dedent("\n".join(
+        itertools.takewhile(lambda line: line.startswith("        "), after)))
     rerun = _run([sys.executable, "-c", code], scratch)
     assert rerun.returncode == 0 and "tensor" in rerun.stdout, rerun.stderr
 
