@@ -55,6 +55,40 @@ def _torchrl(name: str, pass_terminated: bool) -> Callable[[], Callable]:
     return make
 
 
+def _torchrl_returns(name: str, with_lambda: bool) -> Callable[[], Callable]:
+    """TorchRL's TD(1) / TD(λ) return estimates (they take no values: the λ-return is
+    bootstrapped from next_values alone)."""
+    def make():
+        from torchrl.objectives.value import functional
+
+        estimate = getattr(functional, name)
+
+        def call(rewards, next_values, gamma, lam, terminated, truncated):
+            import torch
+
+            term = torch.zeros_like(rewards, dtype=torch.bool) if terminated is None \
+                else terminated
+            trunc = torch.zeros_like(term) if truncated is None else truncated
+            nv = torch.zeros_like(rewards) if next_values is None else next_values
+            head = (gamma, lam) if with_lambda else (gamma,)
+            out = estimate(*head, nv.unsqueeze(-1), rewards.unsqueeze(-1),
+                           (term | trunc).unsqueeze(-1), terminated=term.unsqueeze(-1),
+                           time_dim=-2)
+            return out.squeeze(-1)
+
+        def lambda_returns(rewards, values, next_values, *, gamma, lam, terminated=None,
+                           truncated=None):
+            return call(rewards, next_values, gamma, lam, terminated, truncated)
+
+        def discounted_returns(rewards, *, gamma, next_values=None, terminated=None,
+                               truncated=None):
+            return call(rewards, next_values, gamma, None, terminated, truncated)
+
+        return lambda_returns if with_lambda else discounted_returns
+
+    return make
+
+
 # --- Stable-Baselines3 ------------------------------------------------------------------------
 
 def _sb3() -> Callable:
@@ -208,6 +242,18 @@ PEERS = [
     Peer("TorchRL", "torchrl", "generalized_advantage_estimate (default terminated = done)",
          "gae", LIMITS + ",no_truncated", _torchrl("generalized_advantage_estimate", False),
          "by design: without `terminated`, every done (a time limit too) is terminal"),
+    Peer("TorchRL", "torchrl", "td1_return_estimate (terminated passed)",
+         "discounted_returns", LIMITS, _torchrl_returns("td1_return_estimate", False)),
+    Peer("TorchRL", "torchrl", "td_lambda_return_estimate (terminated passed)",
+         "lambda_returns", LIMITS + ",no_inconsistent_values",
+         _torchrl_returns("td_lambda_return_estimate", True),
+         "by design: takes no values, so G^λ = A + V only where next_values[t] = "
+         "values[t+1] inside a segment"),
+    Peer("TorchRL", "torchrl", "vec_td_lambda_return_estimate (terminated passed)",
+         "lambda_returns", LIMITS + ",no_inconsistent_values",
+         _torchrl_returns("vec_td_lambda_return_estimate", True),
+         "by design: takes no values, so G^λ = A + V only where next_values[t] = "
+         "values[t+1] inside a segment"),
     Peer("Stable-Baselines3", "stable_baselines3", "RolloutBuffer.compute_returns_and_advantage",
          "gae", LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _sb3,
          "by design: time limits are handled at collection time (reward += γ·V(s_T)), so the "
