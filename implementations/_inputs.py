@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._scan import FusedScan, at
+
 __all__ = ["StepInputs", "prepare", "FlatSteps", "flat_steps", "check_unit_scalar",
            "check_finite_result", "finite_or_retry"]
 
@@ -223,6 +225,36 @@ class FlatSteps:
     def constant(self, value: float) -> torch.Tensor:
         r = self.tensors["rewards"]
         return torch.tensor(value, dtype=r.dtype, device=r.device)
+
+    def write_continuation(self, scan: FusedScan, factor: float) -> None:
+        """Write ``c = factor·(1 − end)`` on present steps and ``c = 1`` on masked ones (they
+        pass the recursion through) into ``scan``'s c buffer, using ``scan.scratch("x")``."""
+        going_on = self.float_into(~self.ends, scan.scratch("x"))
+        keep = self.keep
+        if keep is None:
+            scan.write("c", lambda out, steps: torch.mul(at(going_on, steps, out), factor,
+                                                         out=out))
+            return
+        going_on.mul_(factor)
+        one = self.constant(1.0)
+        scan.write("c", lambda out, steps: torch.where(
+            at(keep, steps, out), at(going_on, steps, out), one, out=out))
+
+    def finish(self, plus: torch.Tensor | None = None):
+        """The writer of the result: ``y`` (+ ``plus``) on present steps, 0 on masked ones."""
+        keep = self.keep
+
+        def finish(y: torch.Tensor, steps: slice, out: torch.Tensor) -> None:
+            if plus is not None:
+                torch.add(y, at(plus, steps, y), out=out)
+                if keep is not None:
+                    out.mul_(at(keep, steps, y))
+            elif keep is not None:
+                torch.mul(y, at(keep, steps, y), out=out)
+            else:
+                out.copy_(y)
+
+        return finish
 
     def reads_next_value(self, at_ends: bool = False) -> torch.Tensor | None:
         """Where next_values is read (None: everywhere): not terminated, present, and with

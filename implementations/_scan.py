@@ -37,7 +37,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["reverse_scan", "FusedScan"]
+__all__ = ["reverse_scan", "FusedScan", "at"]
 
 CHUNK = 16  # measured on 2 CPU threads: 8-16 fastest at (256, 4096), 32 clearly slower
 STEPWISE = 32  # rows of at most this many steps: one step at a time, time-major
@@ -45,6 +45,12 @@ STEPWISE = 32  # rows of at most this many steps: one step at a time, time-major
 # write(out, steps): fill ``out`` with the values of time steps ``steps`` (a slice), where
 # ``out`` has the shape of ``source[:, steps].reshape(out.shape)`` for an [N, T] source.
 Writer = Callable[[torch.Tensor, slice], object]
+
+
+def at(x: torch.Tensor, steps: slice, like: torch.Tensor) -> torch.Tensor:
+    """The [N, T] tensor ``x`` at time steps ``steps``, shaped like ``like`` (a view of a
+    chunk-major buffer or of the result, as handed to a writer)."""
+    return x[:, steps].reshape(like.shape)
 
 
 def _stepwise(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -89,7 +95,7 @@ def _pieces(T: int, L: int) -> list[tuple[slice, Callable[[torch.Tensor], torch.
 
 
 def _copier(x: torch.Tensor) -> Writer:
-    return lambda out, steps: out.copy_(x[:, steps].reshape(out.shape))
+    return lambda out, steps: out.copy_(at(x, steps, out))
 
 
 def _scan(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

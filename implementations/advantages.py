@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ._inputs import FlatSteps, StepInputs, check_unit_scalar, finite_or_retry, flat_steps, prepare
-from ._scan import FusedScan, reverse_scan
+from ._scan import FusedScan, at, reverse_scan
 from .returns import used_where
 
 __all__ = ["gae", "lambda_returns"]
@@ -38,40 +38,21 @@ def _fused(f: FlatSteps, lam: float, plus_values: bool) -> torch.Tensor:
     sanitizing path. Masked steps pass the recursion through (x = 0, c = 1), output 0."""
     t = f.tensors
     r, v, nv = t["rewards"], t["values"], t["next_values"]
-    N, T = r.shape
-    scan = FusedScan(N, T, r)
+    scan = FusedScan(*r.shape, r)
     target = scan.scratch("out")  # r_t + γ·nt_t·V'_t
     read = f.reads_next_value()
     if read is None:
         torch.add(r, nv, alpha=f.gamma, out=target)
     else:
         torch.addcmul(r, f.float_into(read, scan.scratch("c")), nv, value=f.gamma, out=target)
-    going_on = f.float_into(~f.ends, scan.scratch("x"))
-    keep = f.keep
-    if keep is None:
-        scan.write("c", lambda out, steps: torch.mul(
-            going_on[:, steps].reshape(out.shape), f.gamma * lam, out=out))
-        scan.write("x", lambda out, steps: torch.sub(
-            target[:, steps].reshape(out.shape), v[:, steps].reshape(out.shape), out=out))
+    f.write_continuation(scan, f.gamma * lam)
+    if f.keep is None:
+        scan.write("x", lambda out, steps: torch.sub(at(target, steps, out),
+                                                     at(v, steps, out), out=out))
     else:
-        c_present, one = going_on.mul_(f.gamma * lam), f.constant(1.0)
-        scan.write("c", lambda out, steps: torch.where(
-            keep[:, steps].reshape(out.shape), c_present[:, steps].reshape(out.shape), one,
-            out=out))
-        delta = target.sub_(v).mul_(keep)
-        scan.write("x", lambda out, steps: out.copy_(delta[:, steps].reshape(out.shape)))
-
-    def finish(y, steps, out):
-        if plus_values:
-            torch.add(y, v[:, steps].reshape(y.shape), out=out)
-            if keep is not None:
-                out.mul_(keep[:, steps].reshape(y.shape))
-        elif keep is not None:
-            torch.mul(y, keep[:, steps].reshape(y.shape), out=out)
-        else:
-            out.copy_(y)
-
-    return scan.run(finish).reshape(f.shape)
+        delta = target.sub_(v).mul_(f.keep)
+        scan.write("x", lambda out, steps: out.copy_(at(delta, steps, out)))
+    return scan.run(f.finish(v if plus_values else None)).reshape(f.shape)
 
 
 def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, plus_values):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ._inputs import FlatSteps, StepInputs, finite_or_retry, flat_steps, prepare
-from ._scan import FusedScan, reverse_scan
+from ._scan import FusedScan, at, reverse_scan
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns"]
 
@@ -65,42 +65,25 @@ def _fused_returns(f: FlatSteps) -> torch.Tensor:
     multiplications by 0/1 only (a NaN that reaches the result sends the caller to the
     sanitizing path). Masked steps pass the recursion through (x = 0, c = 1), output 0."""
     r, nv = f.tensors["rewards"], f.tensors.get("next_values")
-    N, T = r.shape
-    scan = FusedScan(N, T, r)
+    scan = FusedScan(*r.shape, r)
     boot = None  # V'_t where it is read: present segment ends that are not terminal
     if nv is not None:
         read = f.float_into(f.reads_next_value(at_ends=True), scan.scratch("c"))
         boot = torch.mul(read, nv, out=scan.scratch("out"))
-    going_on = f.float_into(~f.ends, scan.scratch("x"))
-    keep = f.keep
-    if keep is None:
-        scan.write("c", lambda out, steps: torch.mul(
-            going_on[:, steps].reshape(out.shape), f.gamma, out=out))
-        if boot is None:
-            scan.write("x", lambda out, steps: out.copy_(r[:, steps].reshape(out.shape)))
-        else:
-            scan.write("x", lambda out, steps: torch.add(
-                r[:, steps].reshape(out.shape), boot[:, steps].reshape(out.shape),
-                alpha=f.gamma, out=out))
-    else:
-        c_present, one = going_on.mul_(f.gamma), f.constant(1.0)
-        scan.write("c", lambda out, steps: torch.where(
-            keep[:, steps].reshape(out.shape), c_present[:, steps].reshape(out.shape), one,
-            out=out))
+    f.write_continuation(scan, f.gamma)
+    if f.keep is not None:
         x = scan.scratch("out")
         if boot is None:
-            torch.mul(r, keep, out=x)
+            torch.mul(r, f.keep, out=x)
         else:
-            torch.add(r, boot, alpha=f.gamma, out=x).mul_(keep)
-        scan.write("x", lambda out, steps: out.copy_(x[:, steps].reshape(out.shape)))
-
-    def finish(y, steps, out):
-        if keep is None:
-            out.copy_(y)
-        else:
-            torch.mul(y, keep[:, steps].reshape(y.shape), out=out)
-
-    return scan.run(finish).reshape(f.shape)
+            torch.add(r, boot, alpha=f.gamma, out=x).mul_(f.keep)
+        scan.write("x", lambda out, steps: out.copy_(at(x, steps, out)))
+    elif boot is None:
+        scan.write("x", lambda out, steps: out.copy_(at(r, steps, out)))
+    else:
+        scan.write("x", lambda out, steps: torch.add(at(r, steps, out), at(boot, steps, out),
+                                                     alpha=f.gamma, out=out))
+    return scan.run(f.finish()).reshape(f.shape)
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
