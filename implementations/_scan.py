@@ -20,8 +20,8 @@ products (which would overflow or lose all precision for long sequences):
 Every output is the sequential recursion's own sum; each level adds at most L roundings to a
 path, so the float error stays within the usual backward-recursion bound (see
 ``refmath.bounds``). Work and memory are O(N·T); the launches number about 2L per level,
-``log_L T`` levels (≈ 90 for T = 4096). The layout changes (time-major → chunk-major and
-back) are the dominant memory traffic on CPU; :class:`FusedScan` lets a caller write ``x``
+``log_L T`` levels (``gae`` at T = 4096: about 100 computing ops in all). The layout
+changes (time-major → chunk-major and back) are the dominant memory traffic on CPU; :class:`FusedScan` lets a caller write ``x``
 and ``c`` straight into the chunk-major buffers from its own elementwise operations and read
 ``y`` back the same way, so that no separate transposing copy is made.
 
