@@ -21,9 +21,10 @@ Every output is the sequential recursion's own sum; each level adds at most L ro
 path, so the float error stays within the usual backward-recursion bound (see
 ``refmath.bounds``). Work and memory are O(N·T); the launches number about 2L per level,
 ``log_L T`` levels (``gae`` at T = 4096: about 100 computing ops in all). The layout
-changes (time-major → chunk-major and back) are the dominant memory traffic on CPU; :class:`FusedScan` lets a caller write ``x``
-and ``c`` straight into the chunk-major buffers from its own elementwise operations and read
-``y`` back the same way, so that no separate transposing copy is made.
+changes (time-major → chunk-major and back) are the dominant memory traffic on CPU;
+:class:`FusedScan` lets a caller write ``x`` and ``c`` straight into the chunk-major buffers
+from its own elementwise operations and read ``y`` back the same way, so that no separate
+transposing copy is made.
 
 The backward pass is the adjoint recurrence — the same scan run forward in time:
 ``∂L/∂x_t = g_t = ∂L/∂y_t + c_{t−1}·g_{t−1}`` and ``∂L/∂c_t = g_t·y_{t+1}`` — so no
