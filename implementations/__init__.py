@@ -5,6 +5,7 @@ Same names and keyword arguments as the exact oracles in :mod:`refmath`; inputs 
 source folder ``implementations/`` under the import name ``refmath_torch``.
 """
 
+from ._inputs import unchecked
 from .advantages import gae, lambda_returns
 from .divergences import entropy, entropy_from_logits, kl_divergence, kl_estimate
 from .objectives import (
@@ -40,4 +41,4 @@ __all__ = [
     "whiten", "aggregate_loss", "group_advantages",
     "expected_return", "critic_loss", "actor_loss",
     "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
-]
+]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name

@@ -9,14 +9,44 @@ Bad input raises ``ValueError``/``TypeError`` naming the argument.
 from __future__ import annotations
 
 import numbers
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
 from ._scan import FusedScan, at
 
 __all__ = ["StepInputs", "prepare", "FlatSteps", "flat_steps", "check_unit_scalar",
-           "check_finite_result", "finite_or_retry"]
+           "check_finite_result", "finite_or_retry", "unchecked", "checking"]
+
+_CHECKING: ContextVar[bool] = ContextVar("refmath_torch_checking", default=True)
+
+
+@contextmanager
+def unchecked() -> Iterator[None]:
+    """Skip every check that reads tensor values, and so synchronises the host with the
+    device: finiteness of the step inputs, 0/1 flags given as numbers, the range of a
+    per-step γ, probabilities and ratios of the policy functions.
+
+    Inside, ``gae``, ``lambda_returns``, ``discounted_returns`` (bool flags, γ and λ as
+    Python numbers) make no host synchronisation at all; numbers SPEC says are ignored
+    (masked steps, next_values of terminated steps) are still ignored (selected out with
+    ``torch.where``), but a NaN or inf where an input *is* read gives a non-finite result
+    instead of an error naming it. Shapes, dtypes and devices are still checked.
+    """
+    token = _CHECKING.set(False)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+def checking() -> bool:
+    """False inside :func:`unchecked`."""
+    return _CHECKING.get()
+
 
 
 def _tensor(name: str, x: object) -> torch.Tensor:
@@ -57,7 +87,7 @@ def _flag(name: str, x: object, like: torch.Tensor) -> torch.Tensor | None:
         raise ValueError(f"{name} is on {x.device} but rewards is on {like.device}")
     if x.dtype == torch.bool:
         return x
-    if x.is_complex() or not bool(((x == 0) | (x == 1)).all()):
+    if x.is_complex() or checking() and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError(f"{name} must contain only 0 and 1 (or booleans)")
     return x != 0
 
@@ -78,7 +108,7 @@ def check_unit_scalar(name: str, value: object) -> float:
 def _gamma(gamma: object, like: torch.Tensor) -> torch.Tensor | float:
     if not isinstance(gamma, torch.Tensor) or gamma.numel() == 1 and gamma.dim() == 0:
         return check_unit_scalar("gamma", gamma)
-    if not bool(((gamma >= 0) & (gamma <= 1)).all()):
+    if checking() and not bool(((gamma >= 0) & (gamma <= 1)).all()):
         raise ValueError("gamma must lie in [0, 1] at every step")
     try:
         return gamma.to(dtype=like.dtype, device=like.device).expand(like.shape)
@@ -240,14 +270,17 @@ class FlatSteps:
         scan.write("c", lambda out, steps: torch.where(
             at(keep, steps, out), at(going_on, steps, out), one, out=out))
 
-    def finish(self, plus: torch.Tensor | None = None):
-        """The writer of the result: ``y`` (+ ``plus``) on present steps, 0 on masked ones."""
-        keep = self.keep
+    def finish(self, plus: torch.Tensor | None = None, safe: bool = False):
+        """The writer of the result: ``y`` (+ ``plus``) on present steps, 0 on masked ones
+        (with ``safe``, selected by ``torch.where``: a NaN in ``plus`` there cannot leak)."""
+        keep, zero = self.keep, self.constant(0.0)
 
         def finish(y: torch.Tensor, steps: slice, out: torch.Tensor) -> None:
             if plus is not None:
                 torch.add(y, at(plus, steps, y), out=out)
-                if keep is not None:
+                if keep is not None and safe:
+                    torch.where(at(keep, steps, y), out, zero, out=out)
+                elif keep is not None:
                     out.mul_(at(keep, steps, y))
             elif keep is not None:
                 torch.mul(y, at(keep, steps, y), out=out)
@@ -255,6 +288,13 @@ class FlatSteps:
                 out.copy_(y)
 
         return finish
+
+    def select(self, flag: torch.Tensor | None, x: torch.Tensor,
+               out: torch.Tensor) -> torch.Tensor:
+        """``x`` where ``flag`` (everywhere if None), exactly 0 elsewhere, into ``out``."""
+        if flag is None:
+            return out.copy_(x)
+        return torch.where(flag, x, self.constant(0.0), out=out)
 
     def reads_next_value(self, at_ends: bool = False) -> torch.Tensor | None:
         """Where next_values is read (None: everywhere): not terminated, present, and with
@@ -305,7 +345,10 @@ def true_like(x: torch.Tensor) -> torch.Tensor:
 def finite_or_retry(compute, inputs: dict[str, torch.Tensor | None], used) -> torch.Tensor:
     """Run ``compute(sanitize=False)``; if its result is not finite, rerun it sanitized and
     name the offending input. Costs one reduction and one host synchronisation when all is
-    well (a finite sum implies finite elements)."""
+    well (a finite sum implies finite elements). Inside :func:`unchecked`: the sanitized
+    computation, unchecked."""
+    if not checking():
+        return compute(sanitize=True)
     out = compute(sanitize=False)
     if bool(torch.isfinite(out.detach().sum())):
         return out

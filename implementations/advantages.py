@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ._inputs import FlatSteps, StepInputs, check_unit_scalar, finite_or_retry, flat_steps, prepare
+from ._inputs import (FlatSteps, StepInputs, check_unit_scalar, checking, finite_or_retry,
+                      flat_steps, prepare)
 from ._scan import FusedScan, at, reverse_scan
 from .returns import used_where
 
@@ -30,12 +31,14 @@ def _advantages(s: StepInputs, lam: float) -> torch.Tensor:
     return reverse_scan(_td(s), s.cont * (s.gamma * lam))
 
 
-def _fused(f: FlatSteps, lam: float, plus_values: bool) -> torch.Tensor:
+def _fused(f: FlatSteps, lam: float, plus_values: bool, safe: bool) -> torch.Tensor:
     """The no-gradient fast path: δ and γλ·(1 − end) are written straight into the scan's
     chunk-major buffers, and ``A`` (+ V) straight out of them (:class:`FusedScan`; its
-    buffers double as scratch space). Multiplications by 0/1 only (``torch.where``
-    measured 2-3x slower on CPU); a NaN that reaches the result sends the caller to the
-    sanitizing path. Masked steps pass the recursion through (x = 0, c = 1), output 0."""
+    buffers double as scratch space). Ignored numbers are dropped by multiplying by 0/1
+    (``torch.where`` measured 2-3x slower on CPU; a NaN that reaches the result sends the
+    caller to the sanitizing path), or with ``safe`` by ``torch.where`` (for
+    :func:`unchecked`, which has no such retry). Masked steps pass the recursion through
+    (x = 0, c = 1) and output 0."""
     t = f.tensors
     r, v, nv = t["rewards"], t["values"], t["next_values"]
     scan = FusedScan(*r.shape, r)
@@ -43,6 +46,8 @@ def _fused(f: FlatSteps, lam: float, plus_values: bool) -> torch.Tensor:
     read = f.reads_next_value()
     if read is None:
         torch.add(r, nv, alpha=f.gamma, out=target)
+    elif safe:
+        torch.add(r, f.select(read, nv, scan.scratch("c")), alpha=f.gamma, out=target)
     else:
         torch.addcmul(r, f.float_into(read, scan.scratch("c")), nv, value=f.gamma, out=target)
     f.write_continuation(scan, f.gamma * lam)
@@ -50,20 +55,21 @@ def _fused(f: FlatSteps, lam: float, plus_values: bool) -> torch.Tensor:
         scan.write("x", lambda out, steps: torch.sub(at(target, steps, out),
                                                      at(v, steps, out), out=out))
     else:
-        delta = target.sub_(v).mul_(f.keep)
+        delta = f.select(f.keep, target.sub_(v), target) if safe else \
+            target.sub_(v).mul_(f.keep)
         scan.write("x", lambda out, steps: out.copy_(at(delta, steps, out)))
-    return scan.run(f.finish(v if plus_values else None)).reshape(f.shape)
+    return scan.run(f.finish(v if plus_values else None, safe)).reshape(f.shape)
 
 
 def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, plus_values):
     lam = check_unit_scalar("lam", lam)
 
     def compute(sanitize: bool) -> torch.Tensor:
-        if not sanitize:
+        if not sanitize or not checking():  # unchecked: the fused path, NaN-safe
             f = flat_steps(rewards, {"values": values, "next_values": next_values},
                            gamma=gamma, terminated=terminated, truncated=truncated, mask=mask)
             if f is not None:
-                return _fused(f, lam, plus_values)
+                return _fused(f, lam, plus_values, safe=sanitize)
         s = prepare(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
                     terminated=terminated, truncated=truncated, mask=mask, sanitize=sanitize)
         A = _advantages(s, lam)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ._inputs import checking
 from ._tensors import mask_of, number, tensors, where0
 
 __all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
@@ -35,7 +36,7 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, *, clip_low
     lo = number("clip_low", clip_low, minimum=0.0)
     hi = number("clip_high", clip_high if clip_high is not None else lo, minimum=0.0)
     c = number("dual_clip", dual_clip, minimum=1.0, strict=True, optional=True)
-    if bool((r < 0).any()):
+    if checking() and bool((r < 0).any()):
         raise ValueError("ratio must be non-negative")
     clip_active = ((A > 0) & (r > 1 + hi)) | ((A < 0) & (r < 1 - lo))
     objective = torch.where(clip_active, torch.clamp(r, 1 - lo, 1 + hi) * A, _product(r, A))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._inputs import checking
 from ._tensors import mask_of, number, tensors, where0
 
 __all__ = ["importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
@@ -50,6 +51,6 @@ def truncated_importance_weight(ratio: torch.Tensor, cap: float) -> torch.Tensor
     """``min(r, cap)`` (Ionides 2008; IMPALA's ρ̄). Gradient 1 where ``r ≤ cap``, else 0."""
     (ratio,) = tensors(ratio=ratio)
     cap = number("cap", cap, minimum=0.0, strict=True)
-    if bool((ratio < 0).any()):
+    if checking() and bool((ratio < 0).any()):
         raise ValueError("ratio must be non-negative")
     return torch.clamp(ratio, max=cap)

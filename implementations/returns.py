@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._inputs import FlatSteps, StepInputs, finite_or_retry, flat_steps, prepare
+from ._inputs import FlatSteps, StepInputs, checking, finite_or_retry, flat_steps, prepare
 from ._scan import FusedScan, at, reverse_scan
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns"]
@@ -59,31 +59,33 @@ def _returns_checked(compute, rewards, next_values, terminated, mask):
                                     "next_values": used_where(mask, terminated)})
 
 
-def _fused_returns(f: FlatSteps) -> torch.Tensor:
+def _fused_returns(f: FlatSteps, safe: bool) -> torch.Tensor:
     """The no-gradient fast path: x and γ·(1 − end) written straight into the scan's
-    chunk-major buffers (:class:`FusedScan`; its buffers double as scratch space);
-    multiplications by 0/1 only (a NaN that reaches the result sends the caller to the
-    sanitizing path). Masked steps pass the recursion through (x = 0, c = 1), output 0."""
+    chunk-major buffers (:class:`FusedScan`; its buffers double as scratch space). Ignored
+    numbers are dropped by multiplying by 0/1 (a NaN that reaches the result sends the
+    caller to the sanitizing path), or with ``safe`` by ``torch.where`` (for
+    :func:`unchecked`). Masked steps pass the recursion through (x = 0, c = 1), output 0."""
     r, nv = f.tensors["rewards"], f.tensors.get("next_values")
     scan = FusedScan(*r.shape, r)
     boot = None  # V'_t where it is read: present segment ends that are not terminal
     if nv is not None:
-        read = f.float_into(f.reads_next_value(at_ends=True), scan.scratch("c"))
-        boot = torch.mul(read, nv, out=scan.scratch("out"))
+        read = f.reads_next_value(at_ends=True)
+        boot = f.select(read, nv, scan.scratch("out")) if safe else torch.mul(
+            f.float_into(read, scan.scratch("c")), nv, out=scan.scratch("out"))
     f.write_continuation(scan, f.gamma)
     if f.keep is not None:
         x = scan.scratch("out")
-        if boot is None:
-            torch.mul(r, f.keep, out=x)
-        else:
-            torch.add(r, boot, alpha=f.gamma, out=x).mul_(f.keep)
-        scan.write("x", lambda out, steps: out.copy_(at(x, steps, out)))
+        if boot is not None:
+            torch.add(r, boot, alpha=f.gamma, out=x)
+        present = f.select(f.keep, r if boot is None else x, x) if safe else \
+            torch.mul(r if boot is None else x, f.keep, out=x)
+        scan.write("x", lambda out, steps: out.copy_(at(present, steps, out)))
     elif boot is None:
         scan.write("x", lambda out, steps: out.copy_(at(r, steps, out)))
     else:
         scan.write("x", lambda out, steps: torch.add(at(r, steps, out), at(boot, steps, out),
                                                      alpha=f.gamma, out=out))
-    return scan.run(f.finish()).reshape(f.shape)
+    return scan.run(f.finish(safe=safe)).reshape(f.shape)
 
 
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
@@ -97,11 +99,11 @@ def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
     ``c_t = γ_t·(1 − segment end_t)``. Sutton & Barto (2018), eq. (3.8).
     """
     def compute(sanitize: bool) -> torch.Tensor:
-        if not sanitize:
+        if not sanitize or not checking():  # unchecked: the fused path, NaN-safe
             f = flat_steps(rewards, {"next_values": next_values}, gamma=gamma,
                            terminated=terminated, truncated=truncated, mask=mask)
             if f is not None:
-                return _fused_returns(f)
+                return _fused_returns(f, safe=sanitize)
         s = prepare(rewards, {"next_values": next_values}, gamma=gamma, terminated=terminated,
                     truncated=truncated, mask=mask, sanitize=sanitize)
         return s.restore(reverse_scan(bootstrapped_rewards(s), s.cont * s.gamma))
