@@ -241,13 +241,12 @@ def _methods(function, r, v, nv, term, trunc, mask, backward, peers):
         "copy inputs": lambda: [x.clone() for x in inputs],
         "copy rewards": lambda: r.clone()}
     skipped: dict[str, str] = {}
-    if mask is not None:
+    loop_kw, keep = dict(kw), (lambda y: y)
+    if mask is not None:  # right padding: to the loop, the last present step is a time limit
         kw["mask"] = mask
-        loop_kw = dict(kw, truncated=trunc | (mask & ~torch.roll(mask, -1, 1)))
-        del loop_kw["mask"]
-        loop_call = lambda x: loop(x, v, nv, **loop_kw) * mask  # noqa: E731
-    else:
-        loop_call = lambda x: loop(x, v, nv, **kw)  # noqa: E731
+        loop_kw["truncated"] = trunc | (mask & ~torch.roll(mask, -1, 1))
+        keep = lambda y: y * mask  # noqa: E731
+    loop_call = lambda x: keep(loop(x, v, nv, **loop_kw))  # noqa: E731
     if backward:
         rg = r.clone().requires_grad_()
         ours = _refmath(function, rg, v, nv, kw)
@@ -264,9 +263,7 @@ def _methods(function, r, v, nv, term, trunc, mask, backward, peers):
                     methods[name] = fn
         elif peers:
             skipped["peers"] = "skipped with --mask: no peer takes a mask of deleted steps"
-    exact = loop(*(x.double() for x in (r, v, nv)), **(loop_kw if mask is not None else kw))
-    if mask is not None:
-        exact = exact * mask
+    exact = keep(loop(*(x.double() for x in (r, v, nv)), **loop_kw))
     return methods, skipped, exact
 
 

@@ -5,7 +5,7 @@ Same names and keyword arguments as the exact oracles in :mod:`refmath`; inputs 
 source folder ``implementations/`` under the import name ``refmath_torch``.
 """
 
-from ._inputs import unchecked
+from ._inputs import unchecked as unchecked  # re-exported: a context manager, no oracle twin
 from .advantages import gae, lambda_returns
 from .divergences import entropy, entropy_from_logits, kl_divergence, kl_estimate
 from .objectives import (

@@ -326,11 +326,13 @@ def flat_steps(rewards: object, steps: dict[str, object], *, gamma: object,
     T = r.shape[-1]
     term, trunc, keep = (None if f is None else f.reshape(-1, T)
                          for f in (flags["terminated"], flags["truncated"], flags["mask"]))
-    if term is None and trunc is None:
-        ends = torch.zeros((r.numel() // T, T), dtype=torch.bool, device=r.device)
+    given = [f for f in (term, trunc) if f is not None]
+    if len(given) == 2:
+        ends = term | trunc
+    elif given:
+        ends = given[0].clone()  # never write into the caller's flags
     else:
-        ends = term | trunc if term is not None and trunc is not None else (
-            term if trunc is None else trunc).clone()
+        ends = torch.zeros((r.numel() // T, T), dtype=torch.bool, device=r.device)
     ends[:, -1] = True
     if keep is not None:
         ends.scatter_(1, _last_present(keep), True)
