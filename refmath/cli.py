@@ -9,6 +9,8 @@ every check passed, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from typing import Sequence
@@ -39,14 +41,44 @@ def _table(rows: list[tuple[str, ...]], left: bool = False) -> str:
     return "\n".join(lines)
 
 
-def run_main_job(kinds: Sequence[str] | None, profile: str, out=None) -> int:
-    """Run the registry on the bundled implementations and the identities; print; 0/1."""
+def default_profile() -> str:
+    """``$REFMATH_PROFILE`` if set, else ``ci`` (nothing is loaded globally)."""
+    return os.environ.get("REFMATH_PROFILE") or "ci"
+
+
+def _usage_error(err: Exception) -> int:
+    print(f"refmath: usage error: {err}", file=sys.stderr)
+    return 2
+
+
+def _progress(out):
+    def show(r) -> None:
+        mark = {"passed": "ok", "failed": "FAILED", "not applicable": "n/a"}[r.status]
+        print(f"  {r.id:<40} {mark:<7} {r.examples:>5} examples  {r.seconds:6.1f} s",
+              file=out, flush=True)
+
+    return show
+
+
+def run_main_job(kinds: Sequence[str] | None, profile: str, out=None, seed: int | None = None,
+                 max_examples: int | None = None) -> int:
+    """Run the registry on the bundled implementations and the identities; print; 0/1
+    (2: an unknown kind or profile, before any check runs)."""
     out = out or sys.stdout
     import refmath_torch
 
-    from .checks import checks_for, kinds as all_kinds, run_check
+    from .checks import Context, UsageError, checks_for, family_of, kinds as all_kinds, \
+        run_check
+    from .checks.profiles import PROFILES, unknown_profile_message
 
-    selected = list(kinds) if kinds else all_kinds()
+    try:
+        if profile not in PROFILES:
+            raise UsageError(unknown_profile_message(profile))
+        selected = list(kinds) if kinds else all_kinds()
+        for kind in selected:
+            family_of(kind)
+    except UsageError as err:
+        return _usage_error(err)
     header = ("function", "checks", "passed", "failed", "n/a", "worst err/bound", "seconds")
     rows = [header]
     failures = []
@@ -54,11 +86,10 @@ def run_main_job(kinds: Sequence[str] | None, profile: str, out=None) -> int:
     print(f"refmath: checking the bundled implementations (refmath_torch) and the identities "
           f"[profile {profile}]", file=out, flush=True)
     for kind in selected:
-        fn = None if kind == IDENTITIES else getattr(refmath_torch, kind, None)
-        if fn is None and kind != IDENTITIES:
-            continue
+        fn = None if kind == IDENTITIES else getattr(refmath_torch, kind)
+        ctx = Context(profile=profile, seed=seed, max_examples=max_examples)
         start = time.perf_counter()
-        results = [run_check(c, fn, profile) for c in checks_for(kind)]
+        results = [run_check(c, fn, ctx) for c in checks_for(kind)]
         failed = [r for r in results if r.status == "failed"]
         na = [r for r in results if r.status == "not applicable"]
         failures += failed
@@ -151,17 +182,28 @@ def _claims_summary(out) -> int:
 
 
 def run_user_check(kind: str, target: str, convention: str | None, profile: str | None,
-                   out=None) -> int:
-    """``refmath check``: the whole check set of ``kind`` on the user's function; 0/1."""
+                   out=None, *, seed: int | None = None, max_examples: int | None = None,
+                   timeout: float | None = None, as_json: bool = False,
+                   checks: list[str] | None = None) -> int:
+    """``refmath check``: the check set of ``kind`` on the user's function; 0 pass, 1 a check
+    failed, 2 a usage error (decided before any example runs)."""
     out = out or sys.stdout
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # module:function is looked up from the current directory
-    from .conformance import check
-    from .strategies import load_default_profile
+    from .checks import UsageError
+    from .conformance import DEFAULT_TIMEOUT, check, importable
 
-    report = check(kind, target, convention=convention, profile=profile or
-                   load_default_profile())
-    print(report, file=out)
+    importable(os.getcwd())  # module:function from the current directory, after site-packages
+    progress = _progress(sys.stderr)
+    try:
+        report = check(kind, target, convention=convention, profile=profile or
+                       default_profile(), seed=seed, max_examples=max_examples,
+                       timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+                       checks=checks, progress=progress)
+    except UsageError as err:
+        return _usage_error(err)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2), file=out)
+    else:
+        print(report, file=out)
     return 0 if report.passed else 1
 
 
@@ -169,11 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refmath",
         description="Verify the bundled Torch implementations against the exact oracles, "
-                    "the oracles against the identities, and the claims ledger.")
+                    "the oracles against the identities, and the claims ledger. Exit codes: "
+                    "0 pass, 1 a check failed, 2 a usage error.")
+    parser.add_argument("--version", action="version", version=f"refmath {__version__}")
     parser.add_argument("--kind", action="append", metavar="NAME",
                         help="only these functions (repeatable), e.g. gae, identities")
-    parser.add_argument("--profile", default=None,
-                        help="Hypothesis profile: ci (default, deterministic) or thorough")
+    _run_options(parser)
     sub = parser.add_subparsers(dest="command")
     claims = sub.add_parser("claims", help="the claims ledger with exact verdicts")
     claims.add_argument("--id", dest="claim_id", default=None, help="show one claim in full")
@@ -187,28 +230,45 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "trailing_singleton, numpy, and no_<capability> for mask, truncated,"
                           " per_step_gamma, batch, gradients, validates_input, "
                           "inconsistent_values")
-    chk.add_argument("--profile", dest="check_profile", default=None)
+    chk.add_argument("--check", dest="checks", action="append", metavar="ID",
+                     help="run only this check (repeatable), e.g. exact_small or "
+                          "gae.exact_small")
+    chk.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="fail a check when one call takes longer (default 60)")
+    chk.add_argument("--json", action="store_true", help="print the per-check results as JSON")
+    _run_options(chk, suppress=True)
     sub.add_parser("peers", help="check real libraries' functions (pip install "
                                  "'refmath[peers]'); prints the verdict table")
     args = parser.parse_args(argv)
+    profile = args.profile or default_profile()
     if args.command == "peers":
         from .peers import markdown, run_peers
-        from .strategies import load_default_profile
 
-        print(markdown(run_peers(args.profile or load_default_profile())))
+        print(markdown(run_peers(profile)))
         return 0
     if args.command == "claims":
         return run_claims(args.claim_id)
     if args.command == "check":
-        return run_user_check(args.kind, args.target, args.convention,
-                              args.check_profile or args.profile)
-    from .strategies import load_default_profile
-
-    profile = args.profile or load_default_profile()
-    status = run_main_job(args.kind, profile)
-    if args.kind is None:
+        return run_user_check(args.kind, args.target, args.convention, profile,
+                              seed=args.seed, max_examples=args.max_examples,
+                              timeout=args.timeout, as_json=args.json, checks=args.checks)
+    status = run_main_job(args.kind, profile, seed=args.seed, max_examples=args.max_examples)
+    if args.kind is None and status != 2:
         status = max(status, 1 if _claims_summary(sys.stdout) else 0)
     return status
+
+
+def _run_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """--profile, --seed, --max-examples: on the main command and on ``check`` (either
+    place works: ``refmath --seed 3 check ...`` and ``refmath check ... --seed 3``)."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--profile", default=default,
+                        help="Hypothesis profile: ci (default, deterministic), quick, detect, "
+                             "random, thorough (every per-check cap lifted)")
+    parser.add_argument("--seed", type=int, default=default,
+                        help="a random seed (randomized examples, reproducible by the seed)")
+    parser.add_argument("--max-examples", type=int, default=default, metavar="N",
+                        help="examples per check (overrides the profile)")
 
 
 if __name__ == "__main__":

@@ -316,8 +316,7 @@ def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, An
         report = check(peer.kind, fn, convention=peer.convention, profile=profile)
         run, failed, na = report.counts()
         failures = [r for r in report.results if r.status == "failed"]
-        causes = sorted({line.split("'")[1] for r in failures for line in r.message.splitlines()
-                         if "matches known mistake" in line})
+        causes = sorted({c for r in failures for c in r.causes})
         first = failures[0].message.splitlines()[0] if failures else ""
         verdict = ("PASS" if report.passed else "FAIL") + f" ({run - failed}/{run} checks, " \
                                                           f"{na} not applicable)"

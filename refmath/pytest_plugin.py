@@ -29,7 +29,27 @@ def pytest_addoption(parser):
                          "gae=mypkg.adv:gae or 'gae=mypkg.adv:gae[time_major,done]'; "
                          f"also ${ENV} (separate several with ';')")
     group.addoption("--refmath-profile", default=None,
-                    help="Hypothesis profile for the checks: ci (default) or thorough")
+                    help="Hypothesis profile for the checks: ci (default), quick, detect, "
+                         "random or thorough (refmath's own settings: the profile of your "
+                         "other tests is untouched)")
+    group.addoption("--refmath-seed", type=int, default=None,
+                    help="random seed for the checks (randomized, reproducible by the seed)")
+    group.addoption("--refmath-max-examples", type=int, default=None,
+                    help="examples per check (overrides the profile)")
+    group.addoption("--refmath-timeout", type=float, default=None,
+                    help="seconds one call of the function may take (default 60)")
+
+
+def run_options(config) -> dict:
+    """The run settings the plugin's options give (profile, seed, examples, timeout)."""
+    from refmath.conformance import DEFAULT_TIMEOUT
+
+    timeout = config.getoption("--refmath-timeout")
+    return {"profile": config.getoption("--refmath-profile") or os.environ.get(
+                "REFMATH_PROFILE") or "ci",
+            "seed": config.getoption("--refmath-seed"),
+            "max_examples": config.getoption("--refmath-max-examples"),
+            "timeout": DEFAULT_TIMEOUT if timeout is None else timeout}
 
 
 def implementations(config) -> list[tuple[str, str, str]]:
@@ -40,7 +60,10 @@ def implementations(config) -> list[tuple[str, str, str]]:
     for spec in specs:
         m = _SPEC.match(spec)
         if m is None:
-            raise ValueError(f"--refmath-impl {spec!r}: expected KIND=module:function[flags]")
+            import pytest
+
+            raise pytest.UsageError(f"--refmath-impl {spec!r}: expected "
+                                    "KIND=module:function[flags]")
         out.append((m["kind"], m["target"], m["convention"] or ""))
     return out
 
@@ -61,11 +84,20 @@ def pytest_generate_tests(metafunc):
     if not impls:
         metafunc.parametrize("refmath_check", [None], ids=["no-implementation-given"])
         return
-    from refmath.checks import checks_for
+    import pytest
 
+    from refmath.checks import UsageError
+    from refmath.conformance import importable, resolve
+
+    importable(os.getcwd())
     params, ids = [], []
     for kind, target, convention in impls:
-        for c in checks_for(kind):
+        try:  # every usage mistake before any check runs, as pytest's own usage error
+            _, _, selected = resolve(kind, target, convention,
+                                     run_options(metafunc.config)["profile"])
+        except UsageError as err:
+            raise pytest.UsageError(f"--refmath-impl {kind}={target}: {err}") from None
+        for c in selected:
             params.append((kind, c.id, target, convention))
             ids.append(f"{target}::{c.id}")
     metafunc.parametrize("refmath_check", params, ids=ids)

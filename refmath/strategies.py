@@ -17,13 +17,12 @@ Requires ``hypothesis`` (the ``test`` extra).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
 __all__ = [
@@ -38,30 +37,14 @@ __all__ = [
 
 
 def register_profiles() -> None:
-    """Register the ``ci`` and ``thorough`` profiles (idempotent).
+    """Register refmath's profiles (``ci``, ``quick``, ``detect``, ``thorough``, ``random``,
+    ``dev``; :mod:`refmath.checks.profiles`) under their names in YOUR Hypothesis session,
+    for your own tests to load. Opt-in: refmath itself never calls this, and never loads a
+    profile — its checks apply their own settings objects."""
+    from .checks.profiles import PROFILES
 
-    ``ci``: derandomized, no deadline, no example database, bounded examples — the same
-    examples on every run, never flaky. ``thorough``: randomized, many examples.
-    """
-    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                        HealthCheck.data_too_large])
-    settings.register_profile("ci", derandomize=True, database=None, max_examples=40,
-                              report_multiple_bugs=False, print_blob=False, **common)
-    settings.register_profile("thorough", max_examples=2000, **common)
-    # a fast deterministic smoke run (10 examples per check)
-    settings.register_profile("quick", parent=settings.get_profile("ci"), max_examples=10)
-    # ci without the shrink phase: for meta-tests that only need a failure to be detected
-    settings.register_profile("detect", parent=settings.get_profile("ci"),
-                              phases=[Phase.explicit, Phase.reuse, Phase.generate])
-    settings.register_profile("dev", max_examples=40, **common)
-
-
-def load_default_profile() -> str:
-    """Load ``$REFMATH_PROFILE`` if set, else ``ci`` (also under ``CI=true``)."""
-    register_profiles()
-    name = os.environ.get("REFMATH_PROFILE") or "ci"
-    settings.load_profile(name)
-    return name
+    for name, values in PROFILES.items():
+        settings.register_profile(name, settings.get_profile("default"), **values)
 
 
 def batch_shapes(max_dims: int = 2, max_side: int = 3) -> st.SearchStrategy[tuple[int, ...]]:

@@ -4,7 +4,7 @@ One test per check of the registry for each implementation given; "not applicabl
 (declared)" checks are reported as skips with their reason, never silently dropped.
 """
 
-import sys
+import os
 
 import pytest
 
@@ -13,15 +13,15 @@ def test_refmath_conformance(refmath_check, request):
     if refmath_check is None:
         pytest.skip("no implementation given: pass --refmath-impl KIND=module:function "
                     "(or set REFMATH_IMPL)")
-    if "" not in sys.path:
-        sys.path.insert(0, "")  # module:function from the directory pytest runs in
-    from refmath.conformance import parse_convention, run_one
-    from refmath.strategies import load_default_profile
+    from refmath.conformance import failure_text, importable, run_one
+    from refmath.pytest_plugin import run_options
 
+    importable(os.getcwd())  # module:function from where pytest runs, after site-packages
     kind, check_id, target, convention = refmath_check
-    profile = request.config.getoption("--refmath-profile") or load_default_profile()
-    result, _ = run_one(kind, check_id, target, parse_convention(convention), profile)
+    options = run_options(request.config)
+    result, _ = run_one(kind, check_id, target, convention, **options)
     if result.status == "not applicable":
         pytest.skip(f"{check_id}: not applicable ({result.message})")
-    assert result.status == "passed", (
-        f"refmath check {check_id} FAILED for {target} [profile {profile}]\n{result.message}")
+    if result.status != "passed":
+        pytest.fail(f"refmath check {check_id} FAILED for {target} "
+                    f"[profile {options['profile']}]\n{failure_text(result)}", pytrace=False)

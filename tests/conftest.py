@@ -1,12 +1,16 @@
 """Test configuration: the Hypothesis profile.
 
-``ci`` (registered by refmath under that name on purpose, so that it replaces Hypothesis'
-built-in ``ci`` profile when ``CI`` is set) is derandomized, deadline-free and bounded: the
-suite is deterministic and never flaky. ``REFMATH_PROFILE=thorough pytest`` runs the long
-randomized version.
+The project's tests register refmath's profiles (``refmath.checks.profiles``) and load one,
+deliberately: ``ci`` replaces Hypothesis' built-in ``ci`` profile when ``CI`` is set. It is
+derandomized, deadline-free and bounded: the suite is deterministic and never flaky.
+``REFMATH_PROFILE=thorough pytest`` runs the long randomized version. (Library code never does
+this: the checks apply their own settings objects.)
 """
 
+import os
+
 import pytest
+from hypothesis import settings
 
 import refmath.checks.mutants  # noqa: F401
 import refmath.cli  # noqa: F401
@@ -14,14 +18,16 @@ import refmath.conformance  # noqa: F401
 import refmath.peers  # noqa: F401
 from refmath.checks import kinds
 from refmath.claims import all_claims
-from refmath.strategies import load_default_profile
+from refmath.strategies import register_profiles
 
 # Hypothesis mixes literal constants of the project's imported modules into generation, so
 # what is imported changes the (derandomized) examples. Import everything the tests will load
 # up front: the examples are then the same however the tests are selected or ordered.
 kinds()
 all_claims()
-PROFILE = load_default_profile()
+register_profiles()
+PROFILE = os.environ.get("REFMATH_PROFILE") or "ci"
+settings.load_profile(PROFILE)
 
 
 def pytest_report_header(config):

@@ -1,27 +1,54 @@
-"""The check registry: every property refmath verifies, as data.
+"""The check registry: every property refmath verifies, as data, run by one pipeline.
 
 A :class:`Check` has a stable id (``gae.float32``, ``gae.jacobian``, ``identity.gae_summed``),
 the kind of function it applies to (``gae``, ``discounted_returns``, … or ``identities`` for
-checks of refmath's own oracles), a one-line summary, and a callable that takes the function
-under test and a Hypothesis profile name and returns a :class:`CheckResult`.
+checks of refmath's own oracles), a one-line summary, and a function ``func(fn, ctx)`` that
+raises :class:`CheckFailure` when ``fn`` violates the property. :func:`run_check` turns that
+into a :class:`CheckResult` (fields, JSON-serialisable).
 
-The tests of the bundled Torch implementations, the ``refmath`` command and (later) the
-checks of users' own functions all run this one registry; nothing is written twice.
-Importing this package imports torch and hypothesis; ``import refmath`` does not.
+Everything a check needs travels in one explicit :class:`Context` (capabilities, the
+reproduction target, the Hypothesis profile, seed and example count, the per-call timeout,
+the counterexamples found so far in this run): no global state, and no global Hypothesis
+profile is ever registered or loaded here (see :mod:`refmath.checks.profiles`).
+
+The tests of the bundled Torch implementations, the ``refmath`` command, ``refmath check``,
+the pytest plugin and ``refmath peers`` all run this one registry. Only the family module of
+the requested kind is imported (``checks_for("gae")`` never builds the §3–4 checks).
+Importing this package imports hypothesis; the family modules import torch.
 """
 
 from __future__ import annotations
 
-import contextvars
+import dataclasses
+import difflib
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-__all__ = ["Check", "CheckResult", "CheckFailure", "REGISTRY", "register", "checks_for",
-           "run_check", "run_checks", "kinds", "Capabilities", "CAPABILITIES", "TARGET"]
+__all__ = ["Check", "CheckResult", "CheckFailure", "Context", "Capabilities", "Target",
+           "NotApplicable", "UsageError", "register", "checks_for", "run_check", "run_checks",
+           "kinds", "family_of", "suggest"]
+
+
+class UsageError(ValueError):
+    """A mistake in how refmath was asked to check (unknown kind, profile, target): exit 2."""
 
 
 class CheckFailure(AssertionError):
-    """Raised inside a check when the function under test violates the property."""
+    """Raised inside a check when the function under test violates the property.
+
+    The keyword fields (``tier``, ``worst``, ``yours``, ``exact``, ``bound``,
+    ``counterexample``, ``reproduction``, ``causes``, ``example``) are copied into the
+    :class:`CheckResult`; ``example`` (the failing input as the check's keyword arguments)
+    lets later checks of the same run try it first instead of searching again."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class NotApplicable(Exception):
+    """Raised by a check that does not apply (declared capability missing)."""
 
 
 @dataclass(frozen=True)
@@ -49,24 +76,12 @@ class Capabilities:
         return [f.name for f in fields(cls)]
 
 
-CAPABILITIES: contextvars.ContextVar[Capabilities] = contextvars.ContextVar(
-    "refmath_capabilities", default=Capabilities())
-# How to call the function under test in a reproduction snippet: (import lines, callee).
-TARGET: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
-    "refmath_target", default=None)
+@dataclass(frozen=True)
+class Target:
+    """How a reproduction snippet imports and calls the function under test."""
 
-
-@dataclass
-class CheckResult:
-    id: str
-    status: str  # "passed", "failed", "not applicable"
-    examples: int = 0
-    worst_ratio: float = 0.0  # worst error / allowed bound seen (value checks), else 0
-    message: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.status != "failed"
+    imports: str
+    callee: str
 
 
 @dataclass
@@ -83,23 +98,92 @@ class Tracker:
 
 
 @dataclass(frozen=True)
+class Context:
+    """Everything a check needs besides the function: passed explicitly to every check."""
+
+    capabilities: Capabilities = Capabilities()
+    target: Target | None = None
+    profile: str = "ci"
+    seed: int | None = None
+    max_examples: int | None = None
+    timeout: float | None = None
+    tracker: Tracker = field(default_factory=Tracker)
+    # failing inputs found by earlier checks of this run, by kind: tried first by later ones
+    known: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def settings(self, cap: int | None = None) -> Callable[[Callable], Callable]:
+        """Decorator for a check's ``@given`` test: this context's settings (at most ``cap``
+        examples unless the profile lifts caps) and seed."""
+        from hypothesis import seed as hypothesis_seed
+
+        from .profiles import settings_for
+
+        s = settings_for(self.profile, cap=cap, max_examples=self.max_examples,
+                         derandomize=False if self.seed is not None else None)
+
+        def apply(test: Callable) -> Callable:
+            test = s(test)
+            return hypothesis_seed(self.seed)(test) if self.seed is not None else test
+
+        return apply
+
+    def examples_for(self, kind: str, keys: set[str]) -> list[dict[str, Any]]:
+        """Failing inputs earlier checks of this run found for ``kind``, given as exactly the
+        keyword arguments ``keys`` of the asking check's test."""
+        return [ex for ex in self.known.get(kind, ()) if set(ex) == keys]
+
+    def for_check(self) -> "Context":
+        return dataclasses.replace(self, tracker=Tracker())
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one function."""
+
+    id: str
+    status: str  # "passed", "failed", "not applicable"
+    examples: int = 0
+    worst_ratio: float = 0.0  # worst error / allowed bound seen (value checks), else 0
+    message: str = ""
+    kind: str = ""
+    tier: str = ""  # WRONG, IMPRECISE, ERROR (the function raised), TIMEOUT, NO EXAMPLES
+    worst: str = ""  # the worst element, e.g. "batch=(0,), t=2"
+    yours: str = ""
+    exact: str = ""
+    bound: str = ""
+    counterexample: str = ""
+    reproduction: str = ""
+    causes: list[str] = field(default_factory=list)
+    output: str = ""  # what the function printed (failed checks only), truncated
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     kind: str
     summary: str
-    func: Callable[[Any, Tracker, str], None]
+    func: Callable[[Any, Context], None]
     requires: frozenset[str] = frozenset()
 
-    def __call__(self, fn: Any = None, profile: str = "ci") -> CheckResult:
-        return run_check(self, fn, profile)
+    def __call__(self, fn: Any = None, ctx: "Context | str" = "ci") -> CheckResult:
+        return run_check(self, fn, ctx)
 
 
 REGISTRY: dict[str, list[Check]] = {}
+_LOADED: set[str] = set()
 
 
 def register(kind: str, name: str, summary: str, requires: tuple[str, ...] = ()):
-    """Decorator: register ``func(fn, tracker, profile)`` as check ``{kind}.{name}``
-    (or as ``name`` itself when it already has a dotted prefix, e.g. ``identity.gae_summed``).
+    """Decorator: register ``func(fn, ctx)`` as check ``{kind}.{name}`` (or as ``name``
+    itself when it already has a dotted prefix, e.g. ``identity.gae_summed``).
     ``requires`` names the :class:`Capabilities` the check cannot run without."""
 
     def wrap(func):
@@ -111,56 +195,126 @@ def register(kind: str, name: str, summary: str, requires: tuple[str, ...] = ())
     return wrap
 
 
-def profile_settings(profile: str, cap: int | None = None):
-    """The Hypothesis settings of ``profile`` (registered by refmath), at most ``cap``
-    examples when given."""
-    from hypothesis import settings
-
-    from ..strategies import register_profiles
-
-    register_profiles()
-    parent = settings.get_profile(profile)
-    return settings(parent) if cap is None else settings(
-        parent, max_examples=min(parent.max_examples, cap))
+IDENTITIES = "identities"
 
 
-def _load() -> None:
-    from . import steps, policy, trust, identities  # noqa: F401  (registration, in order)
+def family_of(kind: str) -> str:
+    """The check module of ``kind`` (``steps``, ``policy``, ``trust``, ``identities``)."""
+    from .specs import SPECS
+
+    if kind == IDENTITIES:
+        return IDENTITIES
+    if kind not in SPECS:
+        raise UsageError(f"unknown kind {kind!r}{suggest(kind, kinds())}; known: "
+                         f"{', '.join(kinds())}")
+    return SPECS[kind].family
+
+
+def suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _load(family: str) -> None:
+    if family in _LOADED:
+        return
+    import importlib
+
+    importlib.import_module(f"{__name__}.{family}")
+    _LOADED.add(family)
 
 
 def kinds() -> list[str]:
-    _load()
-    return list(REGISTRY)
+    """Every kind with checks: the functions of SPEC (in SPEC's order), then identities."""
+    from .specs import SPECS
+
+    return list(SPECS) + [IDENTITIES]
 
 
 def checks_for(kind: str) -> list[Check]:
-    _load()
-    if kind not in REGISTRY:
-        raise KeyError(f"no checks for {kind!r}; known kinds: {', '.join(REGISTRY)}")
-    return list(REGISTRY[kind])
+    _load(family_of(kind))
+    return list(REGISTRY.get(kind, ()))
 
 
-def run_check(check: Check, fn: Any = None, profile: str = "ci") -> CheckResult:
-    missing = CAPABILITIES.get().missing(check.requires)
+def _as_context(ctx: "Context | str | None") -> Context:
+    if ctx is None:
+        return Context()
+    if isinstance(ctx, str):
+        from .profiles import PROFILES, unknown_profile_message
+
+        if ctx not in PROFILES:
+            raise UsageError(unknown_profile_message(ctx))
+        return Context(profile=ctx)
+    return ctx
+
+
+def _notes(err: BaseException) -> str:
+    return "\n".join(n for n in getattr(err, "__notes__", [])
+                     if not n.startswith(("Falsifying", "Failing explicit", "You can add",
+                                          "Explanation", "    The test ", "Trying example")))
+
+
+def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckResult:
+    from .guard import FunctionExited, FunctionTimeout, user_traceback
+
+    result = CheckResult(check.id, "failed", ctx.tracker.examples, ctx.tracker.worst_ratio,
+                         kind=check.kind)
+    if isinstance(err, CheckFailure):
+        result.message = str(err)
+        d = err.details
+        for name in ("tier", "worst", "yours", "exact", "bound", "counterexample",
+                     "reproduction"):
+            if name in d:
+                setattr(result, name, str(d[name]))
+        result.causes = list(d.get("causes", ()))
+        if "example" in d:
+            ctx.known.setdefault(check.kind, []).append(d["example"])
+    else:
+        result.tier = ("TIMEOUT" if isinstance(err, FunctionTimeout) else
+                       "EXITED" if isinstance(err, FunctionExited) else "ERROR")
+        counterexample = "\n".join(n for n in getattr(err, "__notes__", [])
+                                   if n.startswith(("Falsifying", "Failing explicit"))
+                                   or n.startswith("    "))
+        result.counterexample = counterexample
+        result.message = (f"{check.id}: the function raised {type(err).__name__} "
+                          f"({result.tier})\n" + user_traceback(err)
+                          + (f"\n{_notes(err)}" if _notes(err) else ""))
+    output = fn.captured() if hasattr(fn, "captured") else ""
+    if output:
+        result.output = output[-2000:]
+    return result
+
+
+def run_check(check: Check, fn: Any = None, ctx: "Context | str | None" = None) -> CheckResult:
+    """Run one check: passed, failed (with its fields), or not applicable. A check that ran
+    no example fails: it proved nothing."""
+    ctx = _as_context(ctx).for_check()
+    missing = ctx.capabilities.missing(check.requires)
     if missing:
-        return CheckResult(check.id, "not applicable", 0, 0.0,
-                           "declared: no " + ", no ".join(m.replace("_", " ") for m in missing))
-    tracker = Tracker()
+        return CheckResult(check.id, "not applicable", kind=check.kind, message=(
+            "declared: no " + ", no ".join(m.replace("_", " ") for m in missing)))
+    start = time.perf_counter()
     try:
-        check.func(fn, tracker, profile)
+        check.func(fn, ctx)
     except NotApplicable as na:
-        return CheckResult(check.id, "not applicable", tracker.examples, 0.0, str(na))
-    except Exception as err:  # noqa: BLE001 - any failure of the function under test
-        notes = "\n".join(getattr(err, "__notes__", []))
-        text = f"{type(err).__name__}: {err}" if not isinstance(err, CheckFailure) else str(err)
-        return CheckResult(check.id, "failed", tracker.examples, tracker.worst_ratio,
-                           (text + ("\n" + notes if notes else "")).strip())
-    return CheckResult(check.id, "passed", tracker.examples, tracker.worst_ratio)
+        result = CheckResult(check.id, "not applicable", ctx.tracker.examples, 0.0, str(na),
+                             kind=check.kind)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 - any failure of the function under test
+        result = _failure(check, ctx, err, fn)
+    else:
+        result = CheckResult(check.id, "passed", ctx.tracker.examples, ctx.tracker.worst_ratio,
+                             kind=check.kind)
+        if ctx.tracker.examples == 0:
+            result.status, result.tier = "failed", "NO EXAMPLES"
+            result.message = (f"{check.id} ran no example: every input was rejected or "
+                              "skipped, so it proved nothing")
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
 
 
-def run_checks(kind: str, fn: Any = None, profile: str = "ci") -> list[CheckResult]:
-    return [run_check(c, fn, profile) for c in checks_for(kind)]
-
-
-class NotApplicable(Exception):
-    """Raised by a check that does not apply (declared capability missing)."""
+def run_checks(kind: str, fn: Any = None, ctx: "Context | str | None" = None
+               ) -> list[CheckResult]:
+    ctx = _as_context(ctx)
+    return [run_check(c, fn, ctx) for c in checks_for(kind)]

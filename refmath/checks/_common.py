@@ -28,8 +28,12 @@ def assert_hygienic(name: str, call: Callable[[], Any], inputs: dict[str, Any],
         raise CheckFailure(f"{name}: {dtype} input gave {out1.dtype} output on {out1.device}")
     if shape is not None and tuple(out1.shape) != tuple(shape):
         raise CheckFailure(f"{name}: shape {tuple(out1.shape)} != {tuple(shape)}")
+    nan = torch.isnan(out1.detach())
+    if bool(nan.any()):
+        idx = tuple(int(i) for i in torch.nonzero(nan)[0].tolist())
+        raise CheckFailure(f"{name} returned NaN at {idx} for finite inputs")
     if not torch.equal(out1, out2):
-        raise CheckFailure(f"{name} is not deterministic: two calls differ")
+        raise CheckFailure(f"{name} is not deterministic: two calls on the same inputs differ")
 
 
 def expect_named_error(name: str, what: str, word: str, call: Callable[[], Any]) -> None:

@@ -21,12 +21,11 @@ from .. import advantages as adv
 from .. import returns as ret
 from ..strategies import Episode, episodes
 from ..exact import is_zero
-from . import CheckFailure, Tracker, profile_settings, register
+from . import CheckFailure, Context, register
 
 KIND = "identities"
 
 
-_settings = profile_settings
 
 
 def _equal(lhs: np.ndarray, rhs: np.ndarray, what: str, ep: Any) -> None:
@@ -42,8 +41,8 @@ def _flags(ep: Episode) -> dict[str, Any]:
 def _exact_identity(name: str, summary: str, consistent: bool,
                     sides: Callable[[Episode, int], tuple[np.ndarray, np.ndarray]],
                     per_step_gamma: bool = True) -> None:
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile)
+    def run(fn, ctx: Context) -> None:
+        @ctx.settings()
         @given(data=st.data())
         def prop(data):
             ep = data.draw(episodes(max_T=6, consistent=consistent,
@@ -53,7 +52,7 @@ def _exact_identity(name: str, summary: str, consistent: bool,
             n = data.draw(st.integers(1, 8), label="n")
             lhs, rhs = sides(ep, n)
             _equal(lhs, rhs, name, ep)
-            tracker.saw()
+            ctx.tracker.saw()
 
         prop()
 
@@ -232,13 +231,13 @@ GAMMA, LAM = sympy.symbols("gamma lam", nonnegative=True)
 
 
 def _symbolic_check(name: str, summary: str, consistent: bool, sides, max_T: int = 5):
-    def run(fn, tracker: Tracker, profile: str) -> None:
+    def run(fn, ctx: Context) -> None:
         for T, terminated, truncated in _symbolic_cases(max_T):
             r, v, nv = _symbolic_inputs(T, terminated, truncated, consistent)
             kw = dict(gamma=GAMMA, terminated=terminated, truncated=truncated)
             lhs, rhs = sides(r, v, nv, kw)
             _equal(lhs, rhs, name, f"T={T}, terminated={terminated}, truncated={truncated}")
-            tracker.saw()
+            ctx.tracker.saw()
 
     register(KIND, f"symbolic.{name}", summary + " — SymPy, all T ≤ 5, all boundary patterns")(
         run)
@@ -269,7 +268,7 @@ def _symbolic_structure(name: str, sides_for: Callable[[str], Callable], masks: 
                         max_T: int = 4):
     """Masked row = compressed row (every mask pattern), split = pieces, symbolically."""
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
+    def run(fn, ctx: Context) -> None:
         for T, terminated, truncated in _symbolic_cases(max_T):
             r, v, nv = _symbolic_inputs(T, terminated, truncated, consistent=False)
             for mask in itertools.product((True, False), repeat=T if masks else 0):
@@ -280,7 +279,7 @@ def _symbolic_structure(name: str, sides_for: Callable[[str], Callable], masks: 
                 for f in FUNCS:
                     lhs, rhs = sides_for(f)(ep, 2)
                     _equal(lhs, rhs, f"{f} {name}", ep)
-                tracker.saw()
+                ctx.tracker.saw()
 
     register(KIND, f"symbolic.{name}",
              f"gae, returns, n-step: {name.replace('_', ' ')} — SymPy, all T ≤ {max_T}, all "
@@ -299,14 +298,14 @@ from ..strategies import dyadics  # noqa: E402
 
 
 def _oracle_identity(name: str, summary: str, strategy, sides, cap: int | None = None):
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile, cap)
+    def run(fn, ctx: Context) -> None:
+        @ctx.settings(cap)
         @given(case=strategy)
         def prop(case):
             lhs, rhs = sides(case)
             _equal(np.asarray(lhs, dtype=object).reshape(-1),
                    np.asarray(rhs, dtype=object).reshape(-1), name, case)
-            tracker.saw()
+            ctx.tracker.saw()
 
         prop()
 

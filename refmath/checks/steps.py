@@ -22,29 +22,53 @@ from .. import returns as ret
 from ..bounds import recursion_bound
 from ..strategies import (Episode, _consistent_next_values, episodes,
                           floats_as_fractions)
-from . import CAPABILITIES, TARGET, CheckFailure, Tracker, profile_settings, register
+from . import Capabilities, CheckFailure, Context, register
 from ._common import assert_hygienic, expect_named_error
-
-FLAGS = ("terminated", "truncated", "mask")
+from .compare import compare
+from .specs import SPECS, FunctionSpec
 
 
 @dataclass(frozen=True)
 class StepFunction:
-    """How to call one function of SPEC §2 and its oracle, and its condition term."""
+    """How to call one function of SPEC §2 and its oracle (read from its
+    :class:`~refmath.checks.specs.FunctionSpec`), and its condition term."""
 
-    name: str
-    oracle: Callable[..., np.ndarray]
-    args: tuple[str, ...]  # positional per-step arguments
-    flags: tuple[str, ...]
-    uses_lam: bool
-    uses_n: bool = False
-    keyword_steps: tuple[str, ...] = ()  # per-step arrays passed by keyword
+    spec: FunctionSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def oracle(self) -> Callable[..., np.ndarray]:
+        return self.spec.oracle
+
+    @property
+    def args(self) -> tuple[str, ...]:  # positional per-step arguments
+        return self.spec.positional_arrays
+
+    @property
+    def keyword_steps(self) -> tuple[str, ...]:  # per-step arrays passed by keyword
+        return self.spec.keyword_arrays
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.spec.flags
+
+    @property
+    def uses_lam(self) -> bool:
+        return self.spec.has("lam")
+
+    @property
+    def uses_n(self) -> bool:
+        return self.spec.has("n")
 
     @property
     def steps(self) -> tuple[str, ...]:
         return self.args + self.keyword_steps
 
-    def kwargs(self, ep: Episode, tensors: dict[str, Any] | None, n: int | None) -> dict:
+    def kwargs(self, ep: Episode, tensors: dict[str, Any] | None, n: int | None,
+               caps: Capabilities = Capabilities()) -> dict:
         src = tensors if tensors is not None else ep.oracle_kwargs()
         kw = {"gamma": src["gamma"]}
         kw.update({k: src[k] for k in self.keyword_steps})
@@ -52,14 +76,19 @@ class StepFunction:
             kw["lam"] = src["lam"]
         if self.uses_n:
             kw["n"] = n
-        caps = CAPABILITIES.get()
         for f in self.flags:
             if src[f] is not None and getattr(caps, f, True):  # undeclared flags not passed
                 kw[f] = src[f]
         return kw
 
-    def call(self, fn, ep: Episode, tensors: dict[str, Any], n: int | None):
-        return fn(*(tensors[a] for a in self.args), **self.kwargs(ep, tensors, n))
+    def values(self, ep: Episode, tensors: dict[str, Any], n: int | None,
+               caps: Capabilities = Capabilities()) -> dict[str, Any]:
+        """Every argument of a call by parameter name (for the reproduction snippet)."""
+        return dict({a: tensors[a] for a in self.args}, **self.kwargs(ep, tensors, n, caps))
+
+    def call(self, fn, ep: Episode, tensors: dict[str, Any], n: int | None,
+             caps: Capabilities = Capabilities()):
+        return fn(*(tensors[a] for a in self.args), **self.kwargs(ep, tensors, n, caps))
 
     def exact(self, ep: Episode, tensors: dict[str, Any], n: int | None) -> np.ndarray:
         """The oracle on exactly the numbers the implementation saw."""
@@ -113,26 +142,12 @@ def _float_gamma(g: Any) -> Any:
     return g.detach().cpu().double().numpy() if isinstance(g, torch.Tensor) else float(g)
 
 
-STEP_FUNCTIONS = {
-    "td_errors": StepFunction("td_errors", ret.td_errors,
-                              ("rewards", "values", "next_values"), ("terminated",), False),
-    "discounted_returns": StepFunction("discounted_returns", ret.discounted_returns,
-                                       ("rewards",), FLAGS, False,
-                                       keyword_steps=("next_values",)),
-    "n_step_returns": StepFunction("n_step_returns", ret.n_step_returns,
-                                   ("rewards", "next_values"), FLAGS, False, uses_n=True),
-    "gae": StepFunction("gae", adv.gae, ("rewards", "values", "next_values"), FLAGS, True),
-    "lambda_returns": StepFunction("lambda_returns", adv.lambda_returns,
-                                   ("rewards", "values", "next_values"), FLAGS, True),
-}
+STEP_FUNCTIONS = {name: StepFunction(spec) for name, spec in SPECS.items()
+                  if spec.family == "steps"}
 
 
-_settings = profile_settings
-
-
-def _eps(spec: StepFunction, **kw: Any) -> st.SearchStrategy:
+def _eps(spec: StepFunction, caps: Capabilities, **kw: Any) -> st.SearchStrategy:
     """:func:`episodes` restricted to what the function under test declares it supports."""
-    caps = CAPABILITIES.get()
     kw["masks"] = kw.get("masks", True) and "mask" in spec.flags and caps.mask
     kw["truncation"] = caps.truncated and "truncated" in spec.flags
     kw["per_step_gamma"] = kw.get("per_step_gamma", False) and caps.per_step_gamma
@@ -142,14 +157,15 @@ def _eps(spec: StepFunction, **kw: Any) -> st.SearchStrategy:
     return episodes(**kw)
 
 
-def _episode_strategy(spec: StepFunction, regime: str) -> st.SearchStrategy:
+def _episode_strategy(spec: StepFunction, regime: str, caps: Capabilities
+                      ) -> st.SearchStrategy:
     if regime == "exact":
-        return _eps(spec, max_T=6)
+        return _eps(spec, caps, max_T=6)
     unit = st.one_of(st.sampled_from([Fraction(0), Fraction(1)]),
                      st.floats(0, 1, width=32).map(Fraction))
     return st.one_of(
-        _eps(spec, max_T=40, numbers=floats_as_fractions(), gamma=unit, lam=unit),
-        _eps(spec, max_T=8, numbers=floats_as_fractions(), gamma=unit, lam=unit,
+        _eps(spec, caps, max_T=40, numbers=floats_as_fractions(), gamma=unit, lam=unit),
+        _eps(spec, caps, max_T=8, numbers=floats_as_fractions(), gamma=unit, lam=unit,
              per_step_gamma=True),
     )
 
@@ -160,69 +176,18 @@ def _draw_n(data: st.DataObject, spec: StepFunction) -> int | None:
 
 def _as_array(out: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
     if not isinstance(out, torch.Tensor):
-        raise CheckFailure(f"{name} returned {type(out).__name__}, not a torch.Tensor")
+        raise CheckFailure(f"{name} returned {type(out).__name__}, not a torch.Tensor",
+                           tier="WRONG")
     if tuple(out.shape) != tuple(shape):
-        raise CheckFailure(f"{name} returned shape {tuple(out.shape)}, expected {shape}")
+        raise CheckFailure(f"{name} returned shape {tuple(out.shape)}, expected {shape}",
+                           tier="WRONG")
     return out.detach().cpu().double().numpy()
 
 
-def _literal(t: Any) -> str:
-    if isinstance(t, torch.Tensor):
-        dtype = "" if t.dtype == torch.bool else f", dtype={t.dtype}"
-        return f"torch.tensor({t.tolist()!r}{dtype})"
-    return repr(t)
-
-
-def reproduction(spec: StepFunction, ep: Episode, tensors: dict[str, Any],
-                 n: int | None) -> str:
-    """A runnable snippet that calls the function under test on the failing input."""
-    imports, callee = TARGET.get() or (f"from refmath_torch import {spec.name}", spec.name)
-    kw = spec.kwargs(ep, tensors, n)
-    args = ", ".join(_literal(tensors[a]) for a in spec.args)
-    kwargs = ", ".join(f"{k}={_literal(v)}" for k, v in kw.items())
-    return (f"import torch\n{imports}\n"
-            f"print({callee}({args}, {kwargs}))")
-
-
-def _tier(ratio: float, err: float, bound: float, label: str) -> str:
-    """WRONG (beyond 1000× the bound) or IMPRECISE; a float64 result that is within the
-    float32 bound is named as what it most likely is: part of the work done in float32."""
-    if "float64" in label and err <= bound * (2.0**-24 / 2.0**-53):
-        return "IMPRECISE (within the float32 bound: part of the computation runs in float32)"
-    return "WRONG" if ratio > 1000 else "IMPRECISE"
-
-
-def compare(spec: StepFunction, got: np.ndarray, exact: np.ndarray, bound: np.ndarray,
-            tracker: Tracker, label: str, context: tuple | None = None) -> None:
-    """Raise CheckFailure naming the worst element if any error exceeds its bound.
-
-    ``context = (fn, ep, tensors, n)`` adds the diagnosis (which known mistake gives the
-    same output) and a runnable reproduction to the message."""
-    exact_f = np.vectorize(float, otypes=[np.float64])(exact) if exact.dtype == object else exact
-    err = np.abs(got - exact_f)
-    err = np.where(np.isnan(got), np.inf, err)
-    ratio = err / bound
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    tracker.saw(float(ratio[worst]))
-    if ratio[worst] > 1:
-        batch, t = worst[:-1], worst[-1]
-        verdict = _tier(float(ratio[worst]), err[worst], bound[worst], label)
-        message = (
-            f"{spec.name} {label}: {verdict} (error is {ratio[worst]:.3g} x the allowed bound)\n"
-            f"  worst element batch={tuple(int(i) for i in batch)}, t={int(t)}: "
-            f"yours = {float(got[worst])!r}  exact = {exact[worst]}  bound = {bound[worst]:.3g}")
-        if context is not None:
-            fn, ep, tensors, n = context
-            from .mutants import diagnose
-
-            causes = diagnose(spec.name, lambda f: spec.call(f, ep, tensors, n), got, bound)
-            if causes:
-                message += "\n  likely cause   matches known mistake " + ", ".join(
-                    f"'{c.name}' ({c.description})" for c in causes)
-            message += f"\n  inputs: {ep!r}" + (f", n={n}" if n is not None else "")
-            message += "\n  reproduce:\n" + "\n".join(
-                "      " + line for line in reproduction(spec, ep, tensors, n).splitlines())
-        raise CheckFailure(message)
+def _nan_free(name: str, a: np.ndarray, what: str) -> None:
+    if np.isnan(a).any():
+        idx = tuple(int(i) for i in np.argwhere(np.isnan(a))[0])
+        raise CheckFailure(f"{name} returned NaN at {idx} ({what})", tier="WRONG")
 
 
 def _row(rewards, next_values, *, terminated=(0, 0, 0), truncated=(0, 0, 0), mask=None,
@@ -256,12 +221,14 @@ def _as_batch(ep: Episode) -> Episode:
                    two_d(ep.terminated), two_d(ep.truncated), two_d(ep.mask), ep.gamma, ep.lam)
 
 
-def _with_pinned(prop, spec: StepFunction):
-    caps = CAPABILITIES.get()
+def _with_pinned(prop, spec: StepFunction, ctx: Context):
+    """The pinned boundary rows, after the counterexamples earlier checks of this run found
+    (tried first: a bug found once is not searched for and shrunk again)."""
+    caps = ctx.capabilities
     for ep in PINNED:
         if ep.mask is not None and not ("mask" in spec.flags and caps.mask):
             continue
-        if ep.truncated.any() and not caps.truncated:
+        if ep.truncated.any() and not (caps.truncated and "truncated" in spec.flags):
             continue
         if isinstance(ep.gamma, np.ndarray) and not caps.per_step_gamma:
             continue
@@ -270,24 +237,34 @@ def _with_pinned(prop, spec: StepFunction):
             ep.next_values = _consistent_next_values(ep.values, ep.next_values, ep.terminated,
                                                      ep.truncated, ep.mask)
         prop = example(ep=ep, n=2 if spec.uses_n else None)(prop)
+    for known in ctx.examples_for(spec.name, {"ep", "n"}):
+        prop = example(**known)(prop)
     return prop
 
 
 def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
     n_strategy = st.integers(1, 8) if spec.uses_n else st.none()
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile)
-        @given(ep=_episode_strategy(spec, regime), n=n_strategy)
+    def run(fn, ctx: Context) -> None:
+        caps = ctx.capabilities
+
+        @ctx.settings()
+        @given(ep=_episode_strategy(spec, regime, caps), n=n_strategy)
         def prop(ep, n):
             tensors = ep.tensors(dtype)
-            got = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
+            # the exact answer and the bound from the inputs BEFORE the call: a function that
+            # modifies its inputs is judged on what it was given
             exact = spec.exact(ep, tensors, n)
             bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1], dtype)
-            compare(spec, got, exact, bound, tracker, f"({regime}, {dtype})",
-                    context=(fn, ep, tensors, n))
+            values = copy.deepcopy(spec.values(ep, tensors, n, caps))
+            pristine = copy.deepcopy(tensors)
+            got = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)
+            compare(spec.spec, got, exact, bound, ctx, f"({regime}, {dtype})",
+                    inputs=repr(ep) + (f", n={n}" if n is not None else ""), values=values,
+                    rerun=lambda f: spec.call(f, ep, copy.deepcopy(pristine), n, caps),
+                    example={"ep": ep, "n": n}, time_axis=True)
 
-        _with_pinned(prop, spec)()
+        _with_pinned(prop, spec, ctx)()
 
     return run
 
@@ -295,13 +272,13 @@ def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
 def _long_check(spec: StepFunction):
     """T = 10^5 in float32 with γλ = 0.9 (γ = 0.9, λ = 1 for returns)."""
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
+    def run(fn, ctx: Context) -> None:
         T = 100_000
         gen = np.random.default_rng(0)
         r = gen.normal(size=(1, T))
         v = gen.normal(size=(1, T))
         nv = np.concatenate([v[:, 1:], gen.normal(size=(1, 1))], axis=1)
-        caps = CAPABILITIES.get()
+        caps = ctx.capabilities
         term = gen.random((1, T)) < 0.001
         trunc = (gen.random((1, T)) < 0.001) & caps.truncated
         gamma, lam = (0.9, 1.0) if not spec.uses_lam else (0.96, 0.9375)  # γλ = 0.9
@@ -311,7 +288,6 @@ def _long_check(spec: StepFunction):
         tensors.update(gamma=gamma, lam=lam, terminated=torch.tensor(term),
                        truncated=torch.tensor(trunc) if caps.truncated else None, mask=None)
         n = 16 if spec.uses_n else None
-        got = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
         f64 = {k: x.double().numpy() for k, x in tensors.items()
                if isinstance(x, torch.Tensor) and x.is_floating_point()}
         kw = spec.kwargs(ep, None, n)
@@ -320,45 +296,54 @@ def _long_check(spec: StepFunction):
         reference = spec.oracle(*(f64[a] for a in spec.args), **kw)
         S = spec.condition(ep, tensors, n)
         bound = recursion_bound(S, T, torch.float32) + recursion_bound(S, T, torch.float64)
-        compare(spec, got, reference, bound, tracker, "(T = 100000, float32)")
+        got = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)
+        compare(spec.spec, got, reference, bound, ctx, "(T = 100000, float32)",
+                inputs="T = 100000 standard-normal rewards and values, γλ = 0.9, "
+                       "terminations and truncations at 0.1 % of steps (seed 0)",
+                time_axis=True)
 
     return run
 
 
-def _call_row(spec: StepFunction, fn, ep: Episode, row: dict[str, Any], n: int | None):
+def _call_row(spec: StepFunction, fn, ep: Episode, row: dict[str, Any], n: int | None,
+              caps: Capabilities):
     """Call fn on one row [T]; as a [1, T] batch if it declares no support for other shapes."""
-    if CAPABILITIES.get().batch:
-        return spec.call(fn, ep, row, n)
+    if caps.batch:
+        return spec.call(fn, ep, row, n, caps)
     T = row["rewards"].shape[-1]
     lifted = {k: (v.unsqueeze(0) if isinstance(v, torch.Tensor) and v.dim() == 1
                   and v.shape[-1] == T and k != "gamma" else v) for k, v in row.items()}
-    out = spec.call(fn, ep, lifted, n)
+    out = spec.call(fn, ep, lifted, n, caps)
     return out[0] if isinstance(out, torch.Tensor) and out.dim() == 2 else out
 
 
 def _batch_consistency(spec: StepFunction):
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile, 15)
+    def run(fn, ctx: Context) -> None:
+        caps = ctx.capabilities
+
+        @ctx.settings(15)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(_eps(spec, max_T=12), label="inputs")
+            ep = data.draw(_eps(spec, caps, max_T=12, batch_dims=(1, 2)), label="inputs")
             n = _draw_n(data, spec)
-            if ep.rewards.ndim == 1:
-                return
             tensors = ep.tensors(torch.float64)
-            whole = _as_array(spec.call(fn, ep, tensors, n), spec.name, ep.shape)
+            whole = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)
+            _nan_free(spec.name, whole, f"the whole batch, inputs {ep!r}")
             bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
                                     torch.float64)
             for idx in np.ndindex(ep.shape[:-1]):
                 row = {k: (v[idx] if isinstance(v, torch.Tensor) and v.dim() == len(ep.shape)
                            else v) for k, v in tensors.items()}
-                alone = _as_array(_call_row(spec, fn, ep, row, n), spec.name, ep.shape[-1:])
+                alone = _as_array(_call_row(spec, fn, ep, row, n, caps), spec.name,
+                                  ep.shape[-1:])
+                _nan_free(spec.name, alone, f"row {idx} alone, inputs {ep!r}")
                 diff = np.abs(whole[idx] - alone)
-                tracker.saw(float(np.max(diff / (2 * bound[idx]))))
+                ctx.tracker.saw(float(np.max(diff / (2 * bound[idx]))))
                 if np.any(diff > 2 * bound[idx]):
                     raise CheckFailure(
                         f"{spec.name}: row {idx} of a batch differs from the same row alone: "
-                        f"{whole[idx].tolist()} vs {alone.tolist()}")
+                        f"{whole[idx].tolist()} vs {alone.tolist()}\n  inputs: {ep!r}",
+                        tier="WRONG", counterexample=repr(ep))
 
         prop()
 
@@ -368,17 +353,19 @@ def _batch_consistency(spec: StepFunction):
 def _hygiene(spec: StepFunction):
     """Inputs not modified, dtype/device/shape preserved, deterministic."""
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile, 15)
+    def run(fn, ctx: Context) -> None:
+        caps = ctx.capabilities
+
+        @ctx.settings(15)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(_eps(spec, max_T=8), label="inputs")
+            ep = data.draw(_eps(spec, caps, max_T=8), label="inputs")
             n = _draw_n(data, spec)
             for dtype in (torch.float32, torch.float64):
                 tensors = ep.tensors(dtype)
-                assert_hygienic(spec.name, lambda: spec.call(fn, ep, tensors, n), tensors,
-                                dtype, ep.shape)
-            tracker.saw()
+                assert_hygienic(spec.name, lambda: spec.call(fn, ep, tensors, n, caps),
+                                tensors, dtype, ep.shape)
+            ctx.tracker.saw()
 
         prop()
 
@@ -388,11 +375,13 @@ def _hygiene(spec: StepFunction):
 def _ignored_numbers(spec: StepFunction):
     """NaN/inf at masked steps and in next_values of terminated steps must not leak."""
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile, 20)
+    def run(fn, ctx: Context) -> None:
+        caps = ctx.capabilities
+
+        @ctx.settings(20)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(_eps(spec, max_T=8), label="inputs")
+            ep = data.draw(_eps(spec, caps, max_T=8), label="inputs")
             n = _draw_n(data, spec)
             clean = ep.tensors(torch.float64)
             dirty = copy.deepcopy(clean)
@@ -401,27 +390,30 @@ def _ignored_numbers(spec: StepFunction):
             if ep.mask is not None and "mask" in spec.flags:
                 for k in spec.steps:
                     dirty[k][~torch.tensor(ep.mask)] = float("inf")
-            expected = _as_array(spec.call(fn, ep, clean, n), spec.name, ep.shape)
-            got = _as_array(spec.call(fn, ep, dirty, n), spec.name, ep.shape)
-            tracker.saw()
-            if not np.array_equal(got, expected):
+            expected = _as_array(spec.call(fn, ep, clean, n, caps), spec.name, ep.shape)
+            got = _as_array(spec.call(fn, ep, dirty, n, caps), spec.name, ep.shape)
+            ctx.tracker.saw()
+            if not np.array_equal(got, expected, equal_nan=True):
                 raise CheckFailure(f"{spec.name}: numbers that SPEC says are ignored changed "
-                                   f"the result: {got.tolist()} vs {expected.tolist()}")
+                                   f"the result: {got.tolist()} vs {expected.tolist()}\n"
+                                   f"  inputs: {ep!r} (NaN in next_values of terminated "
+                                   "steps, inf at masked steps)", tier="WRONG",
+                                   counterexample=repr(ep))
 
         prop()
 
     return run
-
-
 def _jacobian(spec: StepFunction):
     """Every function of §2 is linear in its per-step inputs: the exact Jacobian's column s
     is the oracle applied to the unit vector e_s (all other numeric inputs 0)."""
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
-        @_settings(profile, 15)
+    def run(fn, ctx: Context) -> None:
+        caps = ctx.capabilities
+
+        @ctx.settings(15)
         @given(data=st.data())
         def prop(data):
-            ep = data.draw(_eps(spec, max_T=6), label="inputs")
+            ep = data.draw(_eps(spec, caps, max_T=6), label="inputs")
             n = _draw_n(data, spec)
             T = ep.shape[-1]
             tensors = ep.tensors(torch.float64)
@@ -435,7 +427,7 @@ def _jacobian(spec: StepFunction):
             for wrt in spec.steps:
                 def f(x, wrt=wrt):
                     args = dict(row, **{wrt: x})
-                    return _call_row(spec, fn, row_ep, args, n)
+                    return _call_row(spec, fn, row_ep, args, n, caps)
 
                 J = torch.autograd.functional.jacobian(f, row[wrt].clone()).numpy()
                 exact = np.zeros((T, T))
@@ -450,12 +442,13 @@ def _jacobian(spec: StepFunction):
                     col = spec.oracle(*(unit[a] for a in spec.args), **kw)
                     exact[:, s] = [float(x) for x in col]
                 err = np.abs(J - exact)
-                tracker.saw(float(err.max()) / 1e-12 if err.size else 0.0)
+                ctx.tracker.saw(float(err.max()) / 1e-12 if err.size else 0.0)
                 if err.max() > 1e-12:  # entries are products of ≤ T factors in [0, 1]: ~T·u
                     t, s = np.unravel_index(int(np.argmax(err)), err.shape)
                     raise CheckFailure(
                         f"{spec.name}: d out[{t}] / d {wrt}[{s}] = {J[t, s]!r}, exact "
-                        f"{exact[t, s]!r} (inputs {row_ep!r})")
+                        f"{exact[t, s]!r} (inputs {row_ep!r})", tier="WRONG",
+                        counterexample=repr(row_ep))
 
         prop()
 
@@ -463,7 +456,7 @@ def _jacobian(spec: StepFunction):
 
 
 def _gradcheck(spec: StepFunction):
-    def run(fn, tracker: Tracker, profile: str) -> None:
+    def run(fn, ctx: Context) -> None:
         gen = torch.Generator().manual_seed(0)
         B, T = 2, 9
         inputs = {k: torch.randn(B, T, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -485,7 +478,7 @@ def _gradcheck(spec: StepFunction):
 
         ok = torch.autograd.gradcheck(f, tuple(inputs[a] for a in spec.steps), eps=1e-6,
                                       atol=1e-9, rtol=1e-7)
-        tracker.saw()
+        ctx.tracker.saw()
         if not ok:
             raise CheckFailure(f"{spec.name}: torch.autograd.gradcheck failed")
 
@@ -518,7 +511,7 @@ def _with_nan(x: torch.Tensor) -> torch.Tensor:
 def _bad_input(spec: StepFunction):
     """Each mistake of SPEC §1 'Bad input' raises ValueError/TypeError naming the argument."""
 
-    def run(fn, tracker: Tracker, profile: str) -> None:
+    def run(fn, ctx: Context) -> None:
         T = 4
         base = {"rewards": torch.ones(2, T, dtype=torch.float64),
                 "values": torch.zeros(2, T, dtype=torch.float64),
@@ -539,7 +532,7 @@ def _bad_input(spec: StepFunction):
             args = [kw[a] for a in spec.args]
             call_kw = {k: kw[k] for k in present - set(spec.args)}
             expect_named_error(spec.name, needs, word, lambda: fn(*args, **call_kw))
-            tracker.saw()
+            ctx.tracker.saw()
 
     return run
 

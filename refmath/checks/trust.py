@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 
 from .. import policy_gradient as pg
 from .. import trust_region as tr
-from . import CheckFailure, Tracker, profile_settings, register
+from . import CheckFailure, Context, register
 
 U64 = 2.0**-53
 
 
-_settings = profile_settings
 
 
 @st.composite
@@ -51,8 +50,8 @@ def _scale(mdp) -> float:
 
 @register("expected_return", "value_and_autograd",
           "J and autograd ∇_θ J (π = softmax(θ), float64) equal the exact enumeration")
-def _expected_return(fn, tracker: Tracker, profile: str) -> None:
-    @_settings(profile, 25)
+def _expected_return(fn, ctx: Context) -> None:
+    @ctx.settings(25)
     @given(case=mdps())
     def prop(case):
         mdp, pi = case
@@ -66,7 +65,7 @@ def _expected_return(fn, tracker: Tracker, profile: str) -> None:
         tol = 64 * (np.prod(pi.shape) ** mdp.H) * mdp.H * U64 * _scale(mdp)
         err = max(abs(float(J.detach()) - exact_J),
                   float(np.max(np.abs(theta.grad.numpy() - exact_g))))
-        tracker.saw(err / tol)
+        ctx.tracker.saw(err / tol)
         if err > tol:
             raise CheckFailure(f"expected_return: J = {float(J.detach())} (exact {exact_J}), ∇J = "
                                f"{theta.grad.numpy().tolist()} (exact {exact_g.tolist()})")
@@ -75,17 +74,17 @@ def _expected_return(fn, tracker: Tracker, profile: str) -> None:
 
 
 @register("critic_loss", "value", "(V − G)² equals the oracle exactly on dyadic inputs")
-def _critic_value(fn, tracker: Tracker, profile: str) -> None:
+def _critic_value(fn, ctx: Context) -> None:
     dyadic = st.integers(-64, 64).map(lambda k: Fraction(k, 8))
 
-    @_settings(profile)
+    @ctx.settings()
     @given(pairs=st.lists(st.tuples(dyadic, dyadic), min_size=1, max_size=8))
     def prop(pairs):
         V, G = (np.array(x, dtype=object) for x in zip(*pairs))
         got = fn(torch.tensor([float(x) for x in V], dtype=torch.float64),
                  torch.tensor([float(x) for x in G], dtype=torch.float64))
         exact = [float(x) for x in pg.critic_loss(V, G)]  # dyadic squares: exact in float64
-        tracker.saw()
+        ctx.tracker.saw()
         if got.tolist() != exact:
             raise CheckFailure(f"critic_loss({V.tolist()}, {G.tolist()}) = {got.tolist()}, "
                                f"exact {exact}")
@@ -96,8 +95,8 @@ def _critic_value(fn, tracker: Tracker, profile: str) -> None:
 @register("actor_loss", "no_critic_gradient",
           "−log π·A with A = G − V(s) from a critic: the actor loss sends zero gradient into "
           "the critic, and its value and gradient in log π are the oracle's")
-def _actor_detached(fn, tracker: Tracker, profile: str) -> None:
-    @_settings(profile, 20)
+def _actor_detached(fn, ctx: Context) -> None:
+    @ctx.settings(20)
     @given(n=st.integers(1, 6), seed=st.integers(0, 2**16))
     def prop(n, seed):
         gen = torch.Generator().manual_seed(seed)
@@ -112,7 +111,7 @@ def _actor_detached(fn, tracker: Tracker, profile: str) -> None:
         exact = pg.actor_loss(logp.detach().numpy().astype(object),
                               advantages.detach().numpy().astype(object))
         loss.sum().backward()
-        tracker.saw()
+        ctx.tracker.saw()
         for p in critic.parameters():
             if p.grad is not None and bool((p.grad != 0).any()):
                 raise CheckFailure("actor_loss sends gradient into the critic (the advantage "
@@ -127,8 +126,8 @@ def _actor_detached(fn, tracker: Tracker, profile: str) -> None:
 @register("fisher_matrix", "exact_and_kl_hessian",
           "diag(p) − ppᵀ equals the exact Fisher matrix and autograd's Hessian of "
           "KL(π_old‖softmax(θ)) at θ_old, batched")
-def _fisher(fn, tracker: Tracker, profile: str) -> None:
-    @_settings(profile, 20)
+def _fisher(fn, ctx: Context) -> None:
+    @ctx.settings(20)
     @given(rows=st.integers(1, 3).flatmap(
         lambda K: st.lists(distributions(K), min_size=1, max_size=3)))
     def prop(rows):
@@ -144,7 +143,7 @@ def _fisher(fn, tracker: Tracker, profile: str) -> None:
             H = torch.autograd.functional.hessian(kl, old.log())
             err = max(float(np.max(np.abs(F[i].numpy() - exact))),
                       float((H - F[i]).abs().max()))
-            tracker.saw(err / 1e-12)
+            ctx.tracker.saw(err / 1e-12)
             if err > 1e-12:  # entries ≤ 1, a few roundings each
                 raise CheckFailure(f"fisher_matrix({r}) = {F[i].tolist()}, exact "
                                    f"{exact.tolist()}, Hessian of the KL {H.tolist()}")
@@ -166,8 +165,8 @@ def spd_systems(draw, max_n: int = 6):
 @register("conjugate_gradient", "solves",
           "n iterations on an n×n SPD system (float64) give the direct solve, within the "
           "condition-number bound; damping adds to the diagonal")
-def _cg(fn, tracker: Tracker, profile: str) -> None:
-    @_settings(profile, 25)
+def _cg(fn, ctx: Context) -> None:
+    @ctx.settings(25)
     @given(system=spd_systems(), damping=st.sampled_from([0, Fraction(1, 2)]))
     def prop(system, damping):
         A, g = system
@@ -180,7 +179,7 @@ def _cg(fn, tracker: Tracker, profile: str) -> None:
         sol = solution.astype(np.float64)
         err = float(np.max(np.abs(x.numpy() - sol)))
         tol = 1e3 * n * cond * U64 * (float(np.max(np.abs(sol))) + 1)
-        tracker.saw(err / tol)
+        ctx.tracker.saw(err / tol)
         if err > tol:
             raise CheckFailure(f"conjugate_gradient on A = {A.tolist()}, g = {g}, damping "
                                f"{damping}: {x.tolist()}, exact {sol.tolist()}")
@@ -190,8 +189,8 @@ def _cg(fn, tracker: Tracker, profile: str) -> None:
 
 @register("natural_gradient_step", "quadratic_model",
           "s = sqrt(2δ/gᵀF⁻¹g)·F⁻¹g: ½ sᵀF s = δ and s equals the exact step (float64)")
-def _natural(fn, tracker: Tracker, profile: str) -> None:
-    @_settings(profile, 25)
+def _natural(fn, ctx: Context) -> None:
+    @ctx.settings(25)
     @given(system=spd_systems(max_n=4), delta=st.sampled_from([Fraction(1, 100),
                                                                 Fraction(1, 2)]))
     def prop(system, delta):
@@ -206,7 +205,7 @@ def _natural(fn, tracker: Tracker, profile: str) -> None:
         tol = 1e3 * cond * U64
         err = max(abs(model - float(delta)) / float(delta),
                   float(np.max(np.abs(s.numpy() - exact))) / (float(np.max(np.abs(exact))) + 1e-300))
-        tracker.saw(err / tol)
+        ctx.tracker.saw(err / tol)
         if err > tol:
             raise CheckFailure(f"natural_gradient_step(g = {g}, F = {A.tolist()}, δ = {delta})"
                                f" = {s.tolist()} (½sᵀFs = {model}), exact {exact.tolist()}")
@@ -217,8 +216,8 @@ def _natural(fn, tracker: Tracker, profile: str) -> None:
 @register("backtracking_line_search", "accepts_only_feasible_improvements",
           "the full step violates KL ≤ δ: the search backtracks to the oracle's step; a step "
           "without improvement is never accepted")
-def _line_search(fn, tracker: Tracker, profile: str) -> None:
-    @_settings(profile, 25)
+def _line_search(fn, ctx: Context) -> None:
+    @ctx.settings(25)
     @given(system=spd_systems(max_n=3), scale=st.sampled_from([1, 2, 3, 8]),
            sign=st.sampled_from([1, -1]))
     def prop(system, scale, sign):
@@ -243,7 +242,7 @@ def _line_search(fn, tracker: Tracker, profile: str) -> None:
         full_t = torch.tensor([float(sympy.N(x, 30)) for x in full], dtype=torch.float64)
         x_new, k = fn(lambda x: gt @ x, lambda x: 0.5 * x @ Ft @ x, torch.zeros_like(gt),
                       full_t, max_kl=float(delta))
-        tracker.saw()
+        ctx.tracker.saw()
         # the accepted fraction 2^-k puts the KL at (scale·2^-k)²·δ: exactly δ at the
         # boundary k = log2(scale), where float rounding may decide either way
         on_boundary = k_exact is not None and scale == 2**k_exact

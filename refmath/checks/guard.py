@@ -1,0 +1,122 @@
+"""Calling the function under test safely: a per-call timeout, its stdout/stderr captured,
+and ``SystemExit`` (or any other ``BaseException`` but ``KeyboardInterrupt``) turned into a
+failure of the check instead of the end of the checker.
+
+Ordinary exceptions pass through unchanged (the bad-input checks expect ``ValueError``);
+:func:`user_traceback` trims their traceback to the user's own frames for the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import threading
+import traceback
+from typing import Any, Callable
+
+__all__ = ["FunctionExited", "FunctionTimeout", "Guarded", "user_traceback"]
+
+OUTPUT_LIMIT = 64 * 1024  # characters of the function's output kept per check
+
+
+class FunctionTimeout(Exception):
+    """The function under test ran longer than the per-call timeout."""
+
+
+class FunctionExited(Exception):
+    """The function under test raised SystemExit (or another BaseException)."""
+
+
+class _Capped(io.StringIO):
+    """A text buffer that keeps the first OUTPUT_LIMIT characters and counts the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def write(self, s: str) -> int:
+        room = OUTPUT_LIMIT - self.tell()
+        if room > 0:
+            super().write(s[:room])
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+
+class Guarded:
+    """``Guarded(fn, timeout)(*args, **kw)`` calls ``fn`` with its output captured and a
+    timeout (SIGALRM, on the main thread of a POSIX process; elsewhere no timeout).
+
+    After one call has timed out, every later call fails at once (the function is taken as
+    hanging: waiting again in each check would only repeat the timeout)."""
+
+    def __init__(self, fn: Callable, timeout: float | None = None) -> None:
+        self.fn = fn
+        self.timeout = timeout
+        self.output = _Capped()
+        self.timed_out = False
+        self.__name__ = getattr(fn, "__name__", "function")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__module__ = getattr(fn, "__module__", None)
+        self.__wrapped__ = fn
+
+    def captured(self) -> str:
+        text = self.output.getvalue()
+        if self.output.dropped:
+            text += f"\n... ({self.output.dropped} more characters not kept)"
+        return text
+
+    def _alarm_possible(self) -> bool:
+        return (self.timeout is not None and self.timeout > 0 and hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread())
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        if self.timed_out:
+            raise FunctionTimeout(f"{self.__qualname__} timed out earlier in this run "
+                                  f"(after {self.timeout:g} s); not called again")
+        alarm = self._alarm_possible()
+        previous = None
+        if alarm:
+            def on_alarm(signum, frame):
+                raise FunctionTimeout(f"{self.__qualname__} did not return within "
+                                      f"{self.timeout:g} s (--timeout)")
+
+            previous = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(
+                    self.output):
+                return self.fn(*args, **kw)
+        except FunctionTimeout:
+            self.timed_out = True
+            raise
+        except (KeyboardInterrupt, Exception):
+            raise
+        except BaseException as err:  # SystemExit, GeneratorExit, ...
+            raise FunctionExited(f"{self.__qualname__} raised {type(err).__name__}"
+                                 f"({', '.join(map(repr, getattr(err, 'args', ())))}): "
+                                 "a checked function must return, not exit") from err
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+
+def _internal(filename: str) -> bool:
+    name = os.path.abspath(filename)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    return name.startswith(parent) or f"{os.sep}hypothesis{os.sep}" in name or \
+        f"{os.sep}_pytest{os.sep}" in name or f"{os.sep}pluggy{os.sep}" in name
+
+
+def user_traceback(err: BaseException, limit: int = 12) -> str:
+    """The traceback of ``err`` without refmath's, Hypothesis' and pytest's frames."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not _internal(f.filename)]
+    cause = err.__cause__ if isinstance(err, FunctionExited) else None
+    if cause is not None:
+        frames = [f for f in traceback.extract_tb(cause.__traceback__)
+                  if not _internal(f.filename)]
+    lines = traceback.format_list(frames[-limit:])
+    head = "Traceback (your code, most recent call last):\n" if frames else ""
+    return head + "".join(lines) + f"{type(err).__name__}: {err}"

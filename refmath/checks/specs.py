@@ -1,0 +1,158 @@
+"""One spec per SPEC function, derived from the oracle's signature, not kept by hand.
+
+The oracle (``refmath.gae``) and its Torch twin (``refmath_torch.gae``) have the same
+parameters (``tests/test_specs.py`` keeps them so). From the oracle's signature a
+:class:`FunctionSpec` reads which parameters are arrays (annotated ``Array``), which of them
+are the boolean flags of SPEC §1 (``terminated``, ``truncated``, ``mask``), which are
+positional and which keyword-only; the few facts a signature cannot say (the family of checks,
+the allowed values of an enumerated option) are the one table row below. Adding a function
+is: its oracle, its twin, its row.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import divergences as dv
+from .. import objectives as ob
+from .. import policy_gradient as pg
+from .. import ratios as ra
+from .. import returns as ret
+from .. import advantages as adv
+from .. import trust_region as tr
+
+__all__ = ["FunctionSpec", "SPECS", "FLAG_NAMES"]
+
+FLAG_NAMES = ("terminated", "truncated", "mask")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """How to call one SPEC function, read from its oracle's signature."""
+
+    name: str
+    family: str  # the check module: steps (§2), policy (§3–4), trust (§5)
+    oracle: Callable[..., Any]
+    options: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # enumerated values
+
+    @property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.oracle)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(self.signature.parameters)
+
+    @property
+    def positional(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.signature.parameters.items()
+                     if p.kind is p.POSITIONAL_OR_KEYWORD)
+
+    @property
+    def keyword_only(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.signature.parameters.items()
+                     if p.kind is p.KEYWORD_ONLY)
+
+    def _annotated_array(self, name: str) -> bool:
+        return str(self.signature.parameters[name].annotation).startswith("Array")
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return tuple(n for n in self.parameters if n in FLAG_NAMES)
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """Numeric array inputs (per-step for §2), in signature order."""
+        return tuple(n for n in self.parameters
+                     if self._annotated_array(n) and n not in FLAG_NAMES)
+
+    @property
+    def positional_arrays(self) -> tuple[str, ...]:
+        return tuple(n for n in self.arrays if n in self.positional)
+
+    @property
+    def keyword_arrays(self) -> tuple[str, ...]:
+        return tuple(n for n in self.arrays if n in self.keyword_only)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.signature.parameters.items()
+                     if p.default is inspect.Parameter.empty)
+
+    def has(self, name: str) -> bool:
+        return name in self.signature.parameters
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """The :class:`~refmath.checks.Capabilities` a user may declare missing."""
+        caps = ["batch", "gradients", "validates_input"]
+        if self.has("truncated"):
+            caps.append("truncated")
+        if self.has("mask"):
+            caps.append("mask")
+        if self.has("gamma"):
+            caps.append("per_step_gamma")
+        if self.has("next_values"):
+            caps.append("inconsistent_values")
+        return tuple(sorted(caps))
+
+    def call(self, fn: Callable, values: dict[str, Any]) -> Any:
+        """``fn`` called with ``values`` the way the signature reads (see :meth:`bind`)."""
+        args, kwargs = self.bind(values)
+        return fn(*args, **kwargs)
+
+    def bind(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Positional parameters in order while all are given, every other given one by
+        keyword; ``None`` values of optional parameters are left out."""
+        args, kwargs, gap = [], {}, False
+        params = self.signature.parameters
+        for name, p in params.items():
+            if name not in values or (values[name] is None
+                                      and p.default is not inspect.Parameter.empty):
+                gap = True
+                continue
+            if p.kind is p.POSITIONAL_OR_KEYWORD and not gap:
+                args.append(values[name])
+            else:
+                kwargs[name] = values[name]
+        return args, kwargs
+
+    def describe(self) -> str:
+        return f"{self.name}{self.signature}".replace("'", "")
+
+
+def _spec(family: str, oracle: Callable, **options: tuple[Any, ...]) -> FunctionSpec:
+    return FunctionSpec(oracle.__name__, family, oracle, options)
+
+
+SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
+    _spec("steps", ret.td_errors),
+    _spec("steps", ret.discounted_returns),
+    _spec("steps", ret.n_step_returns),
+    _spec("steps", adv.gae),
+    _spec("steps", adv.lambda_returns),
+    _spec("policy", ra.importance_ratio),
+    _spec("policy", ra.sequence_log_ratio),
+    _spec("policy", ra.geometric_mean_ratio),
+    _spec("policy", ra.truncated_importance_weight),
+    _spec("policy", dv.kl_divergence),
+    _spec("policy", dv.entropy),
+    _spec("policy", dv.entropy_from_logits),
+    _spec("policy", dv.kl_estimate, kind=dv.KL_ESTIMATORS),
+    _spec("policy", ob.clipped_surrogate),
+    _spec("policy", ob.kl_penalized_surrogate),
+    _spec("policy", ob.adaptive_kl_coefficient),
+    _spec("policy", ob.value_loss, clip_form=ob.VALUE_CLIP_FORMS),
+    _spec("policy", ob.whiten),
+    _spec("policy", ob.aggregate_loss, mode=ob.AGGREGATION_MODES),
+    _spec("policy", ob.group_advantages, method=ob.GROUP_METHODS),
+    _spec("trust", pg.expected_return),
+    _spec("trust", pg.critic_loss),
+    _spec("trust", pg.actor_loss),
+    _spec("trust", tr.fisher_matrix),
+    _spec("trust", tr.conjugate_gradient),
+    _spec("trust", tr.natural_gradient_step),
+    _spec("trust", tr.backtracking_line_search),
+)}
