@@ -326,15 +326,18 @@ def _batch_consistency(spec: StepFunction):
         def prop(data):
             ep = data.draw(_eps(spec, caps, max_T=12, batch_dims=(1, 2)), label="inputs")
             n = _draw_n(data, spec)
-            tensors = ep.tensors(torch.float64)
-            whole = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)
+            tensors = ep.tensors(torch.float64)  # each call gets its own copy (hygiene
+            # judges modified inputs; here they must not turn into a batch difference)
+            whole = _as_array(spec.call(fn, ep, copy.deepcopy(tensors), n, caps), spec.name,
+                              ep.shape)
             _nan_free(spec.name, whole, f"the whole batch, inputs {ep!r}")
             bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
                                     torch.float64)
             for idx in np.ndindex(ep.shape[:-1]):
                 row = {k: (v[idx] if isinstance(v, torch.Tensor) and v.dim() == len(ep.shape)
                            else v) for k, v in tensors.items()}
-                alone = _as_array(_call_row(spec, fn, ep, row, n, caps), spec.name,
+                alone = _as_array(_call_row(spec, fn, ep, copy.deepcopy(row), n, caps),
+                                  spec.name,
                                   ep.shape[-1:])
                 _nan_free(spec.name, alone, f"row {idx} alone, inputs {ep!r}")
                 diff = np.abs(whole[idx] - alone)
