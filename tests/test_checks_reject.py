@@ -82,7 +82,7 @@ def cumulative_product_trick(rewards, values, next_values, *, gamma, lam, termin
     return (tail - after) / power
 
 
-@pytest.mark.parametrize("mutant, check_id", [
+STEP_TWINS = [
     (float32_inside, "gae.float64"),
     (mutates_rewards, "gae.hygiene"),
     (always_float64, "gae.hygiene"),
@@ -92,7 +92,10 @@ def cumulative_product_trick(rewards, values, next_values, *, gamma, lam, termin
     (multiplies_by_not_done, "gae.ignored_numbers"),
     (whitening_inside_gae, "gae.batch_consistency"),
     (cumulative_product_trick, "gae.long_float32"),
-], ids=lambda x: getattr(x, "__name__", x))
+]
+
+
+@pytest.mark.parametrize("mutant, check_id", STEP_TWINS, ids=lambda x: getattr(x, "__name__", x))
 def test_check_rejects_broken_twin(mutant, check_id):
     # detection only: the "detect" profile is ci without shrinking (shrinking is what makes
     # a failure message minimal; test_failure_message_names_the_worst_element covers it)
@@ -107,18 +110,6 @@ def test_failure_message_names_the_worst_element(profile):
     result = run_check(_check("gae.exact_small"), truncation_as_termination, profile)
     assert "worst element" in result.message and "exact =" in result.message
     assert "WRONG" in result.message or "IMPRECISE" in result.message
-
-
-def test_identity_check_rejects_a_wrong_oracle(monkeypatch, profile):
-    """The identity checks compare two different oracles: break one and they fail."""
-    from refmath import advantages
-
-    real = advantages.gae_summed
-    monkeypatch.setattr(advantages, "gae_summed",
-                        lambda *a, lam, **k: real(*a, lam=lam * lam, **k))
-    for check_id in ("symbolic.gae_summed",):
-        (check,) = [c for c in checks_for("identities") if c.id == check_id]
-        assert run_check(check, None, profile).status == "failed"
 
 
 # --- SPEC §3–4 broken twins ----------------------------------------------------------------
@@ -136,3 +127,170 @@ def clip_gradient_leak(ratio, advantages, **kw):
 def test_policy_check_rejects_broken_twin(mutant, check_id):
     result = run_check(_check(check_id), mutant, "detect")
     assert result.status == "failed", f"{check_id} let {mutant.__name__} pass"
+
+
+# --- a broken twin for EVERY check factory --------------------------------------------------
+
+def ratio_always_float64(logp, old_logp):
+    return rt.importance_ratio(logp.double(), old_logp.double())
+
+
+def ratio_gradient_detached(logp, old_logp):
+    return rt.importance_ratio(logp.detach(), old_logp)
+
+
+def clipped_surrogate_unvalidated(ratio, advantages, *, clip_low=0.2, clip_high=None,
+                                  dual_clip=None):
+    """The right formula with no input validation (a negative ratio passes silently)."""
+    hi = clip_low if clip_high is None else clip_high
+    return torch.minimum(ratio * advantages,
+                         torch.clamp(ratio, 1 - clip_low, 1 + hi) * advantages)
+
+
+def k3_gradient_half_detached(logp, ref_logp, kind):
+    """Right values, but the −log r term is detached: the gradient is that of e^{log r} − 1."""
+    if kind != "k3":
+        return rt.kl_estimate(logp, ref_logp, kind)
+    log_r = ref_logp - logp
+    return torch.expm1(log_r) - log_r.detach()
+
+
+def kl_from_probability_quotient(logp, ref_logp, kind):
+    """Every estimator from the probability ratio exp(ref)/exp(logp): 0/0 = NaN for long
+    sequences' log-probs."""
+    r = torch.exp(ref_logp) / torch.exp(logp)
+    return {"k1": -torch.log(r), "k2": torch.log(r) ** 2 / 2, "k3": r - 1 - torch.log(r)}[kind]
+
+
+def adaptive_kl_non_strict(beta, kl, *, target, tolerance=1.5, factor=2.0):
+    """≤ where the PPO paper's rule has <: the threshold itself changes β."""
+    if kl <= target / tolerance:
+        return beta / factor
+    if kl >= target * tolerance:
+        return beta * factor
+    return beta
+
+
+def expected_return_undiscounted(mdp, pi):
+    from dataclasses import replace
+
+    return rt.expected_return(replace(mdp, gamma=1), pi)
+
+
+def critic_loss_with_half(values, returns):
+    return 0.5 * rt.critic_loss(values, returns)
+
+
+def fisher_diagonal_only(p):
+    return torch.diag_embed(p)
+
+
+def cg_ignores_damping(Avp, g, iters, damping=0.0):
+    return rt.conjugate_gradient(Avp, g, iters, 0.0)
+
+
+def natural_step_without_factor_two(g, F, max_kl):
+    return rt.natural_gradient_step(g, F, max_kl / 2)
+
+
+def line_search_accepts_the_full_step(objective, kl, x, full_step, *, max_kl, backtrack=0.5,
+                                      max_backtracks=10):
+    return x + full_step, 0
+
+
+BROKEN_TWINS = [  # (check id, twin): the twin must be rejected by that check
+    ("importance_ratio.hygiene", ratio_always_float64),
+    ("importance_ratio.gradcheck", ratio_gradient_detached),
+    ("clipped_surrogate.bad_input", clipped_surrogate_unvalidated),
+    ("kl_estimate.gradient", k3_gradient_half_detached),
+    ("kl_estimate.extremes", kl_from_probability_quotient),
+    ("clipped_surrogate.overflowed_ratio", clipped_surrogate_unvalidated),
+    ("adaptive_kl_coefficient.walk", adaptive_kl_non_strict),
+    ("expected_return.value_and_autograd", expected_return_undiscounted),
+    ("critic_loss.value", critic_loss_with_half),
+    ("fisher_matrix.exact_and_kl_hessian", fisher_diagonal_only),
+    ("conjugate_gradient.solves", cg_ignores_damping),
+    ("natural_gradient_step.quadratic_model", natural_step_without_factor_two),
+    ("backtracking_line_search.accepts_only_feasible_improvements",
+     line_search_accepts_the_full_step),
+]
+
+
+@pytest.mark.parametrize("check_id, twin", BROKEN_TWINS, ids=lambda x: getattr(x, "__name__", x))
+def test_every_factory_rejects_its_broken_twin(check_id, twin):
+    result = run_check(_check(check_id), twin, "detect")
+    assert result.status == "failed", f"{check_id} let {twin.__name__} pass"
+
+
+def _gae_summed_squares_lambda(monkeypatch):
+    from refmath import advantages
+
+    real = advantages.gae_summed
+    monkeypatch.setattr(advantages, "gae_summed",
+                        lambda *a, lam, **k: real(*a, lam=lam * lam, **k))
+
+
+def _gae_pads_inside_the_recursion(monkeypatch):
+    """An oracle that zeroes masked steps but recurses through them (not compression)."""
+    import numpy as np
+
+    from refmath import advantages
+
+    real = advantages.gae
+
+    def padded(rewards, values, next_values, *, mask=None, **kw):
+        if mask is None:
+            return real(rewards, values, next_values, **kw)
+        out = real(rewards, values, next_values, **kw)
+        return np.where(mask, out, 0 * out)
+
+    monkeypatch.setattr(advantages, "gae", padded)
+
+
+def _rloo_including_self(monkeypatch):
+    from refmath import objectives
+
+    real = objectives.group_advantages
+
+    def broken(rewards, *, method, **kw):
+        return real(rewards, method="dr_grpo" if method == "rloo" else method, **kw)
+
+    monkeypatch.setattr(objectives, "group_advantages", broken)
+
+
+ORACLE_TWINS = [  # (identity check, a broken oracle it must reject)
+    ("identity.gae_summed", _gae_summed_squares_lambda),
+    ("symbolic.gae_summed", _gae_summed_squares_lambda),
+    ("symbolic.masked_is_compressed", _gae_pads_inside_the_recursion),
+    ("identity.rloo_is_scaled_dr_grpo", _rloo_including_self),
+]
+
+
+@pytest.mark.parametrize("check_id, breakage", ORACLE_TWINS,
+                         ids=lambda x: getattr(x, "__name__", x))
+def test_identity_checks_reject_a_broken_oracle(monkeypatch, check_id, breakage):
+    breakage(monkeypatch)
+    (check,) = [c for c in checks_for("identities") if c.id == check_id]
+    assert run_check(check, None, "detect").status == "failed"
+
+
+def _factory(check) -> str:
+    return f"{check.func.__module__.rsplit('.', 1)[-1]}:{check.func.__qualname__.split('.')[0]}"
+
+
+def test_every_check_factory_has_a_broken_twin():
+    """Each function that makes checks (a factory, e.g. steps:_value_check) has at least one
+    check it made listed above or in the catalogue, rejecting a deliberately broken twin."""
+    from refmath.checks import kinds
+    from refmath.checks.mutants import CATALOGUE
+
+    rejected = ({cid for cid, _ in BROKEN_TWINS} | {cid for _, cid in STEP_TWINS}
+                | {cid for cid, _ in ORACLE_TWINS} | {m.caught_by for m in CATALOGUE}
+                | {"clipped_surrogate.gradient"})
+    factories: dict[str, set] = {}
+    for kind in kinds():
+        for check in checks_for(kind):
+            factories.setdefault(_factory(check), set()).add(check.id)
+    missing = sorted(f for f, ids in factories.items() if not ids & rejected)
+    assert not missing, f"check factories without a broken twin: {missing}"
+    assert len(factories) >= 30

@@ -1,14 +1,18 @@
 """The catalogue of known RL mistakes: every mutant is caught by the check set, and a value
 failure is diagnosed as that mistake."""
 
+import os
 import re
 
 import pytest
 
-from refmath.checks import checks_for, run_check
+from refmath.checks import Context, checks_for, run_check
 from refmath.checks.mutants import CATALOGUE, mutants_for
 
-VALUE_CHECKS = ("exact_small", "float64", "float32")
+VALUE_CHECKS = ("exact_small", "float64", "float32", "ignored_numbers")
+# Check power must not depend on the seed: every mutant is caught under randomized examples
+# for every seed. CI runs a small fixed set; REFMATH_PROFILE=thorough runs 100 seeds.
+SEEDS = range(100) if os.environ.get("REFMATH_PROFILE") == "thorough" else (1, 2, 3)
 
 
 def _check(check_id):
@@ -30,8 +34,17 @@ def test_mutant_is_caught_and_diagnosed(m):
     result = run_check(_check(m.caught_by), m.fn, "detect")
     assert result.status == "failed", f"{m.caught_by} let '{m.name}' pass"
     if m.caught_by.split(".")[1] in VALUE_CHECKS:
-        assert f"'{m.name}'" in result.message, (
+        assert m.name in result.causes and f"'{m.name}'" in result.message, (
             f"not diagnosed as {m.name}:\n{result.message}")
+
+
+@pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)
+def test_mutant_is_caught_whatever_the_seed(m):
+    check = _check(m.caught_by)
+    escaped = [seed for seed in SEEDS
+               if run_check(check, m.fn, Context(profile="detect", seed=seed)).status
+               != "failed"]
+    assert not escaped, f"{m.caught_by} let '{m.name}' pass for seeds {escaped}"
 
 
 @pytest.mark.parametrize("name", ["done_shifted", "truncation_as_termination",

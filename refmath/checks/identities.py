@@ -9,6 +9,7 @@ each a literal transcription of its own definition.
 from __future__ import annotations
 
 import itertools
+import sys
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from .. import returns as ret
 from ..strategies import Episode, episodes
 from ..exact import is_zero
 from . import CheckFailure, Context, register
+from .specs import SPECS
 
 KIND = "identities"
 
@@ -132,14 +134,22 @@ _exact_identity("lambda_returns_recursive", "textbook λ-return recursion = gae 
 
 # --- structural identities: compression and splitting ------------------------------------
 
-FUNCS: dict[str, Callable[[Episode, dict, int], np.ndarray]] = {
-    "gae": lambda ep, kw, n: adv.gae(kw["rewards"], kw["values"], kw["next_values"],
-                                     gamma=kw["gamma"], lam=ep.lam, **kw["flags"]),
-    "discounted_returns": lambda ep, kw, n: ret.discounted_returns(
-        kw["rewards"], next_values=kw["next_values"], gamma=kw["gamma"], **kw["flags"]),
-    "n_step_returns": lambda ep, kw, n: ret.n_step_returns(
-        kw["rewards"], kw["next_values"], gamma=kw["gamma"], n=n, **kw["flags"]),
-}
+def _step_oracle(name: str) -> Callable[[Episode, dict, int], np.ndarray]:
+    """The §2 oracle ``name`` called through its spec (looked up at call time, so a test can
+    replace it), on the arguments it takes."""
+    spec = SPECS[name]
+
+    def call(ep: Episode, kw: dict, n: int) -> np.ndarray:
+        values = dict(rewards=kw["rewards"], values=kw.get("values"),
+                      next_values=kw["next_values"], gamma=kw["gamma"], lam=ep.lam, n=n,
+                      **kw["flags"])
+        oracle = getattr(sys.modules[spec.oracle.__module__], name)
+        return spec.call(oracle, {k: v for k, v in values.items() if spec.has(k)})
+
+    return call
+
+
+FUNCS = {name: _step_oracle(name) for name in ("gae", "discounted_returns", "n_step_returns")}
 
 
 def _row_kwargs(ep: Episode, idx: tuple, keep: list[int]) -> dict[str, Any]:

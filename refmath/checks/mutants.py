@@ -292,3 +292,128 @@ def value_clip_wrong_form(values, returns, *, old_values=None, clip=None,
         "the advantage not detached: the actor loss trains the critic")
 def advantage_not_detached(logp, advantages):
     return -logp * advantages
+
+
+# --- masks multiplied instead of selected (NaN·0 = NaN leaks from masked positions) ---------
+
+def _count(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.to(like.dtype)
+
+
+@mutant("sequence_log_ratio", "sequence_log_ratio.ignored_numbers",
+        "the mask multiplied into the log-ratios instead of selecting them: NaN at a padded "
+        "token leaks (NaN·0 = NaN)")
+def sequence_log_ratio_mask_multiplied(logp, old_logp, mask=None):
+    m = torch.ones_like(logp) if mask is None else _count(mask, logp)
+    return ((logp - old_logp) * m).sum(-1)
+
+
+@mutant("geometric_mean_ratio", "geometric_mean_ratio.ignored_numbers",
+        "the masked mean of the log-ratios by multiplication: NaN at a padded token leaks")
+def geometric_mean_mask_multiplied(logp, old_logp, mask=None):
+    m = torch.ones_like(logp) if mask is None else _count(mask, logp)
+    return torch.exp(((logp - old_logp) * m).sum(-1) / m.sum(-1).clamp(min=1))
+
+
+@mutant("whiten", "whiten.ignored_numbers",
+        "masked whitening by multiplication (x·mask): NaN or inf at a masked position leaks "
+        "into the mean and every output")
+def whiten_mask_multiplied(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    m = torch.ones_like(x) if mask is None else _count(mask, x)
+    n = m.sum()
+    mean = (x * m).sum() / n
+    squares = ((x - mean) * m).square().sum()
+    var = squares / (n - 1) if unbiased and n > 1 else (squares / n if not unbiased
+                                                         else squares * 0)
+    w = (x - mean) * torch.rsqrt(var + eps)
+    return (w if shift_mean else w + mean) * m
+
+
+@mutant("aggregate_loss", "aggregate_loss.ignored_numbers",
+        "the loss mask multiplied into the per-token loss: NaN or inf at a padded token "
+        "makes the loss NaN")
+def aggregate_mask_multiplied(per_step_loss, mask, mode, *, normalizer=None):
+    m = _count(mask, per_step_loss)
+    sums = (per_step_loss * m).sum(-1)
+    counts = m.sum(-1)
+    rows = counts > 0
+    if mode == "token-mean":
+        return sums.sum() / counts.sum()
+    if mode == "seq-mean-token-mean":
+        return (sums / counts.clamp(min=1))[rows].mean()
+    if mode == "seq-mean-token-sum":
+        return sums[rows].mean()
+    return sums[rows].mean() / normalizer
+
+
+# --- singletons, one-pass variance, normalisation ------------------------------------------
+
+@mutant("group_advantages", "group_advantages.float64",
+        "the unbiased std of a group of one sample is NaN (÷(G − 1) = ÷0): GRPO advantages "
+        "NaN instead of 0 for G = 1")
+def group_singleton_nan(rewards, *, method, eps=1e-6, unbiased=True):
+    if method != "grpo":
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    mean = rewards.mean(-1, keepdim=True)
+    G = rewards.shape[-1]
+    var = (rewards - mean).square().sum(-1, keepdim=True) / (G - 1 if unbiased else G)
+    return (rewards - mean) / (var.sqrt() + eps)  # 0/0 = NaN for G = 1
+
+
+@mutant("whiten", "whiten.float64",
+        "the unbiased variance of one element is NaN (÷(n − 1) = ÷0): whitening a single "
+        "unmasked value gives NaN")
+def whiten_singleton_nan(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    keep = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
+    kept = x[keep]
+    mean = kept.mean()
+    n = kept.numel()
+    var = (kept - mean).square().sum() / (n - 1 if unbiased else n)  # 0/0 = NaN for n = 1
+    w = (x - mean) * torch.rsqrt(var + eps)
+    out = w if shift_mean else w + mean
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+def _one_pass_var(x: torch.Tensor, keep: torch.Tensor, unbiased: bool, dim=None):
+    n = keep.sum() if dim is None else keep.sum(dim, keepdim=True)
+    n = n.to(x.dtype)
+    xs = torch.where(keep, x, torch.zeros_like(x))
+    s1 = xs.sum() if dim is None else xs.sum(dim, keepdim=True)
+    s2 = xs.square().sum() if dim is None else xs.square().sum(dim, keepdim=True)
+    var = (s2 - s1 * s1 / n).clamp(min=0)  # E[x²] − E[x]²: cancels catastrophically
+    divisor = torch.where((n > 1) & torch.tensor(unbiased), n - 1, n)
+    return s1 / n, var / divisor
+
+
+@mutant("whiten", "whiten.float32",
+        "one-pass variance E[x²] − E[x]²: all digits cancel for values with a large mean and "
+        "a small spread")
+def whiten_one_pass_variance(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    keep = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
+    mean, var = _one_pass_var(x, keep, unbiased)
+    if unbiased and int(keep.sum()) == 1:
+        var = var * 0
+    w = (x - mean) * torch.rsqrt(var + eps)
+    out = w if shift_mean else w + mean
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+@mutant("group_advantages", "group_advantages.float32",
+        "GRPO's std by the one-pass variance E[r²] − E[r]²: wrong for rewards with a large "
+        "mean and a small spread")
+def group_one_pass_variance(rewards, *, method, eps=1e-6, unbiased=True):
+    if method != "grpo":
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    keep = torch.ones_like(rewards, dtype=torch.bool)
+    mean, var = _one_pass_var(rewards, keep, unbiased, dim=-1)
+    return (rewards - mean) / (var.sqrt() + eps)
+
+
+@mutant("aggregate_loss", "aggregate_loss.float64",
+        "seq-mean-token-sum-norm without the mean over sequences: Σ over ALL sequences of the "
+        "token sums ÷ normalizer (the loss grows with the batch size)")
+def sum_norm_without_sequence_mean(per_step_loss, mask, mode, *, normalizer=None):
+    if mode != "seq-mean-token-sum-norm":
+        return rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
+    kept = torch.where(mask.bool(), per_step_loss, torch.zeros_like(per_step_loss))
+    return kept.sum() / normalizer

@@ -467,11 +467,20 @@ def _vector(*xs) -> np.ndarray:
     return np.array([Fraction(x) for x in xs], dtype=object)
 
 
+def _sequence_pinned() -> tuple:
+    return tuple(
+        Case({"logp": np.array([[Fraction(-1), Fraction(-2), Fraction(-1, 2)]], dtype=object),
+              "old_logp": np.array([[Fraction(-2), Fraction(-2), Fraction(-1)]],
+                                   dtype=object)}, flags=flags)
+        for flags in ({}, {"mask": np.array([[True, False, True]])},
+                      {"mask": np.array([[False, False, False]])}))
+
+
 _add("importance_ratio", ra.importance_ratio, _ratio_cases, _bound_ratio, differentiable=(0, 1))
 _add("sequence_log_ratio", ra.sequence_log_ratio, _sequence_cases, _bound_sequence,
-     differentiable=(0, 1))
+     differentiable=(0, 1), pinned=_sequence_pinned())
 _add("geometric_mean_ratio", ra.geometric_mean_ratio, _sequence_cases, _bound_geometric,
-     differentiable=(0, 1))
+     differentiable=(0, 1), pinned=_sequence_pinned())
 _add("truncated_importance_weight", ra.truncated_importance_weight, _truncation_cases,
      _bound_truncation, kink=lambda case: _near(case.arrays["ratio"],
                                                 [0, float(case.kwargs["cap"])]))
@@ -495,10 +504,50 @@ _add("value_loss", ob.value_loss, _value_cases, _bound_value,
                         "old_values": _vector(0, 3)},
                        kwargs={"clip": Fraction(1, 2), "clip_form": form})
                   for form in ob.VALUE_CLIP_FORMS))
-_add("whiten", ob.whiten, _whiten_cases, _bound_whiten)
-_add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, _bound_aggregate)
+def _matrix(*rows) -> np.ndarray:
+    return np.array([[Fraction(x) for x in row] for row in rows], dtype=object)
+
+
+# Corners every value check tries first, whatever the seed (SPEC §4's named cases and every
+# value of every enumerated option). Large offsets with a small spread (4096 + {0, ½, 1})
+# break a one-pass variance E[x²] − E[x]² in float32 (ulp(4096²) = 2 > the variance 1/6).
+_OFFSET = _vector(4096, Fraction(8193, 2), 4097)
+_WHITEN_PINNED = tuple(
+    Case({"x": x}, kwargs={"shift_mean": True, "unbiased": unbiased, "eps": Fraction(1, 2**20)},
+         flags=flags)
+    for x, flags in ((_vector(3, 1, 2, 6), {}),
+                     (_vector(3, 1, 2, 6), {"mask": np.array([True, False, True, True])}),
+                     (_vector(5), {}),  # one element: unbiased variance taken as 0
+                     (_vector(3, 1), {"mask": np.array([True, False])}),  # one kept element
+                     (_vector(Fraction(1, 2), Fraction(1, 2), Fraction(1, 2)), {}),  # no spread
+                     (_OFFSET, {}))
+    for unbiased in (True, False))
+# rows of different lengths with different means (token-mean ≠ seq-mean-token-mean), a fully
+# masked row (left out of the sequence means), B = 3 (a sum over rows ≠ their mean)
+_AGG_LOSS = _matrix([1, 2, 3], [8, 0, 0], [5, 7, 9])
+_AGG_MASK = np.array([[True, True, True], [True, False, False], [False, False, False]])
+_AGGREGATE_PINNED = tuple(
+    Case({"per_step_loss": _AGG_LOSS},
+         kwargs={"mode": mode, **({"normalizer": Fraction(4)}
+                                  if mode == "seq-mean-token-sum-norm" else {})},
+         flags={"mask": _AGG_MASK})
+    for mode in ob.AGGREGATION_MODES)
+_GROUP_PINNED = tuple(
+    Case({"rewards": rewards}, kwargs={"method": method, "unbiased": unbiased,
+                                       "eps": Fraction(1, 2**20)})
+    for method in ob.GROUP_METHODS for unbiased in (True, False)
+    for rewards in (_matrix([1, 0], [Fraction(1, 2), 3]),  # G = 2
+                    _matrix([1, 0, 0, 1, 1]),
+                    _matrix([Fraction(1, 2)] * 4),  # zero spread: zeros, never NaN
+                    _OFFSET.reshape(1, 3),
+                    _matrix([2]))  # a group of one: advantage 0 (rloo: an error, not drawn)
+    if not (method == "rloo" and rewards.shape[-1] < 2))
+
+_add("whiten", ob.whiten, _whiten_cases, _bound_whiten, pinned=_WHITEN_PINNED)
+_add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, _bound_aggregate,
+     pinned=_AGGREGATE_PINNED)
 _add("group_advantages", ob.group_advantages, _group_cases, _bound_group,
-     kink=lambda case: _zero_spread(case))
+     kink=lambda case: _zero_spread(case), pinned=_GROUP_PINNED)
 
 
 def _output(out: Any, name: str) -> np.ndarray:
@@ -553,6 +602,62 @@ def _hygiene(name: str):
             ctx.tracker.saw()
 
         prop()
+
+    return run
+
+
+def _with_a_hole(case: Case) -> Case | None:
+    """The case with at least one masked element (the last one masked if none was), or None
+    when masking it would leave nothing (a single element)."""
+    arrays = case.arrays
+    shape = next(iter(arrays.values())).shape
+    mask = case.flags.get("mask", np.ones(shape, dtype=bool)).copy()
+    if mask.all():
+        if mask.size < 2:
+            return None
+        mask.flat[-1] = False
+    return Case(arrays, dict(case.kwargs), dict(case.flags, mask=mask))
+
+
+_POISON = (math.nan, math.inf, -math.inf)
+
+
+def _ignored_numbers(name: str):
+    """NaN and ±inf at masked positions of every array must not change the result (a masked
+    number is never read: selected out, not multiplied by 0)."""
+    spec = FUNCTIONS[name]
+
+    def run(fn, ctx: Context) -> None:
+        @ctx.settings(20)
+        @given(case=spec.cases())
+        def prop(case):
+            case = _with_a_hole(case)
+            if case is None:
+                return
+            clean = case.values(torch.float64)
+            dirty = case.values(torch.float64)
+            hole = ~torch.tensor(case.flags["mask"])
+            for k, a in enumerate(case.arrays):
+                dirty[a] = torch.where(hole, _POISON[k % 3], dirty[a])
+            expected = _output(spec.call(fn, clean), name)
+            got = _output(spec.call(fn, dirty), name)
+            ctx.tracker.saw()
+            if not np.array_equal(got, expected, equal_nan=True):
+                from .mutants import diagnose
+
+                causes = [m.name for m in diagnose(name, lambda f: spec.call(
+                    f, case.values(torch.float64) | {a: dirty[a] for a in case.arrays}),
+                    got, np.zeros(got.shape))]
+                raise CheckFailure(
+                    f"{name}: NaN/inf at masked positions changed the result: "
+                    f"{got.tolist()} vs {expected.tolist()} (a masked number multiplied by 0 "
+                    f"instead of selected out?)\n  inputs: {case!r}"
+                    + ("\n  likely cause   matches known mistake "
+                       + ", ".join(f"'{c}'" for c in causes)
+                       if causes else ""), tier="WRONG", counterexample=repr(case),
+                    causes=causes)
+
+        _with_examples(prop, spec, ctx)()
 
     return run
 
@@ -620,6 +725,9 @@ for _name in FUNCTIONS:
     register(_name, "float32", "exact inputs, float32: within the derived bound of the oracle")(
         _value_check(_name, torch.float32))
     register(_name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(_name))
+    if SPECS[_name].has("mask"):
+        register(_name, "ignored_numbers", "NaN/inf at masked positions do not leak")(
+            _ignored_numbers(_name))
     if FUNCTIONS[_name].differentiable:
         register(_name, "gradcheck", "torch.autograd.gradcheck in float64",
                  requires=("gradients",))(_gradcheck(_name))
