@@ -244,6 +244,12 @@ def _check_finite(p: Prepared) -> None:
     terminated = p.flags.get("terminated", np.zeros(p.shape, dtype=bool))
     for name, a in p.arrays.items():
         where = used & ~terminated if name == "next_values" else used
+        if p.mode == "float":  # plain floats: one vectorized test (validation, not the math)
+            bad = np.argwhere(where & ~np.isfinite(np.asarray(a, dtype=np.float64)))
+            if len(bad):
+                idx = tuple(int(i) for i in bad[0])
+                raise ValueError(f"{name} is not finite at index {idx}: {a[idx]}")
+            continue
         for idx in np.ndindex(p.shape):
             if where[idx] and not _finite(a[idx]):
                 raise ValueError(

@@ -255,7 +255,7 @@ def _notes(err: BaseException) -> str:
 
 
 def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckResult:
-    from .guard import FunctionExited, FunctionTimeout, user_traceback
+    from .guard import FunctionExited, FunctionTimeout, has_user_frames, user_traceback
 
     result = CheckResult(check.id, "failed", ctx.tracker.examples, ctx.tracker.worst_ratio,
                          kind=check.kind)
@@ -267,8 +267,15 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
             if name in d:
                 setattr(result, name, str(d[name]))
         result.causes = list(d.get("causes", ()))
-        if "example" in d:
+        if d.get("example") is not None:
             ctx.known.setdefault(check.kind, []).append(d["example"])
+    elif not isinstance(err, (FunctionExited, FunctionTimeout)) and not has_user_frames(err):
+        import traceback
+
+        result.tier = "INTERNAL"
+        result.message = (f"{check.id}: refmath itself raised {type(err).__name__} (a bug in "
+                          "refmath, not in your function: please report it)\n"
+                          + "".join(traceback.format_exception(err)))
     else:
         result.tier = ("TIMEOUT" if isinstance(err, FunctionTimeout) else
                        "EXITED" if isinstance(err, FunctionExited) else "ERROR")

@@ -38,11 +38,18 @@ def assert_hygienic(name: str, call: Callable[[], Any], inputs: dict[str, Any],
 
 def expect_named_error(name: str, what: str, word: str, call: Callable[[], Any]) -> None:
     """``call()`` must raise ValueError/TypeError whose message names ``word`` (SPEC §1)."""
+    from .guard import FunctionExited, FunctionTimeout
+
     try:
         call()
     except (ValueError, TypeError) as err:
         if word not in str(err):
             raise CheckFailure(f"{name}: bad {what} raised {err!r}, which does not name "
                                f"{word!r}") from None
+    except (FunctionExited, FunctionTimeout):
+        raise
+    except Exception as err:  # noqa: BLE001 - the wrong kind of error is the finding
+        raise CheckFailure(f"{name}: bad {what} raised {type(err).__name__}: {err} — SPEC §1 "
+                           f"asks for a ValueError/TypeError naming {word!r}") from None
     else:
         raise CheckFailure(f"{name}: bad {what} ({word}) raised no error")

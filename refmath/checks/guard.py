@@ -16,7 +16,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
-__all__ = ["FunctionExited", "FunctionTimeout", "Guarded", "user_traceback"]
+__all__ = ["FunctionExited", "FunctionTimeout", "Guarded", "has_user_frames", "user_traceback"]
 
 OUTPUT_LIMIT = 64 * 1024  # characters of the function's output kept per check
 
@@ -103,20 +103,40 @@ class Guarded:
                 signal.signal(signal.SIGALRM, previous)
 
 
+_GUARD = os.path.abspath(__file__)
+_MUTANTS = os.path.join(os.path.dirname(_GUARD), "mutants.py")  # functions under test too
+
+
 def _internal(filename: str) -> bool:
     name = os.path.abspath(filename)
+    if name == _MUTANTS:
+        return False
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     return name.startswith(parent) or f"{os.sep}hypothesis{os.sep}" in name or \
         f"{os.sep}_pytest{os.sep}" in name or f"{os.sep}pluggy{os.sep}" in name
 
 
+def _user_frames(tb) -> list:
+    """The frames of the function under test: those after the guard's call, else every frame
+    outside refmath, Hypothesis and pytest."""
+    frames = traceback.extract_tb(tb)
+    calls = [i for i, f in enumerate(frames)
+             if os.path.abspath(f.filename) == _GUARD and f.name == "__call__"]
+    if calls:
+        return frames[calls[-1] + 1:]
+    return [f for f in frames if not _internal(f.filename)]
+
+
+def has_user_frames(err: BaseException) -> bool:
+    """Whether the traceback of ``err`` passes through the function under test (or a library
+    it calls), not only through refmath's, Hypothesis' or pytest's own code."""
+    return bool(_user_frames(err.__traceback__))
+
+
 def user_traceback(err: BaseException, limit: int = 12) -> str:
-    """The traceback of ``err`` without refmath's, Hypothesis' and pytest's frames."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if not _internal(f.filename)]
-    cause = err.__cause__ if isinstance(err, FunctionExited) else None
-    if cause is not None:
-        frames = [f for f in traceback.extract_tb(cause.__traceback__)
-                  if not _internal(f.filename)]
+    """The traceback of ``err`` trimmed to the function under test's frames."""
+    source = err.__cause__ if isinstance(err, FunctionExited) and err.__cause__ else err
+    frames = _user_frames(source.__traceback__)
     lines = traceback.format_list(frames[-limit:])
     head = "Traceback (your code, most recent call last):\n" if frames else ""
     return head + "".join(lines) + f"{type(err).__name__}: {err}"

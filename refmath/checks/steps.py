@@ -170,8 +170,8 @@ def _episode_strategy(spec: StepFunction, regime: str, caps: Capabilities
     )
 
 
-def _draw_n(data: st.DataObject, spec: StepFunction) -> int | None:
-    return data.draw(st.integers(1, 8), label="n") if spec.uses_n else None
+def _n_strategy(spec: StepFunction) -> st.SearchStrategy:
+    return st.integers(1, 8) if spec.uses_n else st.none()
 
 
 def _as_array(out: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -237,13 +237,18 @@ def _with_pinned(prop, spec: StepFunction, ctx: Context):
             ep.next_values = _consistent_next_values(ep.values, ep.next_values, ep.terminated,
                                                      ep.truncated, ep.mask)
         prop = example(ep=ep, n=2 if spec.uses_n else None)(prop)
+    return _with_known(prop, spec, ctx)
+
+
+def _with_known(prop, spec: StepFunction, ctx: Context):
+    """Counterexamples earlier checks of this run found, tried first."""
     for known in ctx.examples_for(spec.name, {"ep", "n"}):
         prop = example(**known)(prop)
     return prop
 
 
 def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
-    n_strategy = st.integers(1, 8) if spec.uses_n else st.none()
+    n_strategy = _n_strategy(spec)
 
     def run(fn, ctx: Context) -> None:
         caps = ctx.capabilities
@@ -322,10 +327,8 @@ def _batch_consistency(spec: StepFunction):
         caps = ctx.capabilities
 
         @ctx.settings(15)
-        @given(data=st.data())
-        def prop(data):
-            ep = data.draw(_eps(spec, caps, max_T=12, batch_dims=(1, 2)), label="inputs")
-            n = _draw_n(data, spec)
+        @given(ep=_eps(spec, caps, max_T=12, batch_dims=(1, 2)), n=_n_strategy(spec))
+        def prop(ep, n):
             tensors = ep.tensors(torch.float64)  # each call gets its own copy (hygiene
             # judges modified inputs; here they must not turn into a batch difference)
             whole = _as_array(spec.call(fn, ep, copy.deepcopy(tensors), n, caps), spec.name,
@@ -348,7 +351,7 @@ def _batch_consistency(spec: StepFunction):
                         f"{whole[idx].tolist()} vs {alone.tolist()}\n  inputs: {ep!r}",
                         tier="WRONG", counterexample=repr(ep))
 
-        prop()
+        _with_known(prop, spec, ctx)()
 
     return run
 
@@ -360,17 +363,15 @@ def _hygiene(spec: StepFunction):
         caps = ctx.capabilities
 
         @ctx.settings(15)
-        @given(data=st.data())
-        def prop(data):
-            ep = data.draw(_eps(spec, caps, max_T=8), label="inputs")
-            n = _draw_n(data, spec)
+        @given(ep=_eps(spec, caps, max_T=8), n=_n_strategy(spec))
+        def prop(ep, n):
             for dtype in (torch.float32, torch.float64):
                 tensors = ep.tensors(dtype)
                 assert_hygienic(spec.name, lambda: spec.call(fn, ep, tensors, n, caps),
                                 tensors, dtype, ep.shape)
             ctx.tracker.saw()
 
-        prop()
+        _with_known(prop, spec, ctx)()
 
     return run
 
@@ -382,10 +383,8 @@ def _ignored_numbers(spec: StepFunction):
         caps = ctx.capabilities
 
         @ctx.settings(20)
-        @given(data=st.data())
-        def prop(data):
-            ep = data.draw(_eps(spec, caps, max_T=8), label="inputs")
-            n = _draw_n(data, spec)
+        @given(ep=_eps(spec, caps, max_T=8), n=_n_strategy(spec))
+        def prop(ep, n):
             clean = ep.tensors(torch.float64)
             dirty = copy.deepcopy(clean)
             if "next_values" in dirty and ep.terminated.any():
@@ -403,7 +402,7 @@ def _ignored_numbers(spec: StepFunction):
                                    "steps, inf at masked steps)", tier="WRONG",
                                    counterexample=repr(ep))
 
-        prop()
+        _with_known(prop, spec, ctx)()
 
     return run
 def _jacobian(spec: StepFunction):
@@ -414,10 +413,8 @@ def _jacobian(spec: StepFunction):
         caps = ctx.capabilities
 
         @ctx.settings(15)
-        @given(data=st.data())
-        def prop(data):
-            ep = data.draw(_eps(spec, caps, max_T=6), label="inputs")
-            n = _draw_n(data, spec)
+        @given(ep=_eps(spec, caps, max_T=6), n=_n_strategy(spec))
+        def prop(ep, n):
             T = ep.shape[-1]
             tensors = ep.tensors(torch.float64)
             row = {k: (v.reshape(-1, T)[0] if isinstance(v, torch.Tensor) and v.dim() > 0
@@ -453,7 +450,7 @@ def _jacobian(spec: StepFunction):
                         f"{exact[t, s]!r} (inputs {row_ep!r})", tier="WRONG",
                         counterexample=repr(row_ep))
 
-        prop()
+        _with_known(prop, spec, ctx)()
 
     return run
 
