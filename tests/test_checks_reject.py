@@ -198,7 +198,16 @@ def line_search_accepts_the_full_step(objective, kl, x, full_step, *, max_kl, ba
     return x + full_step, 0
 
 
+def group_std_over_batch(rewards, *, method, eps=1e-6, unbiased=True):
+    """GRPO's std taken over the whole batch instead of each group."""
+    if method != "grpo":
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    dev = rewards - rewards.mean(-1, keepdim=True)
+    return dev / (rewards.std(unbiased=unbiased) + eps) if rewards.numel() > 1 else dev
+
+
 BROKEN_TWINS = [  # (check id, twin): the twin must be rejected by that check
+    ("group_advantages.batch_consistency", group_std_over_batch),
     ("importance_ratio.hygiene", ratio_always_float64),
     ("importance_ratio.gradcheck", ratio_gradient_detached),
     ("clipped_surrogate.bad_input", clipped_surrogate_unvalidated),

@@ -662,6 +662,50 @@ def _ignored_numbers(name: str):
     return run
 
 
+ROW_WISE_EXCEPT = ("whiten", "aggregate_loss", "adaptive_kl_coefficient")  # global reductions
+
+
+def _row(case: Case, i: int) -> Case:
+    return Case({k: v[i] for k, v in case.arrays.items()}, dict(case.kwargs),
+                {k: v[i] for k, v in case.flags.items()})
+
+
+def _batch_consistency(name: str):
+    """Row i of a batch equals row i alone (functions of the last axis, or elementwise)."""
+    spec = FUNCTIONS[name]
+
+    def run(fn, ctx: Context) -> None:
+        u = unit_roundoff(torch.float64)
+
+        @ctx.settings(15)
+        @given(case=spec.cases())
+        def prop(case):
+            if next(iter(case.arrays.values())).ndim < 2:
+                return
+            exact = exact_floats(spec.call(spec.oracle, case.exact_values(torch.float64)))
+            bound = np.broadcast_to(spec.bound(case, case.floats(torch.float64), exact, u),
+                                    exact.shape)
+            whole = _output(spec.call(fn, case.values(torch.float64)), name)
+            for i in range(whole.shape[0]):
+                alone = _output(spec.call(fn, _row(case, i).values(torch.float64)), name)
+                ctx.tracker.saw()
+                if alone.shape != whole[i].shape:
+                    raise CheckFailure(f"{name}: row {i} alone has shape {alone.shape}, in the "
+                                       f"batch {whole[i].shape}", tier="WRONG")
+                with np.errstate(invalid="ignore"):
+                    same = ((np.abs(whole[i] - alone) <= 2 * bound[i] + 1e-300)
+                            | (whole[i] == alone) | (np.isnan(alone) & np.isnan(whole[i])))
+                if not np.all(same):
+                    raise CheckFailure(
+                        f"{name}: row {i} of a batch differs from the same row alone: "
+                        f"{whole[i].tolist()} vs {alone.tolist()}\n  inputs: {case!r}",
+                        tier="WRONG", counterexample=repr(case))
+
+        _with_examples(prop, spec, ctx)()
+
+    return run
+
+
 def _gradcheck(name: str):
     spec = FUNCTIONS[name]
 
@@ -725,6 +769,9 @@ for _name in FUNCTIONS:
     register(_name, "float32", "exact inputs, float32: within the derived bound of the oracle")(
         _value_check(_name, torch.float32))
     register(_name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(_name))
+    if _name not in ROW_WISE_EXCEPT:
+        register(_name, "batch_consistency", "row i of a batch equals row i alone")(
+            _batch_consistency(_name))
     if SPECS[_name].has("mask"):
         register(_name, "ignored_numbers", "NaN/inf at masked positions do not leak")(
             _ignored_numbers(_name))
