@@ -22,11 +22,14 @@ number times the largest magnitude involved.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-__all__ = ["unit_roundoff", "smallest_normal", "roundings", "recursion_bound"]
+from . import objectives as ob
+
+__all__ = ["unit_roundoff", "smallest_normal", "roundings", "recursion_bound"]  # and bound_*: SPEC §3–4
 
 _UNIT = {"float64": 2.0**-53, "float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
 _TINY = {"float64": 2.2250738585072014e-308, "float32": 1.1754943508222875e-38,
@@ -59,3 +62,170 @@ def recursion_bound(condition: np.ndarray, T: int, dtype: Any,
     top = float(np.max(S)) if magnitude is None and S.size else (magnitude or 0.0)
     floor = k * smallest_normal(dtype) * max(top, 1.0)
     return k * unit_roundoff(dtype) * S + floor
+
+
+# --- SPEC §3–4: per-function forward-error bounds --------------------------------------------
+#
+# Each takes (case, f, exact, u): the input case (its flags and keyword options), the float
+# inputs as the function saw them, the exact result, and the unit roundoff u of the dtype.
+
+def _abs(x):
+    return np.abs(np.asarray(x, dtype=np.float64))
+
+
+def bound_ratio(case, f, exact, u):
+    # d = logp − old: one rounding (|δd| ≤ u|d|); exp adds ≤ 4u relative: |δr| ≤ |r|(u|d| + 4u).
+    d = _abs(f[0] - f[1])
+    return 2 * u * np.abs(exact) * (d + 4)
+
+
+def _masked_terms(case, f):
+    m = case.flags.get("mask", np.ones(f[0].shape, dtype=bool))
+    return np.where(m, _abs(f[0]) + _abs(f[1]), 0.0), m
+
+
+def bound_sequence(case, f, exact, u):
+    # Σ of T differences: each term one rounding, the sum T − 1 more.
+    terms, _ = _masked_terms(case, f)
+    return 2 * u * (f[0].shape[-1] + 2) * terms.sum(-1)
+
+
+def bound_geometric(case, f, exact, u):
+    # mean of T rounded differences (T + 2 roundings on Σ|terms|/n), then exp (4u relative).
+    terms, m = _masked_terms(case, f)
+    n = np.maximum(m.sum(-1), 1)
+    return 2 * u * np.abs(exact) * ((f[0].shape[-1] + 3) * terms.sum(-1) / n + 4)
+
+
+def bound_truncation(case, f, exact, u):
+    # min is exact; only the cap is rounded to the dtype.
+    return 2 * u * float(case.kwargs["cap"]) * np.ones_like(exact)
+
+
+def _plogs(p, q):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * (np.abs(np.log(np.where(p > 0, p, 1)))
+                                    + np.abs(np.log(np.where(q > 0, q, 1))) + 1), 0.0)
+
+
+def bound_kl(case, f, exact, u):
+    # Σ_x p(log p − log q): each log ≤ 4u relative, products and the K-term sum K + 2 more.
+    K = f[0].shape[-1]
+    return 2 * u * (K + 8) * _plogs(f[0], f[1]).sum(-1)
+
+
+def bound_entropy(case, f, exact, u):
+    K = f[0].shape[-1]
+    return 2 * u * (K + 8) * _plogs(f[0], f[0]).sum(-1)
+
+
+def bound_entropy_logits(case, f, exact, u):
+    # log p_i = l_i − lse: error ≤ (K + 8)u(|l_i| + |lse| + 1); H = −Σ p log p then errs by
+    # ≤ Σ p_i(1 + |log p_i|)·δ(log p_i) + (K + 2)u·Σ p_i|log p_i|.
+    l = f[0]
+    m = l.max(-1, keepdims=True)
+    lse = m + np.log(np.exp(l - m).sum(-1, keepdims=True))
+    logp = l - lse
+    p = np.exp(logp)
+    K = l.shape[-1]
+    dlogp = (K + 8) * u * (np.abs(l) + np.abs(lse) + 1)
+    return 2 * ((p * (1 + np.abs(logp)) * dlogp).sum(-1)
+                + (K + 2) * u * (p * np.abs(logp)).sum(-1))
+
+
+def bound_kl_estimate(case, f, exact, u):
+    x = f[1] - f[0]
+    dx = u * (np.abs(f[0]) + np.abs(f[1]))  # one rounding of the difference
+    kind = case.kwargs["kind"]
+    if kind == "k1":
+        return 2 * dx
+    if kind == "k2":
+        return 2 * (np.abs(x) * dx + 2 * u * x * x)
+    # k3 = expm1(x) − x: the rounding of x propagates with dk3/dx = e^x − 1; expm1 itself
+    # ≤ 4u relative; the final subtraction 1u of its operands.
+    em1 = np.abs(np.expm1(x))
+    return 2 * (em1 * dx + 4 * u * em1 + u * (em1 + np.abs(x)))
+
+
+def bound_clip(case, f, exact, u):
+    # r·A one rounding; the clip bounds 1 ± ε rounded to the dtype (the surrogate is
+    # continuous in r, so a boundary decided differently moves the value by ≤ u(1+ε)|A|);
+    # c·A one rounding.
+    kw = case.kwargs
+    eps = max(float(kw["clip_low"]), float(kw.get("clip_high", kw["clip_low"])))
+    c = float(kw.get("dual_clip", 0))
+    return 4 * u * np.abs(f[1]) * (np.abs(f[0]) + 1 + eps + c)
+
+
+def bound_penalized(case, f, exact, u):
+    beta = float(case.kwargs["beta"])
+    return 4 * u * (np.abs(f[0] * f[1]) + 2 * beta * np.abs(f[2]))
+
+
+def bound_value(case, f, exact, u):
+    # (Σ of ≤ 3 rounded terms of size ≤ M)²: ≤ 12u·M², M = |V| + |R| + |V_old| + c.
+    M = np.abs(f[0]) + np.abs(f[1]) + (np.abs(f[2]) + float(case.kwargs["clip"])
+                                       if len(f) > 2 else 0)
+    return 12 * u * M * M
+
+
+def _whitening_error(x, keep, mean, var, eps, u, n, divisor, scale_on_std):
+    """Bound on the error of (x − μ)/s, s = sqrt(var + eps) (or std + eps), per element."""
+    S = np.max(np.abs(x[keep])) if keep.any() else 0.0
+    d_mean = (n + 2) * u * S
+    dev = np.abs(x - mean)
+    d_dev = d_mean + 2 * u * (S + abs(mean))
+    D = np.max(dev[keep]) if keep.any() else 0.0
+    d_var = (2 * D * d_dev * n + (n + 3) * u * float(np.sum(dev[keep] ** 2))) / divisor
+    if scale_on_std:
+        std = math.sqrt(var)
+        s = std + eps
+        d_s = (d_var / (2 * std) if std > 0 else math.sqrt(d_var)) + 2 * u * s
+    else:
+        s = math.sqrt(var + eps)
+        d_s = (d_var + u * (var + eps)) / (2 * s) + 4 * u * s
+    if d_s >= s:
+        return np.full(x.shape, np.inf)  # too ill-conditioned to promise anything
+    w = dev / s
+    return 2 * (d_dev / (s - d_s) + w * d_s / (s - d_s) + u * w)
+
+
+def bound_whiten(case, f, exact, u):
+    x = f[0]
+    keep = case.flags.get("mask", np.ones(x.shape, dtype=bool))
+    n = int(keep.sum())
+    mean = float(x[keep].mean())
+    unbiased = case.kwargs["unbiased"]
+    divisor = n - 1 if unbiased and n > 1 else n
+    var = float(((x[keep] - mean) ** 2).sum()) / divisor if not (unbiased and n == 1) else 0.0
+    err = _whitening_error(x, keep, mean, var, float(case.kwargs["eps"]), u, n, divisor, False)
+    if not case.kwargs["shift_mean"]:
+        err = err + 4 * u * (abs(mean) + np.abs(exact))
+    return np.where(keep, err, 0.0)
+
+
+def bound_aggregate(case, f, exact, u):
+    # All modes are positive-weighted sums: ≤ (B·T + 4) roundings on the same aggregate of |l|.
+    kw = {k: v for k, v in case.kwargs.items()}
+    mode = kw.pop("mode")
+    S = float(ob.aggregate_loss(np.abs(f[0]), case.flags["mask"], mode, **kw))
+    return 2 * u * (f[0].size + 4) * S * np.ones_like(exact)
+
+
+def bound_group(case, f, exact, u):
+    r = f[0]
+    method, eps = case.kwargs["method"], float(case.kwargs["eps"])
+    G = r.shape[-1]
+    out = np.zeros(r.shape)
+    for idx in np.ndindex(r.shape[:-1]):
+        row = r[idx]
+        S = float(np.max(np.abs(row)))
+        if method in ("dr_grpo", "rloo"):
+            out[idx] = 2 * u * (G + 3) * (np.abs(row) + S)
+            continue
+        mean = float(row.mean())
+        divisor = G - 1 if case.kwargs["unbiased"] and G > 1 else G
+        var = float(((row - mean) ** 2).sum()) / divisor
+        keep = np.ones(G, dtype=bool)
+        out[idx] = _whitening_error(row, keep, mean, var, eps, u, G, divisor, True)
+    return out

@@ -11,7 +11,7 @@ functions use a few roundings per operation; ``exp``/``log``/``expm1``/``rsqrt``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -21,79 +21,20 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from .. import bounds as B
 from .. import divergences as dv
 from .. import objectives as ob
 from .. import ratios as ra
-from ..bounds import smallest_normal, unit_roundoff
-from ..strategies import batch_shapes
+from ..bounds import unit_roundoff
 from . import CheckFailure, Context, register
 from ._common import assert_hygienic, expect_named_error
 from .compare import compare, exact_floats
+from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _WHITEN_PINNED, Case, _arrays,
+                    _clip_cases, _distribution_cases, _float_array, _grid, _kl_estimate_cases,
+                    _sequence_pinned, _vector, _aggregate_cases, _group_cases, _logit_cases,
+                    _penalized_cases, _ratio_cases, _sequence_cases, _truncation_cases,
+                    _value_cases, _whiten_cases)
 from .specs import SPECS, FunctionSpec
-
-
-@dataclass
-class Case:
-    """One input: named exact arrays (positional, in order), flags, scalar keywords."""
-
-    arrays: dict[str, np.ndarray]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    flags: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        parts = [f"{k}={np.vectorize(str, otypes=[object])(v).tolist()}"
-                 for k, v in self.arrays.items()]
-        parts += [f"{k}={v.astype(int).tolist()}" for k, v in self.flags.items()]
-        parts += [f"{k}={v}" for k, v in self.kwargs.items()]
-        return "Case(" + ", ".join(parts) + ")"
-
-    def torch_args(self, dtype: torch.dtype) -> tuple[list, dict]:
-        args = [torch.tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
-                for a in self.arrays.values()]
-        kw = {k: (float(v) if isinstance(v, Fraction) else v) for k, v in self.kwargs.items()}
-        kw.update({k: torch.tensor(v) for k, v in self.flags.items()})
-        return args, kw
-
-    def exact_args(self, dtype: torch.dtype) -> tuple[list, dict]:
-        """The numbers the implementation saw (inputs rounded to dtype), as Fractions."""
-        args = [_fractions(t) for t in self.torch_args(dtype)[0]]
-        kw = {k: (Fraction(float(v)) if isinstance(v, (Fraction, float)) else v)
-              for k, v in self.kwargs.items()}
-        kw.update(self.flags)
-        return args, kw
-
-    def floats(self, dtype: torch.dtype) -> list[np.ndarray]:
-        return [t.double().numpy() for t in self.torch_args(dtype)[0]]
-
-    def values(self, dtype: torch.dtype) -> dict[str, Any]:
-        """Every argument by parameter name, as the implementation gets it."""
-        args, kw = self.torch_args(dtype)
-        return dict(zip(self.arrays, args), **kw)
-
-    def exact_values(self, dtype: torch.dtype) -> dict[str, Any]:
-        """Every argument by parameter name, as the oracle gets it (the same numbers)."""
-        args, kw = self.exact_args(dtype)
-        return dict(zip(self.arrays, args), **kw)
-
-
-def _fractions(t: torch.Tensor) -> np.ndarray:
-    a = t.double().numpy()
-    out = np.empty(a.shape, dtype=object)
-    for idx, x in np.ndenumerate(a):
-        out[idx] = Fraction(float(x))
-    return out
-
-
-def _to_float(x: Any) -> float:
-    if isinstance(x, sympy.Basic):
-        if x == sympy.oo:
-            return math.inf
-        return float(sympy.N(x, 30))
-    return float(x)
-
-
-def _float_array(a: Any) -> np.ndarray:
-    return np.vectorize(_to_float, otypes=[np.float64])(np.asarray(a, dtype=object))
 
 
 @dataclass(frozen=True)
@@ -114,347 +55,6 @@ class ArrayFunction:
         return self.spec.call(fn, values)
 
 
-# --- input strategies -------------------------------------------------------------------
-
-def _grid(max_abs: float, denominator: int = 64) -> st.SearchStrategy[Fraction]:
-    """Dyadic numbers k/denominator in [−max_abs, max_abs]: exact in float32 and float64."""
-    top = int(max_abs * denominator)
-    return st.integers(-top, top).map(lambda k: Fraction(k, denominator))
-
-
-def _general(max_abs: float) -> st.SearchStrategy[Fraction]:
-    return st.floats(-max_abs, max_abs, width=32, allow_subnormal=False).map(Fraction)
-
-
-def _numbers(max_abs: float) -> st.SearchStrategy[Fraction]:
-    return st.one_of(_grid(max_abs), _general(max_abs))
-
-
-def _nonneg(max_abs: float) -> st.SearchStrategy[Fraction]:
-    return _numbers(max_abs).map(abs)
-
-
-@st.composite
-def _arrays(draw, names: tuple[str, ...], elements: dict[str, st.SearchStrategy],
-            min_ndim: int = 0, max_T: int = 8, shape: tuple | None = None):
-    if shape is None:
-        batch = draw(batch_shapes(max_dims=2), label="batch shape")
-        shape = batch if min_ndim == 0 and draw(st.booleans(), label="no time axis") else (
-            batch + (draw(st.integers(1, max_T), label="T"),))
-        if len(shape) < min_ndim:
-            shape = shape + (draw(st.integers(1, max_T), label="T"),)
-    size = int(np.prod(shape)) if shape else 1
-    out = {}
-    for n in names:
-        values = draw(st.lists(elements[n], min_size=size, max_size=size), label=n)
-        out[n] = np.array(values, dtype=object).reshape(shape)
-    return out
-
-
-def _mask(draw, shape, label="mask"):
-    bits = draw(st.lists(st.booleans(), min_size=int(np.prod(shape)),
-                         max_size=int(np.prod(shape))), label=label)
-    return np.array(bits, dtype=bool).reshape(shape)
-
-
-@st.composite
-def _ratio_cases(draw):
-    a = draw(_arrays(("logp", "old_logp"), {"logp": _numbers(20), "old_logp": _numbers(20)}))
-    return Case(a)
-
-
-@st.composite
-def _sequence_cases(draw):
-    a = draw(_arrays(("logp", "old_logp"), {"logp": _numbers(20), "old_logp": _numbers(20)},
-                     min_ndim=1))
-    flags = {"mask": _mask(draw, a["logp"].shape)} if draw(st.booleans(), label="mask?") else {}
-    return Case(a, flags=flags)
-
-
-@st.composite
-def _truncation_cases(draw):
-    a = draw(_arrays(("ratio",), {"ratio": _nonneg(10)}))
-    cap = draw(st.one_of(_grid(4).filter(lambda x: x > 0), st.just(Fraction(1))), label="cap")
-    return Case(a, kwargs={"cap": cap})
-
-
-@st.composite
-def _distribution(draw, K: int, zeros: bool) -> list[Fraction]:
-    """A dyadic probability vector (exact in float32): integer weights summing to 2^m."""
-    m = draw(st.integers(2, 10), label="log2 denominator")
-    weights = draw(st.lists(st.integers(0 if zeros else 1, 64), min_size=K, max_size=K))
-    if sum(weights) == 0:
-        weights[0] = 1
-    scaled = [w * 2**m // sum(weights) for w in weights]
-    scaled[int(np.argmax(scaled))] += 2**m - sum(scaled)
-    if not zeros:
-        scaled = [max(s, 1) for s in scaled]
-        scaled[int(np.argmax(scaled))] -= sum(scaled) - 2**m
-    return [Fraction(s, 2**m) for s in scaled]
-
-
-@st.composite
-def _distribution_cases(draw, names=("p", "q")):
-    batch = draw(batch_shapes(max_dims=1), label="batch shape")
-    K = draw(st.integers(1, 6), label="K")
-    out = {}
-    for n in names:
-        rows = [draw(_distribution(K, zeros=True), label=n)
-                for _ in range(int(np.prod(batch)) if batch else 1)]
-        out[n] = np.array(rows, dtype=object).reshape(batch + (K,))
-    return Case(out)
-
-
-@st.composite
-def _logit_cases(draw):
-    a = draw(_arrays(("logits",), {"logits": st.one_of(_numbers(30), _grid(1e4, 1))},
-                     min_ndim=1))
-    return Case(a)
-
-
-@st.composite
-def _kl_estimate_cases(draw):
-    a = draw(_arrays(("logp", "ref_logp"), {"logp": _numbers(15), "ref_logp": _numbers(15)}))
-    return Case(a, kwargs={"kind": draw(st.sampled_from(dv.KL_ESTIMATORS), label="kind")})
-
-
-@st.composite
-def _clip_cases(draw):
-    a = draw(_arrays(("ratio", "advantages"), {"ratio": _nonneg(3), "advantages": _numbers(8)}))
-    kw = {"clip_low": draw(st.sampled_from([Fraction(1, 5), Fraction(1, 4), Fraction(0),
-                                            Fraction(1, 2)]), label="clip_low")}
-    if draw(st.booleans(), label="asymmetric"):
-        kw["clip_high"] = draw(st.sampled_from([Fraction(7, 25), Fraction(1, 2), Fraction(3)]),
-                               label="clip_high")
-    if draw(st.booleans(), label="dual clip"):
-        kw["dual_clip"] = draw(st.sampled_from([Fraction(3), Fraction(5, 4)]), label="dual")
-    return Case(a, kwargs=kw)
-
-
-@st.composite
-def _penalized_cases(draw):
-    a = draw(_arrays(("ratio", "advantages", "kl"),
-                     {"ratio": _nonneg(3), "advantages": _numbers(8), "kl": _numbers(4)}))
-    return Case(a, kwargs={"beta": draw(_grid(2).map(abs), label="beta")})
-
-
-@st.composite
-def _value_cases(draw):
-    a = draw(_arrays(("values", "returns", "old_values"),
-                     {k: _numbers(50) for k in ("values", "returns", "old_values")}))
-    if draw(st.booleans(), label="clip?"):
-        kw = {"clip": draw(_grid(2).map(abs), label="clip"),
-              "clip_form": draw(st.sampled_from(ob.VALUE_CLIP_FORMS), label="form")}
-        return Case(a, kwargs=kw)
-    a.pop("old_values")
-    return Case(a)
-
-
-@st.composite
-def _whiten_cases(draw):
-    a = draw(_arrays(("x",), {"x": _numbers(100)}, min_ndim=1))
-    flags = {}
-    if draw(st.booleans(), label="mask?"):
-        m = _mask(draw, a["x"].shape)
-        m.flat[draw(st.integers(0, m.size - 1), label="one kept")] = True
-        flags["mask"] = m
-    kw = {"shift_mean": draw(st.booleans(), label="shift_mean"),
-          "unbiased": draw(st.booleans(), label="unbiased"),
-          "eps": draw(st.sampled_from([Fraction(1, 2**20), Fraction(1, 100), Fraction(1)]),
-                      label="eps")}
-    return Case(a, kwargs=kw, flags=flags)
-
-
-@st.composite
-def _aggregate_cases(draw):
-    B = draw(st.integers(1, 4), label="B")
-    T = draw(st.integers(1, 6), label="T")
-    a = draw(_arrays(("per_step_loss",), {"per_step_loss": _numbers(10)}, shape=(B, T)))
-    m = _mask(draw, (B, T))
-    m[draw(st.integers(0, B - 1), label="row kept"), 0] = True
-    mode = draw(st.sampled_from(ob.AGGREGATION_MODES), label="mode")
-    kw = {"mode": mode}
-    if mode == "seq-mean-token-sum-norm":
-        kw["normalizer"] = Fraction(draw(st.integers(1, 16), label="normalizer"))
-    return Case(a, kwargs=kw, flags={"mask": m})
-
-
-@st.composite
-def _group_cases(draw):
-    method = draw(st.sampled_from(ob.GROUP_METHODS), label="method")
-    batch = draw(batch_shapes(max_dims=1), label="batch shape")
-    G = draw(st.integers(2 if method == "rloo" else 1, 8), label="G")
-    element = st.one_of(_numbers(10), st.sampled_from([Fraction(0), Fraction(1)]))
-    a = draw(_arrays(("rewards",), {"rewards": element}, shape=batch + (G,)))
-    kw = {"method": method, "unbiased": draw(st.booleans(), label="unbiased"),
-          "eps": draw(st.sampled_from([Fraction(1, 2**20), Fraction(1, 100)]), label="eps")}
-    return Case(a, kwargs=kw)
-
-
-# --- forward-error bounds (u: unit roundoff of the dtype) ------------------------------------
-
-def _abs(x):
-    return np.abs(np.asarray(x, dtype=np.float64))
-
-
-def _bound_ratio(case, f, exact, u):
-    # d = logp − old: one rounding (|δd| ≤ u|d|); exp adds ≤ 4u relative: |δr| ≤ |r|(u|d| + 4u).
-    d = _abs(f[0] - f[1])
-    return 2 * u * np.abs(exact) * (d + 4)
-
-
-def _masked_terms(case, f):
-    m = case.flags.get("mask", np.ones(f[0].shape, dtype=bool))
-    return np.where(m, _abs(f[0]) + _abs(f[1]), 0.0), m
-
-
-def _bound_sequence(case, f, exact, u):
-    # Σ of T differences: each term one rounding, the sum T − 1 more.
-    terms, _ = _masked_terms(case, f)
-    return 2 * u * (f[0].shape[-1] + 2) * terms.sum(-1)
-
-
-def _bound_geometric(case, f, exact, u):
-    # mean of T rounded differences (T + 2 roundings on Σ|terms|/n), then exp (4u relative).
-    terms, m = _masked_terms(case, f)
-    n = np.maximum(m.sum(-1), 1)
-    return 2 * u * np.abs(exact) * ((f[0].shape[-1] + 3) * terms.sum(-1) / n + 4)
-
-
-def _bound_truncation(case, f, exact, u):
-    # min is exact; only the cap is rounded to the dtype.
-    return 2 * u * float(case.kwargs["cap"]) * np.ones_like(exact)
-
-
-def _plogs(p, q):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(p > 0, p * (np.abs(np.log(np.where(p > 0, p, 1)))
-                                    + np.abs(np.log(np.where(q > 0, q, 1))) + 1), 0.0)
-
-
-def _bound_kl(case, f, exact, u):
-    # Σ_x p(log p − log q): each log ≤ 4u relative, products and the K-term sum K + 2 more.
-    K = f[0].shape[-1]
-    return 2 * u * (K + 8) * _plogs(f[0], f[1]).sum(-1)
-
-
-def _bound_entropy(case, f, exact, u):
-    K = f[0].shape[-1]
-    return 2 * u * (K + 8) * _plogs(f[0], f[0]).sum(-1)
-
-
-def _bound_entropy_logits(case, f, exact, u):
-    # log p_i = l_i − lse: error ≤ (K + 8)u(|l_i| + |lse| + 1); H = −Σ p log p then errs by
-    # ≤ Σ p_i(1 + |log p_i|)·δ(log p_i) + (K + 2)u·Σ p_i|log p_i|.
-    l = f[0]
-    m = l.max(-1, keepdims=True)
-    lse = m + np.log(np.exp(l - m).sum(-1, keepdims=True))
-    logp = l - lse
-    p = np.exp(logp)
-    K = l.shape[-1]
-    dlogp = (K + 8) * u * (np.abs(l) + np.abs(lse) + 1)
-    return 2 * ((p * (1 + np.abs(logp)) * dlogp).sum(-1)
-                + (K + 2) * u * (p * np.abs(logp)).sum(-1))
-
-
-def _bound_kl_estimate(case, f, exact, u):
-    x = f[1] - f[0]
-    dx = u * (np.abs(f[0]) + np.abs(f[1]))  # one rounding of the difference
-    kind = case.kwargs["kind"]
-    if kind == "k1":
-        return 2 * dx
-    if kind == "k2":
-        return 2 * (np.abs(x) * dx + 2 * u * x * x)
-    # k3 = expm1(x) − x: the rounding of x propagates with dk3/dx = e^x − 1; expm1 itself
-    # ≤ 4u relative; the final subtraction 1u of its operands.
-    em1 = np.abs(np.expm1(x))
-    return 2 * (em1 * dx + 4 * u * em1 + u * (em1 + np.abs(x)))
-
-
-def _bound_clip(case, f, exact, u):
-    # r·A one rounding; the clip bounds 1 ± ε rounded to the dtype (the surrogate is
-    # continuous in r, so a boundary decided differently moves the value by ≤ u(1+ε)|A|);
-    # c·A one rounding.
-    kw = case.kwargs
-    eps = max(float(kw["clip_low"]), float(kw.get("clip_high", kw["clip_low"])))
-    c = float(kw.get("dual_clip", 0))
-    return 4 * u * np.abs(f[1]) * (np.abs(f[0]) + 1 + eps + c)
-
-
-def _bound_penalized(case, f, exact, u):
-    beta = float(case.kwargs["beta"])
-    return 4 * u * (np.abs(f[0] * f[1]) + 2 * beta * np.abs(f[2]))
-
-
-def _bound_value(case, f, exact, u):
-    # (Σ of ≤ 3 rounded terms of size ≤ M)²: ≤ 12u·M², M = |V| + |R| + |V_old| + c.
-    M = np.abs(f[0]) + np.abs(f[1]) + (np.abs(f[2]) + float(case.kwargs["clip"])
-                                       if len(f) > 2 else 0)
-    return 12 * u * M * M
-
-
-def _whitening_error(x, keep, mean, var, eps, u, n, divisor, scale_on_std):
-    """Bound on the error of (x − μ)/s, s = sqrt(var + eps) (or std + eps), per element."""
-    S = np.max(np.abs(x[keep])) if keep.any() else 0.0
-    d_mean = (n + 2) * u * S
-    dev = np.abs(x - mean)
-    d_dev = d_mean + 2 * u * (S + abs(mean))
-    D = np.max(dev[keep]) if keep.any() else 0.0
-    d_var = (2 * D * d_dev * n + (n + 3) * u * float(np.sum(dev[keep] ** 2))) / divisor
-    if scale_on_std:
-        std = math.sqrt(var)
-        s = std + eps
-        d_s = (d_var / (2 * std) if std > 0 else math.sqrt(d_var)) + 2 * u * s
-    else:
-        s = math.sqrt(var + eps)
-        d_s = (d_var + u * (var + eps)) / (2 * s) + 4 * u * s
-    if d_s >= s:
-        return np.full(x.shape, np.inf)  # too ill-conditioned to promise anything
-    w = dev / s
-    return 2 * (d_dev / (s - d_s) + w * d_s / (s - d_s) + u * w)
-
-
-def _bound_whiten(case, f, exact, u):
-    x = f[0]
-    keep = case.flags.get("mask", np.ones(x.shape, dtype=bool))
-    n = int(keep.sum())
-    mean = float(x[keep].mean())
-    unbiased = case.kwargs["unbiased"]
-    divisor = n - 1 if unbiased and n > 1 else n
-    var = float(((x[keep] - mean) ** 2).sum()) / divisor if not (unbiased and n == 1) else 0.0
-    err = _whitening_error(x, keep, mean, var, float(case.kwargs["eps"]), u, n, divisor, False)
-    if not case.kwargs["shift_mean"]:
-        err = err + 4 * u * (abs(mean) + np.abs(exact))
-    return np.where(keep, err, 0.0)
-
-
-def _bound_aggregate(case, f, exact, u):
-    # All modes are positive-weighted sums: ≤ (B·T + 4) roundings on the same aggregate of |l|.
-    kw = {k: v for k, v in case.kwargs.items()}
-    mode = kw.pop("mode")
-    S = float(ob.aggregate_loss(np.abs(f[0]), case.flags["mask"], mode, **kw))
-    return 2 * u * (f[0].size + 4) * S * np.ones_like(exact)
-
-
-def _bound_group(case, f, exact, u):
-    r = f[0]
-    method, eps = case.kwargs["method"], float(case.kwargs["eps"])
-    G = r.shape[-1]
-    out = np.zeros(r.shape)
-    for idx in np.ndindex(r.shape[:-1]):
-        row = r[idx]
-        S = float(np.max(np.abs(row)))
-        if method in ("dr_grpo", "rloo"):
-            out[idx] = 2 * u * (G + 3) * (np.abs(row) + S)
-            continue
-        mean = float(row.mean())
-        divisor = G - 1 if case.kwargs["unbiased"] and G > 1 else G
-        var = float(((row - mean) ** 2).sum()) / divisor
-        keep = np.ones(G, dtype=bool)
-        out[idx] = _whitening_error(row, keep, mean, var, eps, u, G, divisor, True)
-    return out
-
-
 FUNCTIONS: dict[str, ArrayFunction] = {}
 
 
@@ -463,90 +63,38 @@ def _add(name, oracle, cases, bound, differentiable=(0,), kink=None, pinned=()):
     FUNCTIONS[name] = ArrayFunction(name, oracle, cases, bound, differentiable, kink, pinned)
 
 
-def _vector(*xs) -> np.ndarray:
-    return np.array([Fraction(x) for x in xs], dtype=object)
-
-
-def _sequence_pinned() -> tuple:
-    return tuple(
-        Case({"logp": np.array([[Fraction(-1), Fraction(-2), Fraction(-1, 2)]], dtype=object),
-              "old_logp": np.array([[Fraction(-2), Fraction(-2), Fraction(-1)]],
-                                   dtype=object)}, flags=flags)
-        for flags in ({}, {"mask": np.array([[True, False, True]])},
-                      {"mask": np.array([[False, False, False]])}))
-
-
-_add("importance_ratio", ra.importance_ratio, _ratio_cases, _bound_ratio, differentiable=(0, 1))
-_add("sequence_log_ratio", ra.sequence_log_ratio, _sequence_cases, _bound_sequence,
+_add("importance_ratio", ra.importance_ratio, _ratio_cases, B.bound_ratio, differentiable=(0, 1))
+_add("sequence_log_ratio", ra.sequence_log_ratio, _sequence_cases, B.bound_sequence,
      differentiable=(0, 1), pinned=_sequence_pinned())
-_add("geometric_mean_ratio", ra.geometric_mean_ratio, _sequence_cases, _bound_geometric,
+_add("geometric_mean_ratio", ra.geometric_mean_ratio, _sequence_cases, B.bound_geometric,
      differentiable=(0, 1), pinned=_sequence_pinned())
 _add("truncated_importance_weight", ra.truncated_importance_weight, _truncation_cases,
-     _bound_truncation, kink=lambda case: _near(case.arrays["ratio"],
+     B.bound_truncation, kink=lambda case: _near(case.arrays["ratio"],
                                                 [0, float(case.kwargs["cap"])]))
-_add("kl_divergence", dv.kl_divergence, _distribution_cases, _bound_kl, differentiable=())
-_add("entropy", dv.entropy, lambda: _distribution_cases(("p",)), _bound_entropy,
+_add("kl_divergence", dv.kl_divergence, _distribution_cases, B.bound_kl, differentiable=())
+_add("entropy", dv.entropy, lambda: _distribution_cases(("p",)), B.bound_entropy,
      differentiable=())
-_add("entropy_from_logits", dv.entropy_from_logits, _logit_cases, _bound_entropy_logits)
+_add("entropy_from_logits", dv.entropy_from_logits, _logit_cases, B.bound_entropy_logits)
 # small log-ratios: k3 ≈ (log r)²/2 must keep its digits (expm1, not exp − 1)
-_add("kl_estimate", dv.kl_estimate, _kl_estimate_cases, _bound_kl_estimate,
+_add("kl_estimate", dv.kl_estimate, _kl_estimate_cases, B.bound_kl_estimate,
      differentiable=(0, 1),
      pinned=tuple(Case({"logp": _vector(0, Fraction(1, 64), Fraction(1, 1024)),
                         "ref_logp": _vector(Fraction(1, 64), 0, 0)}, kwargs={"kind": k})
                   for k in dv.KL_ESTIMATORS))
-_add("clipped_surrogate", ob.clipped_surrogate, _clip_cases, _bound_clip,
+_add("clipped_surrogate", ob.clipped_surrogate, _clip_cases, B.bound_clip,
      differentiable=(0, 1), kink=lambda case: _near_kink(case))
-_add("kl_penalized_surrogate", ob.kl_penalized_surrogate, _penalized_cases, _bound_penalized,
+_add("kl_penalized_surrogate", ob.kl_penalized_surrogate, _penalized_cases, B.bound_penalized,
      differentiable=(0, 1, 2))
 # V = 1, R = 0, V_old = 0, c = 1/2: the two clip forms differ (max(1, 1/4) vs 1/4)
-_add("value_loss", ob.value_loss, _value_cases, _bound_value,
+_add("value_loss", ob.value_loss, _value_cases, B.bound_value,
      pinned=tuple(Case({"values": _vector(1, 3), "returns": _vector(0, 0),
                         "old_values": _vector(0, 3)},
                        kwargs={"clip": Fraction(1, 2), "clip_form": form})
                   for form in ob.VALUE_CLIP_FORMS))
-def _matrix(*rows) -> np.ndarray:
-    return np.array([[Fraction(x) for x in row] for row in rows], dtype=object)
-
-
-# Corners every value check tries first, whatever the seed (SPEC §4's named cases and every
-# value of every enumerated option). Large offsets with a small spread (4096 + {0, ½, 1})
-# break a one-pass variance E[x²] − E[x]² in float32 (ulp(4096²) = 2 > the variance 1/6).
-_OFFSET = _vector(4096, Fraction(8193, 2), 4097)
-_WHITEN_PINNED = tuple(
-    Case({"x": x}, kwargs={"shift_mean": True, "unbiased": unbiased, "eps": Fraction(1, 2**20)},
-         flags=flags)
-    for x, flags in ((_vector(3, 1, 2, 6), {}),
-                     (_vector(3, 1, 2, 6), {"mask": np.array([True, False, True, True])}),
-                     (_vector(5), {}),  # one element: unbiased variance taken as 0
-                     (_vector(3, 1), {"mask": np.array([True, False])}),  # one kept element
-                     (_vector(Fraction(1, 2), Fraction(1, 2), Fraction(1, 2)), {}),  # no spread
-                     (_OFFSET, {}))
-    for unbiased in (True, False))
-# rows of different lengths with different means (token-mean ≠ seq-mean-token-mean), a fully
-# masked row (left out of the sequence means), B = 3 (a sum over rows ≠ their mean)
-_AGG_LOSS = _matrix([1, 2, 3], [8, 0, 0], [5, 7, 9])
-_AGG_MASK = np.array([[True, True, True], [True, False, False], [False, False, False]])
-_AGGREGATE_PINNED = tuple(
-    Case({"per_step_loss": _AGG_LOSS},
-         kwargs={"mode": mode, **({"normalizer": Fraction(4)}
-                                  if mode == "seq-mean-token-sum-norm" else {})},
-         flags={"mask": _AGG_MASK})
-    for mode in ob.AGGREGATION_MODES)
-_GROUP_PINNED = tuple(
-    Case({"rewards": rewards}, kwargs={"method": method, "unbiased": unbiased,
-                                       "eps": Fraction(1, 2**20)})
-    for method in ob.GROUP_METHODS for unbiased in (True, False)
-    for rewards in (_matrix([1, 0], [Fraction(1, 2), 3]),  # G = 2
-                    _matrix([1, 0, 0, 1, 1]),
-                    _matrix([Fraction(1, 2)] * 4),  # zero spread: zeros, never NaN
-                    _OFFSET.reshape(1, 3),
-                    _matrix([2]))  # a group of one: advantage 0 (rloo: an error, not drawn)
-    if not (method == "rloo" and rewards.shape[-1] < 2))
-
-_add("whiten", ob.whiten, _whiten_cases, _bound_whiten, pinned=_WHITEN_PINNED)
-_add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, _bound_aggregate,
+_add("whiten", ob.whiten, _whiten_cases, B.bound_whiten, pinned=_WHITEN_PINNED)
+_add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, B.bound_aggregate,
      pinned=_AGGREGATE_PINNED)
-_add("group_advantages", ob.group_advantages, _group_cases, _bound_group,
+_add("group_advantages", ob.group_advantages, _group_cases, B.bound_group,
      kink=lambda case: _zero_spread(case), pinned=_GROUP_PINNED)
 
 
