@@ -53,7 +53,8 @@ def _usage_error(err: Exception) -> int:
 
 def _progress(out):
     def show(r) -> None:
-        mark = {"passed": "ok", "failed": "FAILED", "not applicable": "n/a"}[r.status]
+        mark = {"passed": "ok", "failed": "FAILED", "not applicable": "n/a", "xfail": "XFAIL",
+                "xpass": "XPASS"}[r.status]
         print(f"  {r.id:<40} {mark:<7} {r.examples:>5} examples  {r.seconds:6.1f} s",
               file=out, flush=True)
 
@@ -184,7 +185,7 @@ def _claims_summary(out) -> int:
 def run_user_check(kind: str, target: str, convention: str | None, profile: str | None,
                    out=None, *, seed: int | None = None, max_examples: int | None = None,
                    timeout: float | None = None, as_json: bool = False,
-                   checks: list[str] | None = None) -> int:
+                   checks: list[str] | None = None, **options) -> int:
     """``refmath check``: the check set of ``kind`` on the user's function; 0 pass, 1 a check
     failed, 2 a usage error (decided before any example runs)."""
     out = out or sys.stdout
@@ -197,7 +198,7 @@ def run_user_check(kind: str, target: str, convention: str | None, profile: str 
         report = check(kind, target, convention=convention, profile=profile or
                        default_profile(), seed=seed, max_examples=max_examples,
                        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-                       checks=checks, progress=progress)
+                       checks=checks, progress=progress, **options)
     except UsageError as err:
         return _usage_error(err)
     if as_json:
@@ -205,6 +206,33 @@ def run_user_check(kind: str, target: str, convention: str | None, profile: str 
     else:
         print(report, file=out)
     return 0 if report.passed else 1
+
+
+def run_list(out) -> int:
+    """``refmath list``: what can be checked, in which layouts, by which checks."""
+    from .checks import checks_for
+    from .checks.specs import SPECS
+    from .conformance import severity
+    from .conformance.layouts import LAYOUTS
+    from .checks import CheckResult
+
+    print("kinds (SPEC's signature; refmath check KIND module:function):", file=out)
+    for spec in SPECS.values():
+        print(f"  {spec.describe()}", file=out)
+    print("\nlayouts (--layout NAME; rename parameters with --arg LAYOUT_NAME=YOUR_NAME):",
+          file=out)
+    for lay in LAYOUTS.values():
+        print(f"  {lay.name}: {lay.mirrors}", file=out)
+        for kind in lay.kinds:
+            print(f"      {kind}: {lay.signature(kind)}", file=out)
+        print(f"      declared missing: {', '.join(lay.unsupported) or 'nothing'}; "
+              f"{lay.notes}", file=out)
+    print("\nchecks (id — tier — what it asserts):", file=out)
+    for kind in SPECS:
+        for c in checks_for(kind):
+            tier = severity(CheckResult(c.id, "passed"))
+            print(f"  {c.id} — {tier} — {c.summary}", file=out)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,7 +264,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="fail a check when one call takes longer (default 60)")
     chk.add_argument("--json", action="store_true", help="print the per-check results as JSON")
+    chk.add_argument("--layout", default=None, help="your function is written as in: cleanrl, "
+                     "sb3, verl, torchrl, trl (`refmath list` shows their signatures)")
+    chk.add_argument("--arg", action="append", metavar="LAYOUT_NAME=YOUR_NAME",
+                     help="your name for a parameter of the layout (repeatable)")
+    chk.add_argument("--only", action="append", metavar="OPTION=V1,V2",
+                     help="the values of an enumerated option your function supports, e.g. "
+                          "loss_agg_mode: --only mode=token-mean (repeatable)")
+    chk.add_argument("--xfail", action="append", metavar="CHECK_ID[=REASON]",
+                     help="an expected failure (a by-design difference): reported XFAIL, "
+                          "does not fail the run (repeatable)")
+    chk.add_argument("--xfails-file", default=None, metavar="PATH",
+                     help="expected failures, one CHECK_ID[=REASON] per line")
+    chk.add_argument("--strict", action="store_true",
+                     help="an expected failure that passes (XPASS) fails the run")
+    chk.add_argument("--fail-on", default=None, metavar="TIERS",
+                     help="comma-separated tiers whose failures exit 1 (default all): "
+                          "correctness, precision, robustness, hygiene, validation")
     _run_options(chk, suppress=True)
+    sub.add_parser("list", help="the kinds with their signatures, the layouts, the checks "
+                                "with their tiers")
     sub.add_parser("peers", help="check real libraries' functions (pip install "
                                  "'refmath[peers]'); prints the verdict table")
     args = parser.parse_args(argv)
@@ -248,10 +295,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "claims":
         return run_claims(args.claim_id)
+    if args.command == "list":
+        return run_list(sys.stdout)
     if args.command == "check":
         return run_user_check(args.kind, args.target, args.convention, profile,
                               seed=args.seed, max_examples=args.max_examples,
-                              timeout=args.timeout, as_json=args.json, checks=args.checks)
+                              timeout=args.timeout, as_json=args.json, checks=args.checks,
+                              layout=args.layout, arg=args.arg, only=args.only,
+                              expected_failures=args.xfail, xfails_file=args.xfails_file,
+                              strict=args.strict, fail_on=(args.fail_on.split(",")
+                                                           if args.fail_on else None))
     status = run_main_job(args.kind, profile, seed=args.seed, max_examples=args.max_examples)
     if args.kind is None and status != 2:
         status = max(status, 1 if _claims_summary(sys.stdout) else 0)

@@ -93,8 +93,8 @@ def pytest_generate_tests(metafunc):
     params, ids = [], []
     for kind, target, convention in impls:
         try:  # every usage mistake before any check runs, as pytest's own usage error
-            _, _, selected = resolve(kind, target, convention,
-                                     run_options(metafunc.config)["profile"])
+            selected = resolve(kind, target, convention,
+                               run_options(metafunc.config)["profile"]).checks
         except UsageError as err:
             raise pytest.UsageError(f"--refmath-impl {kind}={target}: {err}") from None
         for c in selected:

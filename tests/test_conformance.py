@@ -82,7 +82,7 @@ def test_cli_fails_a_buggy_function_with_an_actionable_message(scratch):
               "--profile", "detect"], scratch)
     assert r.returncode == 1
     out = r.stdout
-    assert "refmath check gae.exact_small FAILED for user_gae:buggy_gae" in out
+    assert "refmath check gae.exact_small FAILED (correctness) for user_gae:buggy_gae" in out
     assert "worst element" in out and "exact =" in out
     assert "matches known mistake 'truncation_as_termination'" in out
     assert "FAIL —" in out and "failed" in out

@@ -8,6 +8,16 @@ import pytest
 
 from refmath.checks import Context, checks_for, run_check
 from refmath.checks.mutants import CATALOGUE, mutants_for
+from refmath.conformance import check as check_function
+
+
+def _run(m, profile="detect", seed=None):
+    """The mutant checked as a user's function is: in SPEC's layout, or in its own layout."""
+    if m.layout is None:
+        return run_check(_check(m.caught_by), m.fn, Context(profile=profile, seed=seed))
+    report = check_function(m.kind, m.fn, layout=m.layout, profile=profile, seed=seed,
+                            checks=[m.caught_by])
+    return report.results[0]
 
 VALUE_CHECKS = ("exact_small", "float64", "float32", "ignored_numbers")
 # Check power must not depend on the seed: every mutant is caught under randomized examples
@@ -31,7 +41,7 @@ def test_catalogue_has_at_least_twenty_documented_mistakes():
 
 @pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)
 def test_mutant_is_caught_and_diagnosed(m):
-    result = run_check(_check(m.caught_by), m.fn, "detect")
+    result = _run(m)
     assert result.status == "failed", f"{m.caught_by} let '{m.name}' pass"
     if m.caught_by.split(".")[1] in VALUE_CHECKS:
         assert m.name in result.causes and f"'{m.name}'" in result.message, (
@@ -40,10 +50,7 @@ def test_mutant_is_caught_and_diagnosed(m):
 
 @pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)
 def test_mutant_is_caught_whatever_the_seed(m):
-    check = _check(m.caught_by)
-    escaped = [seed for seed in SEEDS
-               if run_check(check, m.fn, Context(profile="detect", seed=seed)).status
-               != "failed"]
+    escaped = [seed for seed in SEEDS if _run(m, seed=seed).status != "failed"]
     assert not escaped, f"{m.caught_by} let '{m.name}' pass for seeds {escaped}"
 
 

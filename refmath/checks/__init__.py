@@ -67,6 +67,8 @@ class Capabilities:
     inconsistent_values: bool = True  # reads next_values (else only values[t + 1])
     gradients: bool = True  # differentiable with torch autograd
     validates_input: bool = True  # raises on bad input (SPEC §1)
+    flags: bool = True  # takes terminated/truncated (else: every row ends terminally at its
+    # last present step, as token-level RLHF code has it: no bootstrap at the response end)
 
     def missing(self, required: frozenset[str]) -> list[str]:
         return [r for r in sorted(required) if not getattr(self, r)]
@@ -110,6 +112,12 @@ class Context:
     tracker: Tracker = field(default_factory=Tracker)
     # failing inputs found by earlier checks of this run, by kind: tried first by later ones
     known: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # option values the function supports (--only, or fixed by a layout): inputs use only these
+    only: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # accepts(kind, values): whether the function's layout can express an input at all
+    accepts: Callable[[str, dict[str, Any]], bool] | None = None
+    layout: str | None = None  # the built-in layout the function is written in
+    wrap: Callable[[Callable], Callable] | None = None  # layout function → SPEC signature
 
     def settings(self, cap: int | None = None) -> Callable[[Callable], Callable]:
         """Decorator for a check's ``@given`` test: this context's settings (at most ``cap``
@@ -156,10 +164,12 @@ class CheckResult:
     causes: list[str] = field(default_factory=list)
     output: str = ""  # what the function printed (failed checks only), truncated
     seconds: float = 0.0
+    severity: str = ""  # correctness, precision, robustness, hygiene, validation
+    waiver: str = ""  # the reason given for an expected failure (status xfail / xpass)
 
     @property
     def passed(self) -> bool:
-        return self.status != "failed"
+        return self.status not in ("failed",)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

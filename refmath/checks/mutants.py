@@ -27,31 +27,36 @@ class Mutant:
     description: str
     fn: Callable[..., Any]
     caught_by: str  # the check id that must reject it
+    layout: str | None = None  # written in a built-in layout (refmath.conformance.layouts)
 
 
 CATALOGUE: list[Mutant] = []
 
 
-def mutant(kind: str, caught_by: str, description: str):
+def mutant(kind: str, caught_by: str, description: str, layout: str | None = None):
     def wrap(fn):
-        CATALOGUE.append(Mutant(fn.__name__, kind, description, fn, caught_by))
+        CATALOGUE.append(Mutant(fn.__name__, kind, description, fn, caught_by, layout))
         return fn
 
     return wrap
 
 
-def mutants_for(kind: str) -> list[Mutant]:
-    return [m for m in CATALOGUE if m.kind == kind]
+def mutants_for(kind: str, layout: str | None = None) -> list[Mutant]:
+    """The SPEC-layout mutants of ``kind``, and those written in ``layout``."""
+    return [m for m in CATALOGUE if m.kind == kind and m.layout in (None, layout)]
 
 
 def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
-             bound: np.ndarray) -> list[Mutant]:
+             bound: np.ndarray, ctx: Any = None) -> list[Mutant]:
     """The mutants of ``kind`` whose output on the same input equals ``got`` (within twice
-    the check's bound)."""
+    the check's bound). A run in a built-in layout (``ctx.layout``) also tries that layout's
+    own slips, called through the same layout adapter as the user's function."""
+    layout = getattr(ctx, "layout", None)
     matches = []
-    for m in mutants_for(kind):
+    for m in mutants_for(kind, layout):
+        fn = m.fn if m.layout is None else ctx.wrap(m.fn)
         try:
-            out = call(m.fn)
+            out = call(fn)
         except Exception:  # noqa: BLE001 - a mutant that cannot run on this input
             continue
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != got.shape:
@@ -417,3 +422,71 @@ def sum_norm_without_sequence_mean(per_step_loss, mask, mode, *, normalizer=None
         return rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
     kept = torch.where(mask.bool(), per_step_loss, torch.zeros_like(per_step_loss))
     return kept.sum() / normalizer
+
+
+# --- slips of the built-in layouts, written as the real code is -----------------------------
+
+@mutant("gae", "gae.exact_small", "CleanRL-style done off by one: nextnonterminal = 1 − "
+        "dones[t] instead of 1 − dones[t + 1] (dones[t] belongs to observation t: it says the "
+        "PREVIOUS step ended)", layout="cleanrl")
+def cleanrl_done_off_by_one(rewards, values, dones, next_value, next_done, gamma, gae_lambda):
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nonterminal, next_v = 1.0 - next_done, next_value
+        else:
+            nonterminal, next_v = 1.0 - dones[t], values[t + 1]
+        delta = rewards[t] + gamma * next_v * nonterminal - values[t]
+        advantages[t] = last = delta + gamma * gae_lambda * nonterminal * last
+    return advantages
+
+
+@mutant("gae", "gae.exact_small", "CleanRL-style carry not reset at a done: the recursion "
+        "multiplies the bootstrap by 1 − done but carries lastgaelam across the episode "
+        "boundary", layout="cleanrl")
+def cleanrl_carry_not_reset(rewards, values, dones, next_value, next_done, gamma, gae_lambda):
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nonterminal, next_v = 1.0 - next_done, next_value
+        else:
+            nonterminal, next_v = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * next_v * nonterminal - values[t]
+        advantages[t] = last = delta + gamma * gae_lambda * last
+    return advantages
+
+
+@mutant("gae", "gae.exact_small", "SB3-style episode_starts not shifted: 1 − "
+        "episode_starts[step] where SB3 reads episode_starts[step + 1]", layout="sb3")
+def sb3_episode_starts_not_shifted(rewards, values, episode_starts, last_values, dones, gamma,
+                                   gae_lambda):
+    T = rewards.shape[0]
+    advantages = np.zeros_like(rewards)
+    last = 0.0
+    for step in reversed(range(T)):
+        if step == T - 1:
+            nonterminal, next_v = 1.0 - dones.astype(np.float64), last_values
+        else:
+            nonterminal, next_v = 1.0 - episode_starts[step], values[step + 1]
+        delta = rewards[step] + gamma * next_v * nonterminal - values[step]
+        last = delta + gamma * gae_lambda * nonterminal * last
+        advantages[step] = last
+    return advantages
+
+
+@mutant("gae", "gae.exact_small", "verl-style padding inside the recursion: padded tokens are "
+        "zeroed (r·mask, V·mask) but the recursion runs through them", layout="verl")
+def verl_padding_in_recursion(token_level_rewards, values, response_mask, gamma, lam):
+    r, v = token_level_rewards * response_mask, values * response_mask
+    next_v = torch.zeros_like(r[:, 0])
+    last = torch.zeros_like(r[:, 0])
+    out = []
+    for t in reversed(range(r.shape[-1])):
+        last = r[:, t] + gamma * next_v - v[:, t] + gamma * lam * last
+        next_v = v[:, t]
+        out.append(last)
+    return torch.stack(out[::-1], dim=1)

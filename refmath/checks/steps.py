@@ -154,7 +154,22 @@ def _eps(spec: StepFunction, caps: Capabilities, **kw: Any) -> st.SearchStrategy
     kw["consistent"] = kw.get("consistent", False) or not caps.inconsistent_values
     if not caps.batch:
         kw["batch_dims"] = (1, 1)  # exactly [B, T]
+    if not caps.flags:
+        kw["flag_rate"], kw["truncation"] = 0.0, False
+        return episodes(**kw).map(terminal_ends)
     return episodes(**kw)
+
+
+def terminal_ends(ep: Episode) -> Episode:
+    """The episode with no flags but a termination at each row's last present step (what a
+    function without flags computes: token-level RLHF code never bootstraps at the end)."""
+    term = np.zeros(ep.shape, dtype=bool)
+    for idx in np.ndindex(ep.shape[:-1]):
+        present = [t for t in range(ep.shape[-1]) if ep.mask is None or ep.mask[idx + (t,)]]
+        if present:
+            term[idx + (present[-1],)] = True
+    return Episode(ep.rewards, ep.values, ep.next_values, term, np.zeros(ep.shape, bool),
+                   ep.mask, ep.gamma, ep.lam)
 
 
 def _episode_strategy(spec: StepFunction, regime: str, caps: Capabilities
@@ -228,6 +243,10 @@ def _with_pinned(prop, spec: StepFunction, ctx: Context):
     for ep in PINNED:
         if ep.mask is not None and not ("mask" in spec.flags and caps.mask):
             continue
+        if not caps.flags:
+            if ep.terminated.any() or ep.truncated.any():
+                continue
+            ep = terminal_ends(ep)
         if ep.truncated.any() and not (caps.truncated and "truncated" in spec.flags):
             continue
         if isinstance(ep.gamma, np.ndarray) and not caps.per_step_gamma:
@@ -284,8 +303,9 @@ def _long_check(spec: StepFunction):
         v = gen.normal(size=(1, T))
         nv = np.concatenate([v[:, 1:], gen.normal(size=(1, 1))], axis=1)
         caps = ctx.capabilities
-        term = gen.random((1, T)) < 0.001
-        trunc = (gen.random((1, T)) < 0.001) & caps.truncated
+        term = (gen.random((1, T)) < 0.001) & caps.flags
+        term[:, -1] |= not caps.flags
+        trunc = (gen.random((1, T)) < 0.001) & caps.truncated & caps.flags
         gamma, lam = (0.9, 1.0) if not spec.uses_lam else (0.96, 0.9375)  # γλ = 0.9
         ep = Episode(r, v, nv, term, trunc, None, gamma, lam)
         tensors = {k: torch.tensor(x, dtype=torch.float32)
@@ -522,7 +542,10 @@ def _bad_input(spec: StepFunction):
                 "mask": torch.ones(2, T, dtype=torch.bool)}
         for needs, word, mutate in BAD_INPUTS:
             kw = mutate(dict(base))
-            present = set(spec.steps) | set(spec.flags) | {"gamma"}
+            caps = ctx.capabilities
+            present = set(spec.steps) | {"gamma"} | {
+                f for f in spec.flags if getattr(caps, f, True)
+                and (caps.flags or f == "mask")}
             if spec.uses_lam:
                 present.add("lam")
             if spec.uses_n:
@@ -558,6 +581,6 @@ for _name, _spec in STEP_FUNCTIONS.items():
     register(_name, "jacobian", "Jacobian equals the exact one (float64)",
              requires=("gradients", "inconsistent_values"))(_jacobian(_spec))
     register(_name, "gradcheck", "torch.autograd.gradcheck in float64",
-             requires=("gradients", "mask", "truncated"))(_gradcheck(_spec))
+             requires=("gradients", "mask", "truncated", "flags"))(_gradcheck(_spec))
     register(_name, "bad_input", "bad input raises ValueError/TypeError naming the argument",
              requires=("validates_input",))(_bad_input(_spec))

@@ -1,0 +1,226 @@
+"""Built-in layouts: check the user's function as it is written in the code it mirrors.
+
+A :class:`Layout` turns one call in SPEC's layout (arrays ``[..., T]``, ``terminated`` /
+``truncated`` / ``mask``, ``next_values``) into the call the user's function expects, and its
+result back. Each layout names the real code it mirrors and the capabilities that code does
+not have (reported "not applicable (declared)"); option restrictions fix what the code hard-
+codes (TRL's ε = 1e-4, GRPO only). The user's function is always called by keyword, so
+``--arg LAYOUT_NAME=YOUR_NAME`` renames are all that differ between two spellings.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Layout", "LAYOUTS", "layout_adapter", "matching_layouts"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    mirrors: str  # the real code this layout is written after
+    params: dict[str, tuple[str, ...]]  # per kind: the user's parameters, in order
+    call: Callable[[str, Callable, dict[str, Any], Callable[[str], str]], Any]
+    unsupported: tuple[str, ...] = ()  # capabilities the mirrored code lacks
+    only: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)  # per kind
+    accepts: Callable[[str, dict[str, Any]], bool] | None = None  # inputs it can express
+    notes: str = ""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.params)
+
+    def signature(self, kind: str) -> str:
+        return f"fn({', '.join(self.params[kind])})"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _zeros_like_flags(values: dict[str, Any]):
+    torch = _torch()
+    r = values["rewards"]
+    return torch.zeros(r.shape, dtype=torch.bool, device=r.device)
+
+
+def _flag(values: dict[str, Any], name: str):
+    f = values.get(name)
+    return _zeros_like_flags(values) if f is None else f
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _previous_step_ended(term):
+    """CleanRL's dones / SB3's episode_starts: the flag stored with observation t says the
+    PREVIOUS step ended (step t−1 terminated); observation 0's flag is never read."""
+    torch = _torch()
+    return torch.cat([torch.zeros_like(term[:, :1]), term[:, :-1]], dim=1)
+
+
+def _cleanrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    term = _flag(values, "terminated")
+    dtype = values["rewards"].dtype
+    out = fn(**{name("rewards"): values["rewards"].T, name("values"): values["values"].T,
+                name("dones"): _previous_step_ended(term).to(dtype).T,
+                name("next_value"): values["next_values"][:, -1],
+                name("next_done"): term[:, -1].to(dtype),
+                name("gamma"): values["gamma"], name("gae_lambda"): values["lam"]})
+    return _first(out).T
+
+
+def _sb3(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    torch = _torch()
+    term = _flag(values, "terminated")
+    r = values["rewards"]
+
+    def np_(t):
+        return t.detach().cpu().numpy().T.copy()
+
+    out = fn(**{name("rewards"): np_(r), name("values"): np_(values["values"]),
+                name("episode_starts"): np_(_previous_step_ended(term).to(r.dtype)),
+                name("last_values"): values["next_values"][:, -1].detach().cpu().numpy(),
+                name("dones"): term[:, -1].detach().cpu().numpy().astype(np.float32),
+                name("gamma"): values["gamma"], name("gae_lambda"): values["lam"]})
+    return torch.as_tensor(np.asarray(_first(out))).T.to(r.device)
+
+
+def _verl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    torch = _torch()
+    if kind == "policy_loss":
+        return _first(fn(**{name("old_log_prob"): values["old_logp"],
+                            name("log_prob"): values["logp"],
+                            name("advantages"): values["advantages"],
+                            name("response_mask"): values["mask"],
+                            name("cliprange"): values["clip_low"],
+                            name("loss_agg_mode"): values["mode"]}))
+    mask = values.get("mask")
+    keep = torch.ones_like(values["rewards"], dtype=torch.bool) if mask is None else mask
+    out = _first(fn(**{name("token_level_rewards"): values["rewards"],
+                       name("values"): values["values"],
+                       name("response_mask"): keep.to(values["rewards"].dtype),
+                       name("gamma"): values["gamma"], name("lam"): values["lam"]}))
+    # verl's consumers multiply by the response mask: padded outputs are not compared
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+def _torchrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    term = _flag(values, "terminated")
+    done = term | _flag(values, "truncated")
+    out = fn(**{name("gamma"): values["gamma"], name("lmbda"): values["lam"],
+                name("state_value"): values["values"].unsqueeze(-1),
+                name("next_state_value"): values["next_values"].unsqueeze(-1),
+                name("reward"): values["rewards"].unsqueeze(-1),
+                name("done"): done.unsqueeze(-1), name("terminated"): term.unsqueeze(-1)})
+    return _first(out).squeeze(-1)
+
+
+def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    r = values["rewards"]
+    out = fn(**{name("rewards"): r.reshape(-1), name("num_generations"): r.shape[-1]})
+    return _first(out).reshape(r.shape)
+
+
+def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
+    return values["rewards"].dim() > 0 and values["rewards"].shape[-1] >= 2
+
+
+_STEP_LIMITS = ("truncated", "mask", "per_step_gamma", "inconsistent_values", "batch",
+                "validates_input")
+
+LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
+    Layout("cleanrl", "CleanRL ppo.py's GAE loop (time-major [T, N] tensors)",
+           {"gae": ("rewards", "values", "dones", "next_value", "next_done", "gamma",
+                    "gae_lambda")},
+           _cleanrl, _STEP_LIMITS,
+           notes="dones[t] is the flag stored with observation t (the previous step ended); "
+                 "next_value, next_done [N] describe the state after the last step; time "
+                 "limits are terminal (no truncation)"),
+    Layout("sb3", "Stable-Baselines3 RolloutBuffer.compute_returns_and_advantage (NumPy "
+                  "[T, N] buffers)",
+           {"gae": ("rewards", "values", "episode_starts", "last_values", "dones", "gamma",
+                    "gae_lambda")},
+           _sb3, _STEP_LIMITS + ("gradients",),
+           notes="episode_starts[t]: observation t starts an episode (the previous step "
+                 "ended); last_values, dones [N]: the state after the last step; returns the "
+                 "advantages"),
+    Layout("verl", "verl core_algos: compute_gae_advantage_return (token-level [B, T]) and "
+                   "compute_policy_loss (a loss to minimise)",
+           {"gae": ("token_level_rewards", "values", "response_mask", "gamma", "lam"),
+            "policy_loss": ("old_log_prob", "log_prob", "advantages", "response_mask",
+                            "cliprange", "loss_agg_mode")},
+           _verl, ("flags", "truncated", "per_step_gamma", "inconsistent_values", "batch",
+                   "validates_input"),
+           only={"policy_loss": {"clip_high": (None,), "dual_clip": (3.0,),
+                                 "mode": ("token-mean", "seq-mean-token-mean",
+                                          "seq-mean-token-sum")}},
+           notes="no bootstrap at the response end (every row ends terminally); a tuple "
+                 "result's first element is the advantages / the loss; padded outputs are "
+                 "not compared; the policy loss has verl's dual clip c = 3"),
+    Layout("torchrl", "TorchRL generalized_advantage_estimate ([..., T, 1], time_dim=-2)",
+           {"gae": ("gamma", "lmbda", "state_value", "next_state_value", "reward", "done",
+                    "terminated")},
+           _torchrl, ("mask", "per_step_gamma", "validates_input"),
+           notes="done = terminated | truncated; a tuple result's first element is the "
+                 "advantage"),
+    Layout("trl", "TRL GRPOTrainer's group advantages (flat [num_prompts·G] rewards)",
+           {"group_advantages": ("rewards", "num_generations")},
+           _trl, ("validates_input",),
+           only={"group_advantages": {"method": ("grpo",), "unbiased": (True,),
+                                      "eps": (1e-4,)}},
+           accepts=_group_of_two_or_more,
+           notes="(r − mean)/(std + 1e-4), unbiased std, G = num_generations ≥ 2"),
+)}
+
+
+def layout_adapter(fn: Callable, kind: str, layout: Layout,
+                   renames: dict[str, str] | None = None) -> Callable:
+    """``fn`` (written in ``layout``) wrapped into SPEC's signature for ``kind``."""
+    from ..checks.specs import SPECS
+
+    spec = SPECS[kind]
+    renames = dict(renames or {})
+
+    def name(layout_name: str) -> str:
+        return renames.get(layout_name, layout_name)
+
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        values = spec.signature.bind(*args, **kw).arguments
+        return layout.call(kind, fn, dict(values), name)
+
+    wrapper.__name__ = getattr(fn, "__name__", "adapted")
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+def matching_layouts(fn: Callable, kind: str | None = None) -> list[str]:
+    """The layouts whose parameter names the function's signature binds (renames aside)."""
+    out = []
+    for lay in LAYOUTS.values():
+        for k, params in lay.params.items():
+            if kind is not None and k != kind:
+                continue
+            if binds(fn, params):
+                out.append(f"{lay.name} ({k})")
+    return out
+
+
+def binds(fn: Callable, names: tuple[str, ...] | list[str], positional: int = 0) -> bool:
+    """Whether ``fn`` accepts ``positional`` positional arguments and keywords ``names``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True  # a builtin or C function: cannot tell, let the checks decide
+    try:
+        sig.bind(*([None] * positional), **{n: None for n in names})
+    except TypeError:
+        return False
+    return True
