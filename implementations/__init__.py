@@ -14,6 +14,7 @@ from .objectives import (
     clipped_surrogate,
     group_advantages,
     kl_penalized_surrogate,
+    policy_loss,
     value_loss,
     whiten,
 )
@@ -38,7 +39,7 @@ __all__ = [
     "truncated_importance_weight",
     "kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
     "clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient", "value_loss",
-    "whiten", "aggregate_loss", "group_advantages",
+    "whiten", "aggregate_loss", "group_advantages", "policy_loss",
     "expected_return", "critic_loss", "actor_loss",
     "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
 ]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name

@@ -9,7 +9,7 @@ from ._inputs import checking
 from ._tensors import mask_of, number, tensors, where0
 
 __all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
-           "value_loss", "whiten", "aggregate_loss", "group_advantages"]
+           "value_loss", "whiten", "aggregate_loss", "group_advantages", "policy_loss"]
 
 VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
 AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
@@ -167,3 +167,30 @@ def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
     spread = var > 0
     std = where0(spread, torch.sqrt(torch.where(spread, var, torch.ones_like(var))))
     return dev / (std + eps)
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                mask: torch.Tensor, *, clip_low: float = 0.2, clip_high: float | None = None,
+                dual_clip: float | None = None, mode: str = "token-mean",
+                normalizer: float | None = None) -> torch.Tensor:
+    """The token-level PPO/GRPO loss to MINIMISE: ``aggregate_loss(−clipped_surrogate(
+    exp(logp − old_logp), A), mask, mode)``; ``advantages`` per token ``[B, T]`` or per
+    sequence ``[B]``; masked tokens never read (verl ``compute_policy_loss``; Schulman et
+    al. 2017)."""
+    lp, old = tensors(logp=logp, old_logp=old_logp)
+    if lp.dim() != 2:
+        raise ValueError(f"logp must have shape [B, T], got {tuple(lp.shape)}")
+    (A,) = tensors(advantages=advantages)
+    if A.dtype != lp.dtype or A.device != lp.device:
+        raise TypeError(f"advantages must have logp's dtype and device ({lp.dtype}, "
+                        f"{lp.device}), got {A.dtype} on {A.device}")
+    if tuple(A.shape) == tuple(lp.shape[:-1]):
+        A = A.unsqueeze(-1).expand_as(lp)
+    elif A.shape != lp.shape:
+        raise ValueError(f"advantages must have shape {tuple(lp.shape)} (per token) or "
+                         f"{tuple(lp.shape[:-1])} (per sequence), got {tuple(A.shape)}")
+    keep = mask_of(mask, lp)
+    ratio = torch.exp(where0(keep, lp - old))  # masked tokens: never read (select, not ·0)
+    per_token = -clipped_surrogate(ratio, where0(keep, A), clip_low=clip_low,
+                                   clip_high=clip_high, dual_clip=dual_clip)
+    return aggregate_loss(per_token, keep, mode, normalizer=normalizer)

@@ -28,6 +28,7 @@ from .objectives import (
     clipped_surrogate_ratio_gradient,
     group_advantages,
     kl_penalized_surrogate,
+    policy_loss,
     value_loss,
     whiten,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "whiten",
     "aggregate_loss",
     "group_advantages",
+    "policy_loss",
     "TabularMDP",
     "expected_return",
     "return_gradient",

@@ -229,3 +229,24 @@ def bound_group(case, f, exact, u):
         keep = np.ones(G, dtype=bool)
         out[idx] = _whitening_error(row, keep, mean, var, eps, u, G, divisor, True)
     return out
+
+
+def bound_policy_loss(case, f, exact, u):
+    # per token: the ratio (one rounding of the difference, exp 4u: 2u·r·(|d| + 4)) times |A|,
+    # the clip (bound_clip's 4u·|A|·(r + 1 + ε + c)); then the aggregation, a positive-weighted
+    # sum: ≤ (B·T + 4) roundings on the aggregate of |l|.
+    keep = case.flags["mask"]
+    lp, old, A = f
+    A = np.broadcast_to(A[..., None], lp.shape) if A.shape != lp.shape else A
+    d = np.where(keep, lp - old, 0.0)
+    r = np.exp(d)
+    kw = case.kwargs
+    eps = max(float(kw["clip_low"]), float(kw.get("clip_high") or kw["clip_low"]))
+    c = float(kw.get("dual_clip") or 0)
+    per_token = np.where(keep, np.abs(A) * (2 * u * r * (np.abs(d) + 4)
+                                            + 4 * u * (r + 1 + eps + c)), 0.0)
+    size = np.abs(A) * (r + 1 + eps + c)
+    agg = {k: v for k, v in kw.items() if k in ("mode", "normalizer")}
+    total = float(ob.aggregate_loss(per_token, keep, **agg))
+    scale = float(ob.aggregate_loss(np.where(keep, size, 0.0), keep, **agg))
+    return np.asarray(2 * (total + 2 * u * (lp.size + 4) * scale))

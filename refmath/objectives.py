@@ -26,6 +26,7 @@ __all__ = [
     "AGGREGATION_MODES",
     "group_advantages",
     "GROUP_METHODS",
+    "policy_loss",
 ]
 
 Array = Any
@@ -299,3 +300,43 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
                 var = squares / (G - 1) if unbiased and G > 1 else squares / G
                 out[idx + (i,)] = (r[i] - mean) / (sqrt(var) + p.scalars["eps"])
     return out
+
+
+def policy_loss(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
+                clip_low: Any = 0.2, clip_high: Any = None, dual_clip: Any = None,
+                mode: str = "token-mean", normalizer: Any = None) -> Any:
+    """The token-level PPO/GRPO policy loss to MINIMISE, as RLHF code writes it (verl
+    ``compute_policy_loss``, TRL's GRPO loss): per token ``−min(r·A, clip(r, 1 − ε_low,
+    1 + ε_high)·A)`` (with ``dual_clip``: ``max(that, c·A)`` for A < 0, before the sign),
+    ``r = exp(logp − old_logp)``, reduced by :func:`aggregate_loss` over the response mask::
+
+        L = aggregate_loss(−clipped_surrogate(importance_ratio(logp, old_logp), A), mask, mode)
+
+    ``logp``, ``old_logp``, ``mask``: ``[B, T]``; ``advantages``: per token ``[B, T]`` or per
+    sequence ``[B]`` (broadcast over its tokens, as GRPO's outcome advantages). Masked tokens
+    are not read. Rows with no response token are left out of the sequence means
+    (``seq-mean-*``); ``token-mean`` counts the tokens of the whole batch. Schulman et al.
+    (2017), PPO, eq. (7); Shao et al. (2024), GRPO; Yu et al. (2025), DAPO (token-mean).
+    """
+    from .ratios import importance_ratio
+
+    lp, old, A = (np.asarray(x, dtype=object) for x in (logp, old_logp, advantages))
+    if lp.ndim != 2:
+        raise ValueError(f"logp must have shape [B, T], got {lp.shape}")
+    for name, x in (("old_logp", old), ("mask", np.asarray(mask))):
+        if x.shape != lp.shape:
+            raise ValueError(f"{name} has shape {x.shape}, logp {lp.shape}")
+    if A.shape == lp.shape[:-1]:
+        A = np.repeat(A[..., None], lp.shape[-1], axis=-1)
+    elif A.shape != lp.shape:
+        raise ValueError(f"advantages must have shape {lp.shape} (per token) or "
+                         f"{lp.shape[:-1]} (per sequence), got {A.shape}")
+    keep = np.asarray(mask, dtype=object) == 1
+    if not np.all((np.asarray(mask, dtype=object) == 0) | keep):
+        raise ValueError("mask must hold only 0/1 (or booleans)")
+    first = lp[keep].flat[0] if keep.any() else 0
+    zero = first - first  # an exact 0 of the inputs' type, for the positions never read
+    lp, old, A = (np.where(keep, x, zero) for x in (lp, old, A))
+    per_token = -clipped_surrogate(importance_ratio(lp, old), A, clip_low=clip_low,
+                                   clip_high=clip_high, dual_clip=dual_clip)
+    return aggregate_loss(per_token, keep, mode, normalizer=normalizer)

@@ -206,7 +206,19 @@ def group_std_over_batch(rewards, *, method, eps=1e-6, unbiased=True):
     return dev / (rewards.std(unbiased=unbiased) + eps) if rewards.numel() > 1 else dev
 
 
+def policy_loss_gradient_through_the_clip(logp, old_logp, advantages, mask, **kw):
+    """The right loss, but the gradient of the unclipped −r·A everywhere (a clipped token
+    still pushes the policy)."""
+    loss = rt.policy_loss(logp, old_logp, advantages, mask, **kw)
+    agg = {k: v for k, v in kw.items() if k in ("mode", "normalizer")}
+    A = advantages if advantages.shape == logp.shape else advantages[..., None].expand_as(logp)
+    ratio = torch.exp(torch.where(mask, logp - old_logp, torch.zeros_like(logp)))
+    plain = rt.aggregate_loss(-ratio * torch.where(mask, A, torch.zeros_like(A)), mask, **agg)
+    return loss.detach() + plain - plain.detach()
+
+
 BROKEN_TWINS = [  # (check id, twin): the twin must be rejected by that check
+    ("policy_loss.gradient", policy_loss_gradient_through_the_clip),
     ("group_advantages.batch_consistency", group_std_over_batch),
     ("importance_ratio.hygiene", ratio_always_float64),
     ("importance_ratio.gradcheck", ratio_gradient_detached),

@@ -259,6 +259,30 @@ def _group_cases(draw):
     return Case(a, kwargs=kw)
 
 
+@st.composite
+def _policy_loss_cases(draw):
+    B = draw(st.integers(1, 3), label="B")
+    T = draw(st.integers(1, 5), label="T")
+    a = draw(_arrays(("logp", "old_logp"), {"logp": _numbers(2), "old_logp": _numbers(2)},
+                     shape=(B, T)))
+    per_sequence = draw(st.booleans(), label="advantages per sequence")
+    a["advantages"] = draw(_arrays(("advantages",), {"advantages": _numbers(4)},
+                                   shape=(B,) if per_sequence else (B, T)))["advantages"]
+    m = _mask(draw, (B, T))
+    m[draw(st.integers(0, B - 1), label="row kept"), 0] = True
+    mode = draw(st.sampled_from(ob.AGGREGATION_MODES), label="mode")
+    kw: dict[str, Any] = {"mode": mode, "clip_low": draw(st.sampled_from(
+        [Fraction(1, 5), Fraction(1, 4), Fraction(0)]), label="clip_low")}
+    if mode == "seq-mean-token-sum-norm":
+        kw["normalizer"] = Fraction(draw(st.integers(1, 16), label="normalizer"))
+    if draw(st.booleans(), label="asymmetric"):
+        kw["clip_high"] = draw(st.sampled_from([Fraction(7, 25), Fraction(1, 2)]),
+                               label="clip_high")
+    if draw(st.booleans(), label="dual clip"):
+        kw["dual_clip"] = Fraction(3)
+    return Case(a, kwargs=kw, flags={"mask": m})
+
+
 # --- pinned corners ---------------------------------------------------------------------------
 
 def _vector(*xs) -> np.ndarray:
@@ -312,3 +336,20 @@ _GROUP_PINNED = tuple(
                     _OFFSET.reshape(1, 3),
                     _matrix([2]))  # a group of one: advantage 0 (rloo: an error, not drawn)
     if not (method == "rloo" and rewards.shape[-1] < 2))
+
+
+def _policy_loss_pinned() -> tuple:
+    """Every aggregation mode on rows of different lengths, a fully masked row, per-token and
+    per-sequence advantages, ratios on both sides of the clip range (log r = ±1/2)."""
+    logp = _matrix([Fraction(1, 2), 0, Fraction(-1, 2)], [Fraction(-1, 2), 0, 0], [1, 1, 1])
+    old = _matrix([0, 0, 0], [0, 0, 0], [0, 0, 0])
+    mask = np.array([[True, True, True], [True, False, False], [False, False, False]])
+    cases = []
+    for mode in ob.AGGREGATION_MODES:
+        kw = {"mode": mode, "clip_low": Fraction(1, 5)}
+        if mode == "seq-mean-token-sum-norm":
+            kw["normalizer"] = Fraction(4)
+        for A in (_matrix([1, -2, 3], [-1, 0, 0], [1, 1, 1]), _vector(-1, 2, 1)):
+            cases.append(Case({"logp": logp, "old_logp": old, "advantages": A}, dict(kw),
+                              {"mask": mask}))
+    return tuple(cases)

@@ -14,7 +14,10 @@ from .specs import FunctionSpec
 
 __all__ = ["compare", "literal", "reproduction", "exact_floats"]
 
-WRONG_RATIO = 1000.0  # beyond 1000× the derived bound: a formula bug, not rounding
+# WRONG: the error is beyond the bound AND more than 1e-5 of the result's scale (the largest
+# |exact| of the output): a formula bug. Beyond the bound but within 1e-5 of the scale (an
+# epsilon of 1e-8 added to a denominator, a float32 step inside float64): IMPRECISE.
+WRONG_RELATIVE = 1e-5
 
 
 def exact_floats(exact: Any) -> np.ndarray:
@@ -63,12 +66,12 @@ def reproduction(spec: FunctionSpec, values: dict[str, Any], target: Target | No
     return "\n".join(lines)
 
 
-def _tier(ratio: float, err: float, bound: float, label: str) -> str:
-    """WRONG (beyond 1000× the bound) or IMPRECISE; a float64 result that is within the
-    float32 bound is named as what it most likely is: part of the work done in float32."""
+def _tier(err: float, bound: float, scale: float, label: str) -> str:
+    """WRONG (an error beyond 1e-5 of the result's scale) or IMPRECISE; a float64 result
+    within the float32 bound is named as what it most likely is: part of the work in float32."""
     if "float64" in label and err <= bound * (2.0**-24 / 2.0**-53):
         return "IMPRECISE (within the float32 bound: part of the computation runs in float32)"
-    return "WRONG" if ratio > WRONG_RATIO else "IMPRECISE"
+    return "WRONG" if not err <= WRONG_RELATIVE * scale else "IMPRECISE"
 
 
 def _where(worst: tuple[int, ...], time_axis: bool) -> str:
@@ -103,7 +106,9 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
     ctx.tracker.saw(float(min(ratio[worst], 1e300)))
     if not ratio[worst] > 1:
         return
-    tier = _tier(float(ratio[worst]), float(err[worst]), float(bound[worst]), label)
+    finite = np.abs(exact_f[np.isfinite(exact_f)])
+    scale = float(finite.max()) if finite.size else 0.0
+    tier = _tier(float(err[worst]), float(bound[worst]), scale, label)
     yours = "NaN" if np.isnan(got[worst]) else repr(float(got[worst]))
     exact_text = str(np.asarray(exact, dtype=object)[worst]) if np.ndim(exact) else str(exact)
     where = _where(worst, time_axis)

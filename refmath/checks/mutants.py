@@ -490,3 +490,41 @@ def verl_padding_in_recursion(token_level_rewards, values, response_mask, gamma,
         next_v = v[:, t]
         out.append(last)
     return torch.stack(out[::-1], dim=1)
+
+
+# --- the token-level policy loss ------------------------------------------------------------
+
+@mutant("policy_loss", "policy_loss.float64",
+        "padding in the mean: token-mean divides by every position B·T, response tokens or "
+        "not (the loss shrinks with the padding)")
+def policy_loss_padding_in_mean(logp, old_logp, advantages, mask, *, mode="token-mean",
+                                **kw):
+    if mode != "token-mean":
+        return rt.policy_loss(logp, old_logp, advantages, mask, mode=mode, **kw)
+    total = rt.policy_loss(logp, old_logp, advantages, mask, mode="token-mean", **kw)
+    return total * mask.sum() / mask.numel()
+
+
+@mutant("policy_loss", "policy_loss.float64",
+        "the surrogate objective returned instead of the loss: + where a loss to minimise "
+        "needs −")
+def policy_loss_not_negated(logp, old_logp, advantages, mask, **kw):
+    return -rt.policy_loss(logp, old_logp, advantages, mask, **kw)
+
+
+@mutant("policy_loss", "policy_loss.float64", "verl-style padding in the mean: the masked "
+        "token-mean over (loss·mask).sum() / numel", layout="verl")
+def verl_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask, cliprange,
+                              loss_agg_mode):
+    ratio = torch.exp(log_prob - old_log_prob)
+    losses = torch.maximum(-advantages * ratio,
+                           -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange))
+    losses = torch.where(advantages < 0, torch.minimum(-advantages * 3.0, losses), losses)
+    kept = torch.where(response_mask.bool(), losses, torch.zeros_like(losses))
+    if loss_agg_mode == "token-mean":
+        return kept.sum() / kept.numel()
+    rows = response_mask.sum(-1) > 0
+    sums = kept.sum(-1)
+    if loss_agg_mode == "seq-mean-token-sum":
+        return sums[rows].mean()
+    return (sums / response_mask.sum(-1).clamp(min=1))[rows].mean()

@@ -33,7 +33,7 @@ from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _WHITEN_PINNED, Case, _arr
                     _clip_cases, _distribution_cases, _float_array, _grid, _kl_estimate_cases,
                     _sequence_pinned, _vector, _aggregate_cases, _group_cases, _logit_cases,
                     _penalized_cases, _ratio_cases, _sequence_cases, _truncation_cases,
-                    _value_cases, _whiten_cases)
+                    _value_cases, _whiten_cases, _policy_loss_cases, _policy_loss_pinned)
 from .specs import SPECS, FunctionSpec
 
 
@@ -91,6 +91,8 @@ _add("value_loss", ob.value_loss, _value_cases, B.bound_value,
                         "old_values": _vector(0, 3)},
                        kwargs={"clip": Fraction(1, 2), "clip_form": form})
                   for form in ob.VALUE_CLIP_FORMS))
+_add("policy_loss", ob.policy_loss, _policy_loss_cases, B.bound_policy_loss,
+     kink=lambda case: _near_policy_kink(case), pinned=_policy_loss_pinned())
 _add("whiten", ob.whiten, _whiten_cases, B.bound_whiten, pinned=_WHITEN_PINNED)
 _add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, B.bound_aggregate,
      pinned=_AGGREGATE_PINNED)
@@ -219,7 +221,8 @@ def _ignored_numbers(name: str):
             dirty = case.values(torch.float64)
             hole = ~torch.tensor(case.flags["mask"])
             for k, a in enumerate(case.arrays):
-                dirty[a] = torch.where(hole, _POISON[k % 3], dirty[a])
+                if tuple(dirty[a].shape) == tuple(hole.shape):  # (not per-sequence values)
+                    dirty[a] = torch.where(hole, _POISON[k % 3], dirty[a])
             expected = _output(spec.call(fn, clean), name)
             got = _output(spec.call(fn, dirty), name)
             ctx.tracker.saw()
@@ -243,7 +246,7 @@ def _ignored_numbers(name: str):
     return run
 
 
-ROW_WISE_EXCEPT = ("whiten", "aggregate_loss", "adaptive_kl_coefficient")  # global reductions
+ROW_WISE_EXCEPT = ("whiten", "aggregate_loss", "adaptive_kl_coefficient", "policy_loss")  # global reductions
 
 
 def _row(case: Case, i: int) -> Case:
@@ -320,6 +323,18 @@ def _gradcheck(name: str):
         prop()
 
     return run
+
+
+def _near_policy_kink(case: Case) -> bool:
+    """The policy loss's kinks: ratios at the clip boundaries (and the dual-clip point), and
+    A = 0 (the min switches branch there)."""
+    lp = np.asarray(case.arrays["logp"], dtype=np.float64)
+    r = np.exp(lp - np.asarray(case.arrays["old_logp"], dtype=np.float64))
+    A = np.asarray(case.arrays["advantages"], dtype=np.float64)
+    kw = case.kwargs
+    lo, hi = float(kw["clip_low"]), float(kw.get("clip_high") or kw["clip_low"])
+    points = [1 - lo, 1 + hi] + ([float(kw["dual_clip"])] if kw.get("dual_clip") else [])
+    return _near(r, points, 1e-4) or bool(np.any(np.abs(A) < 1e-6))
 
 
 def _near(x: Any, points: list[float], tol: float = 1e-5) -> bool:
@@ -410,6 +425,51 @@ def _clip_gradient(fn, ctx: Context) -> None:
                 f"{args[1].numpy()[tuple(idx)]}, {kw})")
 
     prop()
+
+
+@register("policy_loss", "gradient",
+          "∂L/∂logp by autograd = −w_t·r_t·g_t: w_t the exact aggregation weight of token t "
+          "(the aggregate of the unit vector e_t), g_t the exact clip case analysis "
+          "(0 where the clip is active); masked tokens get 0", requires=("gradients",))
+def _policy_loss_gradient(fn, ctx: Context) -> None:
+    spec = FUNCTIONS["policy_loss"]
+
+    @ctx.settings()
+    @given(case=spec.cases())
+    def prop(case):
+        case = _prepare(case, spec, ctx)
+        if case is None or _near_policy_kink(case):
+            return
+        values = case.values(torch.float64)
+        logp = values["logp"].clone().requires_grad_()
+        spec.call(fn, dict(values, logp=logp)).backward()
+        got = logp.grad.numpy() if logp.grad is not None else np.zeros(tuple(logp.shape))
+        keep = case.flags["mask"]
+        agg = {k: v for k, v in case.kwargs.items() if k in ("mode", "normalizer")}
+        clip = {k: v for k, v in case.kwargs.items() if k in ("clip_low", "clip_high",
+                                                             "dual_clip")}
+        d = values["logp"].numpy() - values["old_logp"].numpy()
+        r = np.where(keep, np.exp(np.where(keep, d, 0.0)), 0.0)
+        A = case.arrays["advantages"]
+        A = np.repeat(A[..., None], r.shape[-1], -1) if A.shape != r.shape else A
+        expected = np.zeros(r.shape)
+        for idx in zip(*np.nonzero(keep)):
+            unit = np.zeros(r.shape, dtype=object)
+            unit.fill(Fraction(0))
+            unit[idx] = Fraction(1)
+            w = ob.aggregate_loss(unit, keep, **agg)  # the loss is linear in each token's term
+            g = ob.clipped_surrogate_ratio_gradient([Fraction(float(r[idx]))], [A[idx]],
+                                                    **clip)[0]
+            expected[idx] = -float(w) * float(r[idx]) * float(g)
+        tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
+        ctx.tracker.saw()
+        if np.any(np.abs(got - expected) > tol):
+            i = tuple(np.argwhere(np.abs(got - expected) > tol)[0])
+            raise CheckFailure(f"policy_loss: dL/dlogp at {i} is {got[i]!r}, exact "
+                               f"{expected[i]!r} (mode {agg['mode']}; masked tokens get 0)"
+                               f"\n  inputs: {case!r}", tier="WRONG", counterexample=repr(case))
+
+    _with_examples(prop, spec, ctx)()
 
 
 _LOG_R = sympy.Symbol("log_r", real=True)
@@ -606,6 +666,14 @@ _bad("aggregate_loss", ("mode", lambda f: f(_t(1.0).reshape(1, 1), _t(1.0).resha
                                 "seq-mean-token-sum-norm")),
      ("mask", lambda f: f(_t(1.0).reshape(1, 1), _t(0.0).reshape(1, 1), "token-mean")),
      ("per_step_loss", lambda f: f(_t(1.0), _t(1.0), "token-mean")))
+_bad("policy_loss", ("advantages", lambda f: f(_t(0.0, 0.0).reshape(1, 2), _t(0.0, 0.0).reshape(1, 2),
+                                               _t(1.0, 2.0, 3.0), _t(1.0, 1.0).reshape(1, 2))),
+     ("mask", lambda f: f(_t(0.0).reshape(1, 1), _t(0.0).reshape(1, 1), _t(1.0),
+                          _t(2.0).reshape(1, 1))),
+     ("mode", lambda f: f(_t(0.0).reshape(1, 1), _t(0.0).reshape(1, 1), _t(1.0),
+                          _t(1.0).reshape(1, 1), mode="sum")),
+     ("clip_low", lambda f: f(_t(0.0).reshape(1, 1), _t(0.0).reshape(1, 1), _t(1.0),
+                              _t(1.0).reshape(1, 1), clip_low=-0.5)))
 _bad("group_advantages", ("G >= 2", lambda f: f(_t(1.0).reshape(1, 1), method="rloo")),
      ("method", lambda f: f(_t(1.0, 2.0), method="ppo")),
      ("eps", lambda f: f(_t(1.0, 2.0), method="grpo", eps=0.0)))

@@ -148,6 +148,7 @@ SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
     _spec("policy", ob.whiten),
     _spec("policy", ob.aggregate_loss, mode=ob.AGGREGATION_MODES),
     _spec("policy", ob.group_advantages, method=ob.GROUP_METHODS),
+    _spec("policy", ob.policy_loss, mode=ob.AGGREGATION_MODES),
     _spec("trust", pg.expected_return),
     _spec("trust", pg.critic_loss),
     _spec("trust", pg.actor_loss),

@@ -133,6 +133,11 @@ def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
     return values["rewards"].dim() > 0 and values["rewards"].shape[-1] >= 2
 
 
+def _token_advantages(kind: str, values: dict[str, Any]) -> bool:
+    """verl's advantages are per token ([B, T]): per-sequence ones are not expressible."""
+    return kind != "policy_loss" or values["advantages"].shape == values["logp"].shape
+
+
 _STEP_LIMITS = ("truncated", "mask", "per_step_gamma", "inconsistent_values", "batch",
                 "validates_input")
 
@@ -162,6 +167,7 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
            only={"policy_loss": {"clip_high": (None,), "dual_clip": (3.0,),
                                  "mode": ("token-mean", "seq-mean-token-mean",
                                           "seq-mean-token-sum")}},
+           accepts=_token_advantages,
            notes="no bootstrap at the response end (every row ends terminally); a tuple "
                  "result's first element is the advantages / the loss; padded outputs are "
                  "not compared; the policy loss has verl's dual clip c = 3"),
