@@ -38,6 +38,11 @@ def pytest_addoption(parser):
                     help="examples per check (overrides the profile)")
     group.addoption("--refmath-timeout", type=float, default=None,
                     help="seconds one call of the function may take (default 60)")
+    group.addoption("--refmath-xfail", action="append", default=[], metavar="CHECK_ID=REASON",
+                    help="an expected failure (a by-design difference): reported as xfail "
+                         "(repeatable; also the ini key refmath_xfail, one per line)")
+    parser.addini("refmath_xfail", "refmath expected failures, CHECK_ID=REASON per line",
+                  type="linelist", default=[])
 
 
 def run_options(config) -> dict:
@@ -49,7 +54,19 @@ def run_options(config) -> dict:
                 "REFMATH_PROFILE") or "ci",
             "seed": config.getoption("--refmath-seed"),
             "max_examples": config.getoption("--refmath-max-examples"),
-            "timeout": DEFAULT_TIMEOUT if timeout is None else timeout}
+            "timeout": DEFAULT_TIMEOUT if timeout is None else timeout,
+            "expected_failures": list(config.getini("refmath_xfail"))
+            + list(config.getoption("--refmath-xfail") or [])}
+
+
+def split_flags(flags: str) -> tuple[str | None, str]:
+    """``"cleanrl,no_mask"`` → (layout ``cleanrl``, convention ``no_mask``): a bracket token
+    that names a built-in layout selects it; the others are convention flags."""
+    from refmath.conformance.layouts import LAYOUTS
+
+    words = [w.strip() for w in (flags or "").split(",") if w.strip()]
+    layouts = [w for w in words if w in LAYOUTS]
+    return (layouts[0] if layouts else None), ",".join(w for w in words if w not in LAYOUTS)
 
 
 def implementations(config) -> list[tuple[str, str, str]]:
@@ -92,12 +109,14 @@ def pytest_generate_tests(metafunc):
     importable(os.getcwd())
     params, ids = [], []
     for kind, target, convention in impls:
+        layout, flags = split_flags(convention)
+        options = run_options(metafunc.config)
         try:  # every usage mistake before any check runs, as pytest's own usage error
-            selected = resolve(kind, target, convention,
-                               run_options(metafunc.config)["profile"]).checks
+            selected = resolve(kind, target, flags, options["profile"], layout=layout,
+                               expected_failures=options["expected_failures"]).checks
         except UsageError as err:
             raise pytest.UsageError(f"--refmath-impl {kind}={target}: {err}") from None
         for c in selected:
             params.append((kind, c.id, target, convention))
-            ids.append(f"{target}::{c.id}")
+            ids.append(c.id if len(impls) == 1 else f"{target}::{c.id}")
     metafunc.parametrize("refmath_check", params, ids=ids)

@@ -120,7 +120,11 @@ class FunctionSpec:
         return args, kwargs
 
     def describe(self) -> str:
-        return f"{self.name}{self.signature}".replace("'", "")
+        """``gae(rewards, values, next_values, *, gamma, lam, terminated=None, ...)``."""
+        plain = self.signature.replace(
+            parameters=[p.replace(annotation=p.empty) for p in self.signature.parameters.values()],
+            return_annotation=inspect.Signature.empty)
+        return f"{self.name}{plain}".replace("'", "")
 
 
 def _spec(family: str, oracle: Callable, **options: tuple[Any, ...]) -> FunctionSpec:

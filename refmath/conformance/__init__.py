@@ -466,8 +466,8 @@ def _precheck(kind: str, function: Callable, plan: Plan) -> None:
     positional, keywords = _spec_call_names(kind, plan.capabilities())
     if binds(function, keywords, positional):
         return
-    missing = [k for k in keywords if not binds(function, [k], positional)
-               and k not in SPECS[kind].required]
+    required = [k for k in keywords if k in SPECS[kind].required]
+    missing = [k for k in keywords if not binds(function, required + [k], positional)]
     advice = ""
     if missing:
         declare = [f"no_{m}" for m in missing if m in Capabilities.names()]
