@@ -466,8 +466,14 @@ def _precheck(kind: str, function: Callable, plan: Plan) -> None:
     positional, keywords = _spec_call_names(kind, plan.capabilities())
     if binds(function, keywords, positional):
         return
-    required = [k for k in keywords if k in SPECS[kind].required]
-    missing = [k for k in keywords if not binds(function, required + [k], positional)]
+    import inspect
+
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    missing = [] if takes_any else [k for k in keywords if k not in params]
     advice = ""
     if missing:
         declare = [f"no_{m}" for m in missing if m in Capabilities.names()]
