@@ -205,7 +205,51 @@ def run_user_check(kind: str, target: str, convention: str | None, profile: str 
         print(json.dumps(report.to_dict(), indent=2), file=out)
     else:
         print(report, file=out)
+        if not report.passed and convention is None and not options.get("layout"):
+            _hint(kind, target, out)
     return 0 if report.passed else 1
+
+
+def _hint(kind: str, target: str, out) -> None:
+    """After a failed run in SPEC's layout: what the capability probes suggest (a
+    suggestion: nothing is assumed)."""
+    from .checks.guard import Guarded
+    from .conformance import load
+    from .conformance.discover import discover, suggestion
+
+    found = discover(kind, Guarded(load(target), timeout=5.0))  # exits and hangs contained
+    missing = [c for c, (ok, _) in found.items() if not ok]
+    if missing:
+        print(f"\nhint: the capability probes say your function does not support "
+              f"{', '.join(missing)}; if that is by design, declare it: "
+              f"{suggestion(found)}  (refmath check {kind} {target} --discover for details)",
+              file=out)
+
+
+def run_discover(kind: str, target: str, out=None) -> int:
+    """``refmath check KIND TARGET --discover``: one tiny exact probe per capability and the
+    ``--convention`` line they suggest."""
+    out = out or sys.stdout
+    from .checks import UsageError, family_of
+    from .conformance import importable, load
+    from .conformance.discover import discover, suggestion
+
+    importable(os.getcwd())
+    try:
+        family_of(kind)
+        fn = load(target)
+        if family_of(kind) != "steps":
+            raise UsageError(f"--discover probes the per-step functions of SPEC §2; for {kind} "
+                             "declare capabilities by hand (`refmath list`)")
+    except UsageError as err:
+        return _usage_error(err)
+    from .checks.guard import Guarded
+
+    found = discover(kind, Guarded(fn, timeout=5.0))  # exits and hangs contained
+    for cap, (ok, note) in found.items():
+        print(f"  {cap:<20} {'yes' if ok else 'NO':<4} {note}", file=out)
+    print(f"suggested: refmath check {kind} {target} {suggestion(found)}", file=out)
+    return 0
 
 
 def run_list(out) -> int:
@@ -278,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="expected failures, one CHECK_ID[=REASON] per line")
     chk.add_argument("--strict", action="store_true",
                      help="an expected failure that passes (XPASS) fails the run")
+    chk.add_argument("--discover", action="store_true",
+                     help="probe which capabilities your function has (one tiny exact call "
+                          "each) and print the --convention line they suggest; runs no check")
     chk.add_argument("--fail-on", default=None, metavar="TIERS",
                      help="comma-separated tiers whose failures exit 1 (default all): "
                           "correctness, precision, robustness, hygiene, validation")
@@ -297,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_claims(args.claim_id)
     if args.command == "list":
         return run_list(sys.stdout)
+    if args.command == "check" and args.discover:
+        return run_discover(args.kind, args.target)
     if args.command == "check":
         return run_user_check(args.kind, args.target, args.convention, profile,
                               seed=args.seed, max_examples=args.max_examples,

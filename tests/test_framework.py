@@ -245,3 +245,30 @@ def test_decorator_reproduction_calls_the_users_function(user):
     text = str(err.value)
     assert "from user_fns import returns_nan" in text and "print(returns_nan(" in text
     assert "from refmath_torch import gae" not in text
+
+
+def test_discover_suggests_the_convention_never_assumes_it(user, capsys):
+    """One tiny exact probe per capability: a function without mask, per-step γ, batch axes
+    or validation gets the --convention line to copy; the checks still run as declared."""
+    from refmath.conformance.discover import discover, suggestion
+
+    def loop_gae(rewards, values, next_values, *, gamma, lam, terminated=None,
+                 truncated=None):
+        B, T = rewards.shape  # [B, T] only
+        out, last = rewards.new_zeros(B, T), rewards.new_zeros(B)
+        term = terminated if terminated is not None else rewards.new_zeros(B, T).bool()
+        trunc = truncated if truncated is not None else rewards.new_zeros(B, T).bool()
+        for t in reversed(range(T)):
+            boot = next_values[:, t] * (~term[:, t])
+            cont = 0.0 if t == T - 1 else (~(term[:, t] | trunc[:, t])).to(rewards.dtype)
+            last = rewards[:, t] + gamma * boot - values[:, t] + gamma * lam * cont * last
+            out[:, t] = last
+        return out
+
+    found = discover("gae", loop_gae)
+    assert {c for c, (ok, _) in found.items() if not ok} == {
+        "mask", "per_step_gamma", "batch", "validates_input"}
+    assert suggestion(found) == "--convention no_mask,no_per_step_gamma,no_batch,no_validates_input"
+    assert all(ok for _, (ok, _) in discover("gae", refmath_torch.gae).items())
+    assert main(["check", "gae", "user_fns:good", "--discover"]) == 0
+    assert "(nothing to declare)" in capsys.readouterr().out
