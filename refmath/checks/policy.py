@@ -140,6 +140,17 @@ def _with_examples(prop, spec: ArrayFunction, ctx: Context):
     return prop
 
 
+_MODE_NOTES = {  # how each aggregation mode treats padding and fully masked rows (SPEC §4)
+    "token-mean": "token-mean: Σ over response tokens ÷ their count in the whole batch",
+    "seq-mean-token-mean": "seq-mean-token-mean: mean over rows with a response token of each "
+                           "row's token mean; fully masked rows left out",
+    "seq-mean-token-sum": "seq-mean-token-sum: mean over rows with a response token of each "
+                          "row's token sum; fully masked rows left out",
+    "seq-mean-token-sum-norm": "seq-mean-token-sum-norm: the mean of row sums over rows with a "
+                               "response token, ÷ normalizer; fully masked rows left out",
+}
+
+
 def _value_check(name: str, dtype: torch.dtype):
     spec = FUNCTIONS[name]
 
@@ -157,7 +168,8 @@ def _value_check(name: str, dtype: torch.dtype):
             bound = spec.bound(case, case.floats(dtype), exact, u)
             shown = case.values(dtype)
             got = _output(spec.call(fn, case.values(dtype)), name)
-            compare(spec.spec, got, exact, bound, ctx, f"({dtype})", inputs=repr(case),
+            note = f" [{_MODE_NOTES[case.kwargs['mode']]}]" if name == "policy_loss" else ""
+            compare(spec.spec, got, exact, bound, ctx, f"({dtype}){note}", inputs=repr(case),
                     values=shown, rerun=lambda f: spec.call(f, case.values(dtype)),
                     example={"case": case})
 
