@@ -236,9 +236,9 @@ def run_discover(kind: str, target: str, out=None) -> int:
 
     importable(os.getcwd())
     try:
-        family_of(kind)
+        family = family_of(kind)
         fn = load(target)
-        if family_of(kind) != "steps":
+        if family != "steps":
             raise UsageError(f"--discover probes the per-step functions of SPEC §2; for {kind} "
                              "declare capabilities by hand (`refmath list`)")
     except UsageError as err:
@@ -256,9 +256,8 @@ def run_list(out) -> int:
     """``refmath list``: what can be checked, in which layouts, by which checks."""
     from .checks import checks_for
     from .checks.specs import SPECS
-    from .conformance import severity
+    from .conformance import check_tier
     from .conformance.layouts import LAYOUTS
-    from .checks import CheckResult
 
     print("kinds (SPEC's signature; refmath check KIND module:function):", file=out)
     for spec in SPECS.values():
@@ -274,8 +273,7 @@ def run_list(out) -> int:
     print("\nchecks (id — tier — what it asserts):", file=out)
     for kind in SPECS:
         for c in checks_for(kind):
-            tier = severity(CheckResult(c.id, "passed"))
-            print(f"  {c.id} — {tier} — {c.summary}", file=out)
+            print(f"  {c.id} — {check_tier(c.id)} — {c.summary}", file=out)
     return 0
 
 

@@ -296,9 +296,6 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
         result.message = (f"{check.id}: the function raised {type(err).__name__} "
                           f"({result.tier})\n" + user_traceback(err)
                           + (f"\n{_notes(err)}" if _notes(err) else ""))
-    output = fn.captured() if hasattr(fn, "captured") else ""
-    if output:
-        result.output = output[-2000:]
     return result
 
 

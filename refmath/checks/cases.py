@@ -3,13 +3,11 @@ them, and the pinned corners every value check tries first (whatever the seed)."
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import sympy
 import torch
 from hypothesis import strategies as st
 
@@ -68,18 +66,6 @@ def _fractions(t: torch.Tensor) -> np.ndarray:
     for idx, x in np.ndenumerate(a):
         out[idx] = Fraction(float(x))
     return out
-
-
-def _to_float(x: Any) -> float:
-    if isinstance(x, sympy.Basic):
-        if x == sympy.oo:
-            return math.inf
-        return float(sympy.N(x, 30))
-    return float(x)
-
-
-def _float_array(a: Any) -> np.ndarray:
-    return np.vectorize(_to_float, otypes=[np.float64])(np.asarray(a, dtype=object))
 
 
 # --- input strategies -------------------------------------------------------------------

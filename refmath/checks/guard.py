@@ -67,6 +67,12 @@ class Guarded:
             text += f"\n... ({self.output.dropped} more characters not kept)"
         return text
 
+    def take_output(self) -> str:
+        """What the function printed since the last call of this method (then forgotten)."""
+        text = self.captured()
+        self.output = _Capped()
+        return text
+
     def _alarm_possible(self) -> bool:
         return (self.timeout is not None and self.timeout > 0 and hasattr(signal, "setitimer")
                 and threading.current_thread() is threading.main_thread())
@@ -107,12 +113,14 @@ _GUARD = os.path.abspath(__file__)
 _MUTANTS = os.path.join(os.path.dirname(_GUARD), "mutants.py")  # functions under test too
 
 
+_REFMATH = os.path.dirname(os.path.dirname(_GUARD)) + os.sep  # the refmath package
+
+
 def _internal(filename: str) -> bool:
     name = os.path.abspath(filename)
     if name == _MUTANTS:
         return False
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    return name.startswith(parent) or f"{os.sep}hypothesis{os.sep}" in name or \
+    return name.startswith(_REFMATH) or f"{os.sep}hypothesis{os.sep}" in name or \
         f"{os.sep}_pytest{os.sep}" in name or f"{os.sep}pluggy{os.sep}" in name
 
 

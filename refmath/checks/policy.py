@@ -30,7 +30,7 @@ from . import CheckFailure, Context, register
 from ._common import assert_hygienic, expect_named_error
 from .compare import compare, exact_floats
 from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _WHITEN_PINNED, Case, _arrays,
-                    _clip_cases, _distribution_cases, _float_array, _grid, _kl_estimate_cases,
+                    _clip_cases, _distribution_cases, _grid, _kl_estimate_cases,
                     _sequence_pinned, _vector, _aggregate_cases, _group_cases, _logit_cases,
                     _penalized_cases, _ratio_cases, _sequence_cases, _truncation_cases,
                     _value_cases, _whiten_cases, _policy_loss_cases, _policy_loss_pinned)
@@ -229,21 +229,23 @@ def _ignored_numbers(name: str):
             case = _with_a_hole(case)
             if case is None:
                 return
-            clean = case.values(torch.float64)
-            dirty = case.values(torch.float64)
             hole = ~torch.tensor(case.flags["mask"])
-            for k, a in enumerate(case.arrays):
-                if tuple(dirty[a].shape) == tuple(hole.shape):  # (not per-sequence values)
-                    dirty[a] = torch.where(hole, _POISON[k % 3], dirty[a])
-            expected = _output(spec.call(fn, clean), name)
-            got = _output(spec.call(fn, dirty), name)
+
+            def dirty() -> dict[str, Any]:  # a fresh poisoned copy for every call
+                values = case.values(torch.float64)
+                for k, a in enumerate(case.arrays):
+                    if tuple(values[a].shape) == tuple(hole.shape):  # (not per-sequence)
+                        values[a] = torch.where(hole, _POISON[k % 3], values[a])
+                return values
+
+            expected = _output(spec.call(fn, case.values(torch.float64)), name)
+            got = _output(spec.call(fn, dirty()), name)
             ctx.tracker.saw()
             if not np.array_equal(got, expected, equal_nan=True):
                 from .mutants import diagnose
 
-                causes = [m.name for m in diagnose(name, lambda f: spec.call(
-                    f, case.values(torch.float64) | {a: dirty[a] for a in case.arrays}),
-                    got, np.zeros(got.shape), ctx)]
+                causes = [m.name for m in diagnose(name, lambda f: spec.call(f, dirty()),
+                                                   got, np.zeros(got.shape), ctx)]
                 raise CheckFailure(
                     f"{name}: NaN/inf at masked positions changed the result: "
                     f"{got.tolist()} vs {expected.tolist()} (a masked number multiplied by 0 "
@@ -426,7 +428,7 @@ def _clip_gradient(fn, ctx: Context) -> None:
         r = args[0].clone().requires_grad_()
         fn(r, args[1], **kw).sum().backward()
         exact_args, exact_kw = case.exact_args(torch.float64)
-        expected = _float_array(ob.clipped_surrogate_ratio_gradient(*exact_args, **exact_kw))
+        expected = exact_floats(ob.clipped_surrogate_ratio_gradient(*exact_args, **exact_kw))
         got = r.grad.numpy() if r.grad is not None else np.zeros(expected.shape)
         ctx.tracker.saw()
         if not np.array_equal(got, expected):

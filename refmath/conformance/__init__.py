@@ -318,21 +318,26 @@ def _target(fn: Callable | str, kind: str, plan: "Plan") -> tuple[str, Target]:
 _ROBUSTNESS = ("ignored_numbers", "extremes", "overflowed_ratio", "batch_consistency")
 
 
-def severity(result: CheckResult) -> str:
-    """The tier a check (or its failure) belongs to: correctness (values, gradients),
-    precision (a value check failed as IMPRECISE: beyond the bound, within 1000× of it),
-    robustness (ignored numbers, extremes, batch consistency), hygiene (inputs untouched;
-    dtype, device, determinism), validation (bad input)."""
-    name = result.id.split(".", 1)[-1]
+def check_tier(check_id: str) -> str:
+    """The tier a check belongs to: correctness (values, gradients), robustness (ignored
+    numbers, extremes, batch consistency), hygiene (inputs untouched; dtype, device,
+    determinism), validation (bad input)."""
+    name = check_id.split(".", 1)[-1]
     if name == "hygiene":
         return "hygiene"
     if name == "bad_input":
         return "validation"
-    if name in _ROBUSTNESS:
-        return "robustness"
-    if result.status == "failed" and result.tier.startswith("IMPRECISE"):
+    return "robustness" if name in _ROBUSTNESS else "correctness"
+
+
+def severity(result: CheckResult) -> str:
+    """The tier of a result: its check's, except that a value check failed as IMPRECISE
+    (beyond the bound, within 1e-5 of the result's scale) is precision."""
+    tier = check_tier(result.id)
+    if tier == "correctness" and result.status == "failed" and result.tier.startswith(
+            "IMPRECISE"):
         return "precision"
-    return "correctness"
+    return tier
 
 
 @dataclass
@@ -606,10 +611,9 @@ def check(kind: str, fn: Callable | str, *, convention: Convention | str | None 
                     fail_on=fail_on)
     for c in plan.checks:
         result = run_check(c, adapted, ctx)
-        if result.status == "failed" and not result.output:
-            result.output = guarded.captured()[-2000:]
-        guarded.output.seek(0)
-        guarded.output.truncate()
+        output = guarded.take_output()  # what it printed during this check only
+        if result.status == "failed":
+            result.output = output[-2000:]
         result.severity = severity(result)
         reason = plan.expected_failures.get(c.id)
         if reason is not None and result.status == "failed":
