@@ -51,7 +51,12 @@ def checking() -> bool:
 
 def _tensor(name: str, x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}"
+                        + (": wrap it with torch.as_tensor" if type(x).__name__ in (
+                            "ndarray", "list", "tuple") else ""))
+    if x.is_meta:
+        raise ValueError(f"{name} is a meta tensor (shape only, no numbers): refmath_torch "
+                         "reads values (validation, segment ends); pass a tensor with data")
     return x
 
 

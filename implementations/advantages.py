@@ -11,6 +11,7 @@ import torch
 
 from ._inputs import (FlatSteps, StepInputs, check_unit_scalar, checking, finite_or_retry,
                       flat_steps, prepare)
+from ._precision import float32_for_half
 from ._scan import FusedScan, at, reverse_scan
 from .returns import used_where
 
@@ -85,6 +86,7 @@ def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, 
     return finite_or_retry(compute, inputs, used)
 
 
+@float32_for_half
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
         gamma: float | torch.Tensor, lam: float,
         terminated: torch.Tensor | None = None, truncated: torch.Tensor | None = None,
@@ -99,6 +101,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     return _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, False)
 
 
+@float32_for_half
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
                    gamma: float | torch.Tensor, lam: float,
                    terminated: torch.Tensor | None = None,

@@ -6,20 +6,34 @@ from __future__ import annotations
 import torch
 
 from ._inputs import checking
-from ._tensors import tensors, where0
+from ._precision import float32_for_half, source_dtype
+from ._tensors import finite, tensors, where0
 
 __all__ = ["kl_divergence", "entropy", "entropy_from_logits", "kl_estimate"]
 
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
-def _check_distribution(name: str, p: torch.Tensor) -> None:
+def distribution_tolerance(p: torch.Tensor) -> float:
+    """How far from 1 the sum of K probabilities rounded to the caller's dtype may be:
+    K roundings of u each (float64: 1e-5, the oracle's float tolerance)."""
+    dtype = source_dtype(p.dtype)
+    if dtype == torch.float64:
+        return 1e-5
+    u = torch.finfo(dtype).eps / 2
+    return max(1e-5 * max(1, p.shape[-1]) ** 0.5, 2 * u * p.shape[-1])
+
+
+def check_distribution(name: str, p: torch.Tensor) -> None:
+    """Non-empty support axis, finite, non-negative, summing to 1 (to rounding)."""
     if p.dim() == 0:
         raise ValueError(f"{name} must have a support axis (the last)")
+    if p.shape[-1] == 0:
+        raise ValueError(f"{name} has an empty support axis (the last)")
+    finite({name: p})
     if checking() and bool((p < 0).any()):
         raise ValueError(f"{name} has a negative probability")
-    tol = 1e-5 if p.dtype == torch.float64 else 1e-3 if p.dtype in (
-        torch.float16, torch.bfloat16) else 1e-5 * max(1, p.shape[-1]) ** 0.5
+    tol = distribution_tolerance(p)
     if checking() and bool(((p.sum(-1) - 1).abs() > tol).any()):
         raise ValueError(f"{name} must sum to 1 over the last axis")
 
@@ -30,35 +44,39 @@ def _plog(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return where0(positive, p * torch.log(torch.where(positive, q, torch.ones_like(q))))
 
 
+@float32_for_half
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """``KL(p‖q) = Σ p·log(p/q)`` over the last axis; ``+inf`` where p > 0 = q.
     Kullback & Leibler (1951)."""
     p, q = tensors(p=p, q=q)
-    _check_distribution("p", p)
-    _check_distribution("q", q)
+    check_distribution("p", p)
+    check_distribution("q", q)
     return (_plog(p, p) - _plog(p, q)).sum(-1)
 
 
+@float32_for_half
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """``H(p) = −Σ p·log p`` over the last axis (0·log 0 = 0). Shannon (1948)."""
     (p,) = tensors(p=p)
-    _check_distribution("p", p)
+    check_distribution("p", p)
     return -_plog(p, p).sum(-1)
 
 
+@float32_for_half
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """``H = −Σ_i p_i·log p_i`` with ``log p = log_softmax(logits)`` (stable for ±1e4:
     an underflowed p_i contributes 0·finite = 0). Shannon (1948)."""
     (logits,) = tensors(logits=logits)
     if logits.dim() == 0:
         raise ValueError("logits must have a support axis (the last)")
-    if checking() and not bool(torch.isfinite(logits.detach().sum())) and not bool(
-            torch.isfinite(logits).all()):
-        raise ValueError("logits must be finite")
+    if logits.shape[-1] == 0:
+        raise ValueError("logits has an empty support axis (the last)")
+    finite({"logits": logits})
     logp = torch.log_softmax(logits, dim=-1)
     return -(torch.exp(logp) * logp).sum(-1)
 
 
+@float32_for_half
 def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.Tensor:
     """``k1 = −log r``, ``k2 = (log r)²/2``, ``k3 = exp(log r) − 1 − log r`` with
     ``log r = ref_logp − logp`` (Schulman 2020). k3 uses ``expm1`` (accurate near 0) and is
@@ -68,6 +86,7 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.
     if kind not in KL_ESTIMATORS:
         raise ValueError(f"kind must be one of {KL_ESTIMATORS}, got {kind!r}")
     logp, ref_logp = tensors(logp=logp, ref_logp=ref_logp)
+    finite({"logp": logp, "ref_logp": ref_logp})
     log_r = ref_logp - logp
     if kind == "k1":
         return -log_r

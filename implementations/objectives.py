@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from ._inputs import checking
-from ._tensors import mask_of, number, tensors, where0
+from ._precision import float32_for_half
+from ._tensors import finite, flag, mask_of, number, tensors, where0
 
 __all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
            "value_loss", "whiten", "aggregate_loss", "group_advantages", "policy_loss"]
@@ -24,6 +25,7 @@ def _product(r: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return torch.where((A == 0) & torch.isinf(r), product.new_zeros(()), product)
 
 
+@float32_for_half
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, *, clip_low: float = 0.2,
                       clip_high: float | None = None,
                       dual_clip: float | None = None) -> torch.Tensor:
@@ -36,8 +38,15 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, *, clip_low
     lo = number("clip_low", clip_low, minimum=0.0)
     hi = number("clip_high", clip_high if clip_high is not None else lo, minimum=0.0)
     c = number("dual_clip", dual_clip, minimum=1.0, strict=True, optional=True)
+    finite({"ratio": r, "advantages": A}, allow_inf=("ratio",))
     if checking() and bool((r < 0).any()):
         raise ValueError("ratio must be non-negative")
+    return _clipped(r, A, lo, hi, c)
+
+
+def _clipped(r: torch.Tensor, A: torch.Tensor, lo: float, hi: float,
+             c: float | None) -> torch.Tensor:
+    """The clipped surrogate of validated inputs (r may be +inf: an overflowed ratio)."""
     clip_active = ((A > 0) & (r > 1 + hi)) | ((A < 0) & (r < 1 - lo))
     objective = torch.where(clip_active, torch.clamp(r, 1 - lo, 1 + hi) * A, _product(r, A))
     if c is not None:
@@ -46,11 +55,13 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, *, clip_low
     return objective
 
 
+@float32_for_half
 def kl_penalized_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, kl: torch.Tensor, *,
                            beta: float) -> torch.Tensor:
     """``r·A − β·kl`` per step, to MAXIMISE (Schulman et al. 2017, eq. 8)."""
     r, A, kl = tensors(ratio=ratio, advantages=advantages, kl=kl)
     beta = number("beta", beta, minimum=0.0)
+    finite({"ratio": r, "advantages": A, "kl": kl})
     return _product(r, A) - beta * kl
 
 
@@ -70,6 +81,7 @@ def adaptive_kl_coefficient(beta: float, kl: float, *, target: float, tolerance:
     return beta
 
 
+@float32_for_half
 def value_loss(values: torch.Tensor, returns: torch.Tensor, *,
                old_values: torch.Tensor | None = None, clip: float | None = None,
                clip_form: str = "max_of_squares") -> torch.Tensor:
@@ -81,6 +93,7 @@ def value_loss(values: torch.Tensor, returns: torch.Tensor, *,
     if (clip is None) != (old_values is None):
         raise ValueError("clip and old_values must be given together")
     V, R, V_old = tensors(values=values, returns=returns, old_values=old_values)
+    finite({"values": V, "returns": R, "old_values": V_old})
     loss = (V - R).square()
     if clip is None:
         return loss
@@ -89,6 +102,7 @@ def value_loss(values: torch.Tensor, returns: torch.Tensor, *,
     return torch.maximum(loss, clipped) if clip_form == "max_of_squares" else clipped
 
 
+@float32_for_half
 def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, *, shift_mean: bool = True,
            unbiased: bool = True, eps: float = 1e-8) -> torch.Tensor:
     """``(x − μ)/sqrt(σ² + eps)`` over all unmasked elements (+ μ if not ``shift_mean``);
@@ -97,20 +111,30 @@ def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, *, shift_mean: boo
     (x,) = tensors(x=x)
     if x.dim() == 0:
         raise ValueError("x must have at least one axis")
+    if x.numel() == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)}): whitening is undefined")
     eps = number("eps", eps, minimum=0.0, strict=True)
+    shift_mean, unbiased = flag("shift_mean", shift_mean), flag("unbiased", unbiased)
     keep = mask_of(mask, x)
     n = int(keep.sum())
     if n == 0:
         raise ValueError("mask has no unmasked element: whitening is undefined")
-    xs = where0(keep, x)
-    mean = xs.sum() / n
-    squares = where0(keep, x - mean).square().sum()
+    finite({"x": x}, keep)
+    # Shifted by a constant c (the first unmasked element): x − c is exactly 0 for a constant
+    # x in every dtype, so zero spread whitens to exactly 0 (μ of 30 × 0.9 in float32 is not
+    # 0.9; its rounding divided by sqrt(eps) was 1e-3). Same μ and σ², same gradient.
+    c = x.detach().reshape(-1)[keep.reshape(-1).view(torch.uint8).argmax()]
+    d = where0(keep, x - c)
+    mean_d = d.sum() / n
+    dev = where0(keep, d - mean_d)
+    squares = dev.square().sum()
     var = squares / (n - 1) if unbiased and n > 1 else (
         squares / n if not unbiased else squares * 0)
-    w = (xs - mean) * torch.rsqrt(var + eps)
-    return where0(keep, w if shift_mean else w + mean)
+    w = dev * torch.rsqrt(var + eps)
+    return where0(keep, w if shift_mean else w + (mean_d + c))
 
 
+@float32_for_half
 def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *,
                    normalizer: float | None = None) -> torch.Tensor:
     """Reduce ``[B, T]`` to a scalar: token-mean, seq-mean-token-mean, seq-mean-token-sum,
@@ -124,6 +148,7 @@ def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *
     if loss.dim() != 2:
         raise ValueError(f"per_step_loss must have shape [B, T], got {tuple(loss.shape)}")
     keep = mask_of(mask, loss)
+    finite({"per_step_loss": loss}, keep)
     counts = keep.sum(-1)
     rows = counts > 0
     n_rows = int(rows.sum())
@@ -140,6 +165,7 @@ def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *
     return sums.sum() / (n_rows * norm)
 
 
+@float32_for_half
 def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
                      unbiased: bool = True) -> torch.Tensor:
     """Over the last axis ``[..., G]``: grpo ``(r − mean)/(std + eps)`` (Shao et al. 2024),
@@ -151,15 +177,21 @@ def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
     if r.dim() == 0 or r.shape[-1] == 0:
         raise ValueError("rewards must have a non-empty group axis (the last)")
     eps = number("eps", eps, minimum=0.0, strict=True)
+    unbiased = flag("unbiased", unbiased)
+    finite({"rewards": r})
     G = r.shape[-1]
     if method == "rloo" and G < 2:
         raise ValueError(f"rloo needs at least 2 samples per group (G >= 2), got G = {G}")
-    mean = r.mean(-1, keepdim=True)
+    # Shifted by each group's first reward c: r − c is exactly 0 in a zero-spread group, so
+    # its advantages are exactly 0 in every dtype (the rounding of a float32 mean of 30 ×
+    # 0.9, divided by std + eps, was −0.151). Same mean and spread, same gradient.
+    d = r - r.detach()[..., :1]
+    mean = d.mean(-1, keepdim=True)
     if method == "dr_grpo":
-        return r - mean
+        return d - mean
     if method == "rloo":
-        return r - (r.sum(-1, keepdim=True) - r) / (G - 1)
-    dev = r - mean
+        return d - (d.sum(-1, keepdim=True) - d) / (G - 1)
+    dev = d - mean
     divisor = G - 1 if unbiased and G > 1 else G
     var = dev.square().sum(-1, keepdim=True) / divisor
     # sqrt is not differentiable at 0 (a zero-spread group): there its gradient is taken as 0
@@ -169,6 +201,7 @@ def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
     return dev / (std + eps)
 
 
+@float32_for_half
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                 mask: torch.Tensor, *, clip_low: float = 0.2, clip_high: float | None = None,
                 dual_clip: float | None = None, mode: str = "token-mean",
@@ -190,7 +223,10 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
         raise ValueError(f"advantages must have shape {tuple(lp.shape)} (per token) or "
                          f"{tuple(lp.shape[:-1])} (per sequence), got {tuple(A.shape)}")
     keep = mask_of(mask, lp)
+    lo = number("clip_low", clip_low, minimum=0.0)
+    hi = number("clip_high", clip_high if clip_high is not None else lo, minimum=0.0)
+    c = number("dual_clip", dual_clip, minimum=1.0, strict=True, optional=True)
+    finite({"logp": lp, "old_logp": old, "advantages": A}, keep)
     ratio = torch.exp(where0(keep, lp - old))  # masked tokens: never read (select, not ·0)
-    per_token = -clipped_surrogate(ratio, where0(keep, A), clip_low=clip_low,
-                                   clip_high=clip_high, dual_clip=dual_clip)
+    per_token = -_clipped(ratio, where0(keep, A), lo, hi, c)  # ratio may overflow to inf
     return aggregate_loss(per_token, keep, mode, normalizer=normalizer)

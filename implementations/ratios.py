@@ -5,20 +5,23 @@ from __future__ import annotations
 import torch
 
 from ._inputs import checking
-from ._tensors import mask_of, number, tensors, where0
+from ._precision import float32_for_half
+from ._tensors import finite, mask_of, number, tensors, where0
 
 __all__ = ["importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
            "truncated_importance_weight"]
 
 
+@float32_for_half
 def importance_ratio(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
     """``r = exp(logp − old_logp)``, from the difference (Schulman et al. 2017, eq. 6).
 
     A log-ratio above ~88.7 (float32) / ~709.8 (float64) overflows to ``+inf`` — the exact
-    ratio is larger than the largest float; below ~−103 / ~−745 it underflows to 0. Never NaN
-    for finite input.
+    ratio is larger than the largest float; below ~−103 / ~−745 it underflows to 0. Never NaN:
+    a NaN or ±inf log-probability raises ``ValueError`` naming it (as the oracle does).
     """
     logp, old_logp = tensors(logp=logp, old_logp=old_logp)
+    finite({"logp": logp, "old_logp": old_logp})
     return torch.exp(logp - old_logp)
 
 
@@ -26,10 +29,14 @@ def _masked_log_ratios(logp, old_logp, mask):
     logp, old_logp = tensors(logp=logp, old_logp=old_logp)
     if logp.dim() == 0:
         raise ValueError("logp must have a time axis: shape [..., T]")
+    if logp.shape[-1] == 0:
+        raise ValueError("logp has an empty last axis (T = 0)")
     keep = mask_of(mask, logp)
+    finite({"logp": logp, "old_logp": old_logp}, keep)
     return where0(keep, logp - old_logp), keep
 
 
+@float32_for_half
 def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor,
                        mask: torch.Tensor | None = None) -> torch.Tensor:
     """``Σ_t mask_t·(logp_t − old_logp_t)`` over the last axis: the log of the sequence ratio
@@ -38,6 +45,7 @@ def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor,
     return d.sum(-1)
 
 
+@float32_for_half
 def geometric_mean_ratio(logp: torch.Tensor, old_logp: torch.Tensor,
                          mask: torch.Tensor | None = None) -> torch.Tensor:
     """``exp(Σ_t m·(logp − old_logp) / Σ_t m)`` (GSPO, Zheng et al. 2025, eq. 7); 1 for a row
@@ -47,10 +55,13 @@ def geometric_mean_ratio(logp: torch.Tensor, old_logp: torch.Tensor,
     return torch.exp(d.sum(-1) / count)
 
 
+@float32_for_half
 def truncated_importance_weight(ratio: torch.Tensor, cap: float) -> torch.Tensor:
-    """``min(r, cap)`` (Ionides 2008; IMPALA's ρ̄). Gradient 1 where ``r ≤ cap``, else 0."""
+    """``min(r, cap)`` (Ionides 2008; IMPALA's ρ̄). Gradient 1 where ``r ≤ cap``, else 0.
+    A ratio that overflowed to ``+inf`` gives ``cap`` (the exact limit); NaN raises."""
     (ratio,) = tensors(ratio=ratio)
     cap = number("cap", cap, minimum=0.0, strict=True)
+    finite({"ratio": ratio}, allow_inf=("ratio",))
     if checking() and bool((ratio < 0).any()):
         raise ValueError("ratio must be non-negative")
     return torch.clamp(ratio, max=cap)

@@ -8,10 +8,13 @@ windows. Differentiable with respect to rewards and next_values; inputs are neve
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 
 from ._inputs import FlatSteps, StepInputs, checking, finite_or_retry, flat_steps, prepare
+from ._precision import float32_for_half
 from ._scan import FusedScan, at, reverse_scan
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns"]
@@ -26,6 +29,7 @@ def used_where(mask: torch.Tensor | None, terminated: torch.Tensor | None = None
     return alive if keep is None else keep & alive
 
 
+@float32_for_half
 def td_errors(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
               gamma: float | torch.Tensor,
               terminated: torch.Tensor | None = None) -> torch.Tensor:
@@ -88,6 +92,7 @@ def _fused_returns(f: FlatSteps, safe: bool) -> torch.Tensor:
     return scan.run(f.finish(safe=safe)).reshape(f.shape)
 
 
+@float32_for_half
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
                        next_values: torch.Tensor | None = None,
                        terminated: torch.Tensor | None = None,
@@ -135,6 +140,7 @@ def _windows(x: torch.Tensor, c: torch.Tensor, n: int) -> tuple[torch.Tensor, to
     return W, C
 
 
+@float32_for_half
 def n_step_returns(rewards: torch.Tensor, next_values: torch.Tensor, *,
                    gamma: float | torch.Tensor, n: int,
                    terminated: torch.Tensor | None = None,
@@ -147,8 +153,9 @@ def n_step_returns(rewards: torch.Tensor, next_values: torch.Tensor, *,
     segment ends inside the window, whose bootstrap ``x`` already holds). Sutton & Barto
     (2018), eq. (7.1).
     """
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n must be an integer >= 1, got {n!r}")
+    n = int(n)  # numpy integers too
     if n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n}")
 

@@ -132,6 +132,27 @@ def check_unit_interval(name: str, x: Any) -> None:
             raise ValueError(f"{name} must lie in [0, 1], got {e}")
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """A boolean option: True/False only (``0.5`` or ``2`` is a usage mistake)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def plain(name: str, x: Any) -> Any:
+    """An array-like the oracles can read: a torch tensor (even one that requires grad, or
+    a bfloat16 one) becomes its NumPy values, exactly (every float dtype widens to float64
+    without rounding). Torch is never imported here: the tensor is recognised by type."""
+    if type(x).__module__.split(".")[0] != "torch" or not hasattr(x, "detach"):
+        return x
+    if getattr(x, "is_meta", False):
+        raise ValueError(f"{name} is a meta tensor (shape only, no numbers)")
+    t = x.detach().cpu()
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got dtype {t.dtype}")
+    return (t.double() if t.is_floating_point() else t).numpy()
+
+
 def check_positive_int(name: str, n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, (Integral, np.integer)):
         raise TypeError(f"{name} must be an integer >= 1, got {n!r}")
@@ -196,8 +217,10 @@ def prepare(
     ``scalars`` (e.g. ``lam``) must lie in [0, 1]. ``flags`` are boolean per-step arrays;
     ``mask`` defaults to all ones, the others to all zeros.
     """
-    scalars = dict(scalars or {})
-    flags = dict(flags or {})
+    scalars = {k: plain(k, v) for k, v in (scalars or {}).items()}
+    flags = {k: plain(k, v) for k, v in (flags or {}).items()}
+    steps = {k: plain(k, v) for k, v in steps.items()}
+    gamma = plain("gamma", gamma)
     numeric = {k: v for k, v in steps.items() if v is not None}
     numeric_all = dict(numeric, gamma=gamma, **scalars)
     mode = _mode(numeric_all)
@@ -238,14 +261,17 @@ def prepare(
     return prepared
 
 
-def _check_finite(p: Prepared) -> None:
-    """Non-finite numbers are rejected where they are used (present, non-ignored steps)."""
+def _check_finite(p: Prepared, allow_inf: tuple[str, ...] = ()) -> None:
+    """Non-finite numbers are rejected where they are used (present, non-ignored steps);
+    the arrays named in ``allow_inf`` may hold +inf (float mode: an overflowed ratio)."""
     used = p.flags.get("mask", np.ones(p.shape, dtype=bool))
     terminated = p.flags.get("terminated", np.zeros(p.shape, dtype=bool))
     for name, a in p.arrays.items():
         where = used & ~terminated if name == "next_values" else used
         if p.mode == "float":  # plain floats: one vectorized test (validation, not the math)
-            bad = np.argwhere(where & ~np.isfinite(np.asarray(a, dtype=np.float64)))
+            a64 = np.asarray(a, dtype=np.float64)
+            ok = np.isfinite(a64) | (np.isposinf(a64) if name in allow_inf else False)
+            bad = np.argwhere(where & ~ok)
             if len(bad):
                 idx = tuple(int(i) for i in bad[0])
                 raise ValueError(f"{name} is not finite at index {idx}: {a[idx]}")
@@ -288,13 +314,16 @@ def map_rows(p: Prepared, row_fn: RowFn, names: Sequence[str], **kwargs: Any) ->
 
 
 def prepare_arrays(arrays: dict[str, Any], *, flags: dict[str, Any] | None = None,
-                   numbers: dict[str, Any] | None = None, min_ndim: int = 1) -> Prepared:
+                   numbers: dict[str, Any] | None = None, min_ndim: int = 1,
+                   allow_inf: tuple[str, ...] = ()) -> Prepared:
     """Validate same-shape arrays (the first fixes the shape) plus scalar ``numbers``.
 
     Like :func:`prepare` but for the elementwise and reduction functions of SPEC §3–4: the
     scalars are only converted to the mode (each function checks its own range).
     """
-    numbers = {k: v for k, v in (numbers or {}).items() if v is not None}
+    numbers = {k: plain(k, v) for k, v in (numbers or {}).items() if v is not None}
+    arrays = {k: plain(k, v) for k, v in arrays.items()}
+    flags = {k: plain(k, v) for k, v in (flags or {}).items()}
     present = {k: v for k, v in arrays.items() if v is not None}
     mode = _mode(dict(present, **numbers))
     converted = {k: _convert(v, mode) for k, v in present.items()}
@@ -319,7 +348,7 @@ def prepare_arrays(arrays: dict[str, Any], *, flags: dict[str, Any] | None = Non
     flag_arrays = {k: _flags(k, v, shape, default=(k == "mask"))
                    for k, v in (flags or {}).items()}
     p = Prepared(mode, shape, converted, flag_arrays, scalars)
-    _check_finite(p)
+    _check_finite(p, allow_inf)
     return p
 
 
@@ -333,9 +362,13 @@ def check_nonnegative(name: str, x: Any, *, strict: bool = False) -> None:
 
 
 def exp(x: Any) -> Any:
-    """e^x: float for floats, an exact SymPy number for Fractions and SymPy input."""
+    """e^x: float for floats (``inf`` where e^x exceeds the largest float, as documented),
+    an exact SymPy number for Fractions and SymPy input."""
     if isinstance(x, (float, np.floating)):
-        return math.exp(x)
+        try:
+            return math.exp(x)
+        except OverflowError:
+            return math.inf
     return sympy.exp(_sym(x))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import check_nonnegative, prepare_arrays, sqrt
+from ._arrays import check_bool, check_nonnegative, prepare_arrays, sqrt
 
 __all__ = [
     "clipped_surrogate",
@@ -40,7 +40,7 @@ def _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip):
     """Validated inputs of the clipped surrogate: (prepared arrays, ε_low, ε_high, c)."""
     p = prepare_arrays({"ratio": ratio, "advantages": advantages},
                        numbers={"clip_low": clip_low, "clip_high": clip_high,
-                                "dual_clip": dual_clip}, min_ndim=0)
+                                "dual_clip": dual_clip}, min_ndim=0, allow_inf=("ratio",))
     return (p, *_clip_ranges(p.scalars))
 
 
@@ -85,6 +85,9 @@ def clipped_surrogate(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
     Schulman et al. (2017), PPO, eq. (7); dual clip: Ye et al. (2020), "Mastering Complex
     Control in MOBA Games", eq. (5); asymmetric ε: Yu et al. (2025), DAPO.
 
+    A ratio that overflowed to ``+inf`` (float input) gives the limit: ``(1 + ε_high)·A``
+    for A > 0, ``−inf`` (or ``c·A``) for A < 0, 0 for A = 0.
+
     >>> from fractions import Fraction as F
     >>> list(clipped_surrogate([F(3)], [F(4, 5)], clip_low=F(1, 5)))
     [Fraction(24, 25)]
@@ -94,7 +97,8 @@ def clipped_surrogate(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
     for idx in np.ndindex(p.shape):
         r, A = p.arrays["ratio"][idx], p.arrays["advantages"][idx]
         check_nonnegative("ratio", r)
-        out[idx] = min(r * A, min(max(r, 1 - lo), 1 + hi) * A)
+        product = r * A if A != 0 else A  # r = +inf (an overflowed ratio) and A = 0: 0
+        out[idx] = min(product, min(max(r, 1 - lo), 1 + hi) * A)
         if c is not None and A < 0:
             out[idx] = max(out[idx], c * A)
     return out
@@ -207,6 +211,7 @@ def whiten(x: Array, mask: Array | None = None, *, shift_mean: bool = True,
     """
     p = prepare_arrays({"x": x}, flags={"mask": mask}, numbers={"eps": eps})
     check_nonnegative("eps", p.scalars["eps"], strict=True)
+    shift_mean, unbiased = check_bool("shift_mean", shift_mean), check_bool("unbiased", unbiased)
     m = p.flags["mask"]
     kept = [p.arrays["x"][idx] for idx in np.ndindex(p.shape) if m[idx]]
     n = len(kept)
@@ -282,6 +287,7 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
         raise ValueError(f"method must be one of {GROUP_METHODS}, got {method!r}")
     p = prepare_arrays({"rewards": rewards}, numbers={"eps": eps})
     check_nonnegative("eps", p.scalars["eps"], strict=True)
+    unbiased = check_bool("unbiased", unbiased)
     G = p.shape[-1]
     if method == "rloo" and G < 2:
         raise ValueError(f"rloo needs at least 2 samples per group (G >= 2), got G = {G}")

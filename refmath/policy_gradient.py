@@ -30,6 +30,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import sympy
 
+from ._arrays import prepare_arrays
+
 __all__ = ["TabularMDP", "softmax_policy", "trajectories", "expected_return",
            "return_gradient", "reinforce_moments", "ESTIMATORS", "critic_loss", "actor_loss"]
 
@@ -196,17 +198,13 @@ def critic_loss(values: Any, returns: Any) -> np.ndarray:
 
     Mnih et al. (2016), "Asynchronous methods for deep RL" (A3C), §4.
     """
-    V, G = np.asarray(values, dtype=object), np.asarray(returns, dtype=object)
-    if V.shape != G.shape:
-        raise ValueError(f"values has shape {V.shape} but returns has shape {G.shape}")
-    return (V - G) ** 2
+    p = prepare_arrays({"values": values, "returns": returns}, min_ndim=0)
+    return (p.arrays["values"] - p.arrays["returns"]) ** 2
 
 
 def actor_loss(logp: Any, advantages: Any) -> np.ndarray:
     """Per-step actor loss ``−log π(a_t|s_t)·A_t``, to MINIMISE, with the advantage a constant
     (in Torch: detached, so no gradient reaches the critic). Williams (1992); Mnih et al.
     (2016)."""
-    lp, A = np.asarray(logp, dtype=object), np.asarray(advantages, dtype=object)
-    if lp.shape != A.shape:
-        raise ValueError(f"logp has shape {lp.shape} but advantages has shape {A.shape}")
-    return -lp * A
+    p = prepare_arrays({"logp": logp, "advantages": advantages}, min_ndim=0)
+    return -p.arrays["logp"] * p.arrays["advantages"]

@@ -80,13 +80,15 @@ def truncated_importance_weight(ratio: Array, cap: Any) -> np.ndarray:
     """``min(r, cap)``: the truncated importance weight (``cap > 0``).
 
     Ionides (2008), "Truncated importance sampling"; Espeholt et al. (2018), IMPALA/V-trace
-    (ρ̄, c̄). Bad input: ``cap ≤ 0`` or a negative ratio raise ``ValueError``.
+    (ρ̄, c̄). Bad input: ``cap ≤ 0`` or a negative ratio raise ``ValueError``; a ratio
+    that overflowed to ``+inf`` gives ``cap``.
 
     >>> from fractions import Fraction as F
     >>> list(truncated_importance_weight([F(1, 2), F(3)], cap=2))
     [Fraction(1, 2), Fraction(2, 1)]
     """
-    p = prepare_arrays({"ratio": ratio}, numbers={"cap": cap}, min_ndim=0)
+    p = prepare_arrays({"ratio": ratio}, numbers={"cap": cap}, min_ndim=0,
+                       allow_inf=("ratio",))
     check_nonnegative("cap", p.scalars["cap"], strict=True)
     out = p.empty()
     for idx in np.ndindex(p.shape):

@@ -18,26 +18,45 @@ Schulman et al. (2015), "Trust Region Policy Optimization", §6 and Appendix C; 
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
+from numbers import Integral, Real
 from typing import Any, Sequence
 
+import numpy as np
 import sympy
+
+from ._arrays import plain
 
 __all__ = ["fisher_matrix", "kl_hessian", "surrogate_hessian", "natural_gradient_step",
            "conjugate_gradient", "backtracking_line_search"]
 
 
-def _rational(x: Any) -> Any:
+def _rational(x: Any, name: str = "input") -> Any:
+    """An exact SymPy number (floats exactly); NaN/inf or a non-number name the argument."""
     if isinstance(x, sympy.Basic):
         return x
-    f = Fraction(x) if not isinstance(x, float) else Fraction(x)
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, Real):
+        raise TypeError(f"{name} must hold real numbers, got {type(x).__name__}")
+    if isinstance(x, (float, np.floating)):
+        if not math.isfinite(float(x)):
+            raise ValueError(f"{name} is not finite: {x}")
+        x = float(x)
+    f = Fraction(int(x) if isinstance(x, np.integer) else x)
     return sympy.Rational(f.numerator, f.denominator)
 
 
+def _vector(name: str, x: Any) -> list:
+    arr = np.asarray(plain(name, x), dtype=object)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a vector (one axis), got shape {arr.shape}")
+    return [_rational(v, name) for v in arr]
+
+
 def _policy(p: Sequence[Any]):
-    if len(p) < 1:
+    probs = _vector("p", p)
+    if len(probs) < 1:
         raise ValueError("p must have at least one action")
-    probs = [_rational(x) for x in p]
     if any(x <= 0 for x in probs if x.is_number):
         raise ValueError("p must be strictly positive (log-probabilities of every action)")
     if sympy.simplify(sum(probs) - 1) != 0:
@@ -97,16 +116,22 @@ def natural_gradient_step(g: Sequence[Any], F: Any, max_kl: Any) -> sympy.Matrix
     KL model ``½ sᵀF s ≤ δ`` (Schulman et al. 2015, Appendix C). ``F`` must be positive
     definite on g's direction; a singular F (softmax over all K logits) needs a
     parametrisation without the redundant direction, or damping."""
-    g = sympy.Matrix([_rational(x) for x in g])
-    F = sympy.Matrix(F).applyfunc(_rational)
-    delta = _rational(max_kl)
+    g = sympy.Matrix(_vector("g", g))
+    F_rows = np.asarray(plain("F", F), dtype=object)
+    if F_rows.ndim != 2:
+        raise ValueError(f"F must be a matrix (two axes), got shape {F_rows.shape}")
+    F = sympy.Matrix(F_rows.tolist()).applyfunc(lambda v: _rational(v, "F"))
+    delta = _rational(max_kl, "max_kl")
     if F.shape != (g.rows, g.rows):
         raise ValueError(f"F has shape {F.shape} but g has {g.rows} entries")
     if not delta > 0:
         raise ValueError(f"max_kl must be positive, got {max_kl}")
     if F.det() == 0:
-        raise ValueError("F is singular: use a parametrisation without the redundant "
-                         "direction or add damping")
+        raise ValueError("F is singular: add damping (F + λ·I) or use a parametrisation "
+                         "without the redundant direction (a softmax over all K logits)")
+    if F != F.T or not F.is_positive_definite:
+        raise ValueError("F is not symmetric positive definite (a Fisher matrix is): add "
+                         "damping (F + λ·I)")
     x = F.LUsolve(g)
     quad = sympy.simplify((g.T * x)[0])
     if not quad > 0:
@@ -119,12 +144,12 @@ def conjugate_gradient(Avp: Any, g: Sequence[Any], iters: int, damping: Any = 0)
     given only ``Avp(v) = A·v``, in exact arithmetic: for a symmetric positive definite A of
     size n, ``iters ≥ n`` iterations give the exact solution (TRPO, Schulman et al. 2015,
     Appendix C)."""
-    if not (isinstance(iters, int) and iters >= 0):
+    if isinstance(iters, bool) or not isinstance(iters, Integral) or iters < 0:
         raise ValueError(f"iters must be an integer >= 0, got {iters!r}")
-    damping = _rational(damping)
+    damping = _rational(damping, "damping")
     if damping < 0:
         raise ValueError(f"damping must be >= 0, got {damping}")
-    g = [_rational(v) for v in g]
+    g = _vector("g", g)
     x = [sympy.Integer(0)] * len(g)
     r, p = list(g), list(g)
     rr = sum(v * v for v in r)
@@ -132,7 +157,12 @@ def conjugate_gradient(Avp: Any, g: Sequence[Any], iters: int, damping: Any = 0)
         if rr == 0:
             break
         Ap = [a + damping * b for a, b in zip((_rational(v) for v in Avp(p)), p)]
-        alpha = rr / sum(a * b for a, b in zip(p, Ap))
+        pAp = sum(a * b for a, b in zip(p, Ap))
+        if not pAp > 0:
+            raise ValueError(f"Avp is not positive definite (pᵀAp = {pAp} ≤ 0): conjugate "
+                             "gradient needs a symmetric positive definite operator; add "
+                             "damping")
+        alpha = rr / pAp
         x = [a + alpha * b for a, b in zip(x, p)]
         r = [a - alpha * b for a, b in zip(r, Ap)]
         rr_new = sum(v * v for v in r)
@@ -148,6 +178,13 @@ def backtracking_line_search(objective: Any, kl: Any, x: Any, full_step: Any, *,
     ``objective(x_new) − objective(x)`` is positive; if none is accepted, return x unchanged.
     Returns ``(x_new, k)`` with ``k = None`` when nothing was accepted. Schulman et al.
     (2015), §6 and Appendix C."""
+    if not 0 < backtrack < 1:
+        raise ValueError(f"backtrack must lie in (0, 1), got {backtrack}")
+    if not max_kl > 0:
+        raise ValueError(f"max_kl must be positive, got {max_kl}")
+    if isinstance(max_backtracks, bool) or not isinstance(max_backtracks, Integral) \
+            or max_backtracks < 1:
+        raise ValueError(f"max_backtracks must be an integer >= 1, got {max_backtracks!r}")
     base = objective(x)
     for k in range(max_backtracks):
         fraction = backtrack**k
