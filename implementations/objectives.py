@@ -147,6 +147,8 @@ def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *
     (loss,) = tensors(per_step_loss=per_step_loss)
     if loss.dim() != 2:
         raise ValueError(f"per_step_loss must have shape [B, T], got {tuple(loss.shape)}")
+    if loss.shape[-1] == 0:
+        raise ValueError("per_step_loss has an empty last axis (T = 0)")
     keep = mask_of(mask, loss)
     finite({"per_step_loss": loss}, keep)
     counts = keep.sum(-1)
@@ -213,6 +215,8 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
     lp, old = tensors(logp=logp, old_logp=old_logp)
     if lp.dim() != 2:
         raise ValueError(f"logp must have shape [B, T], got {tuple(lp.shape)}")
+    if lp.shape[-1] == 0:
+        raise ValueError("logp has an empty last axis (T = 0)")
     (A,) = tensors(advantages=advantages)
     if A.dtype != lp.dtype or A.device != lp.device:
         raise TypeError(f"advantages must have logp's dtype and device ({lp.dtype}, "

@@ -38,8 +38,8 @@ def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], g: torch.Ten
     ``pᵀ(A + damping·I)p ≤ 0`` (A not positive definite) is remembered and reported after
     the loop as a ``ValueError`` naming Avp (one host synchronisation)."""
     (g,) = tensors(g=g)
-    if g.dim() != 1:
-        raise ValueError(f"g must be a vector (one axis), got shape {tuple(g.shape)}")
+    if g.dim() != 1 or g.numel() == 0:
+        raise ValueError(f"g must be a non-empty vector (one axis), got shape {tuple(g.shape)}")
     if isinstance(iters, bool) or not isinstance(iters, numbers.Integral) or iters < 0:
         raise ValueError(f"iters must be an integer >= 0, got {iters!r}")
     damping = number("damping", damping, minimum=0.0)
@@ -93,8 +93,8 @@ def _check_positive_definite(F: torch.Tensor) -> None:
 def natural_gradient_step(g: torch.Tensor, F: torch.Tensor, max_kl: float) -> torch.Tensor:
     """``sqrt(2δ / gᵀF⁻¹g)·F⁻¹g``: ``½ sᵀF s = δ`` (Schulman et al. 2015, Appendix C)."""
     g, = tensors(g=g)
-    if g.dim() != 1:
-        raise ValueError(f"g must be a vector (one axis), got shape {tuple(g.shape)}")
+    if g.dim() != 1 or g.numel() == 0:
+        raise ValueError(f"g must be a non-empty vector (one axis), got shape {tuple(g.shape)}")
     if not isinstance(F, torch.Tensor):
         raise TypeError(f"F must be a torch.Tensor, got {type(F).__name__}")
     if F.dtype != g.dtype or F.device != g.device:
@@ -127,6 +127,9 @@ def backtracking_line_search(objective: Callable[[Any], Any], kl: Callable[[Any]
             or max_backtracks < 1:
         raise ValueError(f"max_backtracks must be an integer >= 1, got {max_backtracks!r}")
     (x, full_step) = tensors(x=x, full_step=full_step)
+    if x.dim() != 1 or x.numel() == 0:
+        raise ValueError(f"x must be a non-empty vector (one axis), got shape {tuple(x.shape)}")
+    finite({"x": x, "full_step": full_step})
     base = objective(x)
     for k in range(max_backtracks):
         candidate = x + backtrack**k * full_step

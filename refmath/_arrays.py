@@ -195,6 +195,11 @@ class Prepared:
         return np.empty(self.shape if shape is None else shape,
                         dtype=np.float64 if self.mode == "float" else object)
 
+    @property
+    def zero(self) -> Any:
+        """An exact 0 of the mode (float, Fraction or SymPy), also for empty inputs."""
+        return _zero(self.mode)
+
     def zeros(self) -> np.ndarray:
         if self.mode == "float":
             return np.zeros(self.shape, dtype=np.float64)

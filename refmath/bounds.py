@@ -29,11 +29,17 @@ import numpy as np
 
 from . import objectives as ob
 
-__all__ = ["unit_roundoff", "smallest_normal", "roundings", "recursion_bound"]  # and bound_*: SPEC §3–4
+__all__ = ["unit_roundoff", "smallest_normal", "roundings", "recursion_bound", "HALF_DTYPES",
+           "rounded_once", "expected_with_overflow"]  # and bound_*: SPEC §3–4
 
 _UNIT = {"float64": 2.0**-53, "float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
 _TINY = {"float64": 2.2250738585072014e-308, "float32": 1.1754943508222875e-38,
          "bfloat16": 1.1754943508222875e-38, "float16": 6.103515625e-05}
+
+
+HALF_DTYPES = ("float16", "bfloat16")
+_SUBNORMAL = {"float16": 2.0**-24, "bfloat16": 2.0**-133}
+_LARGEST = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38}
 
 
 def _name(dtype: Any) -> str:
@@ -62,6 +68,43 @@ def recursion_bound(condition: np.ndarray, T: int, dtype: Any,
     top = float(np.max(S)) if magnitude is None and S.size else (magnitude or 0.0)
     floor = k * smallest_normal(dtype) * max(top, 1.0)
     return k * unit_roundoff(dtype) * S + floor
+
+
+# --- half precision: computed in float32, rounded once ---------------------------------------
+#
+# SPEC §1: float16/bfloat16 inputs are computed in float32 and the result rounded once to the
+# input dtype. The inputs are half-precision numbers, exact in float32, so the float32
+# result ŷ obeys the float32 bound b₃₂ of the function; the one rounding fl_h adds at most
+# u_h·|ŷ| (normal range) or half the subnormal spacing s_h (gradual underflow):
+#
+#     |fl_h(ŷ) − y| ≤ b₃₂ + u_h·(|y| + b₃₂) + s_h/2.
+#
+# A computation run in the half dtype itself (γ = 0.99 rounded to 0.98828125 in bfloat16, a
+# sum of 40 terms with 8 significant bits) errs by many u_h and is caught.
+
+def rounded_once(bound32: Any, exact: Any, dtype: Any) -> np.ndarray:
+    """The bound above for a half ``dtype``, from the float32 bound and the exact result."""
+    name = _name(dtype)
+    b = np.asarray(bound32, dtype=np.float64)
+    y = np.abs(np.asarray(exact, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        return b + _UNIT[name] * (np.where(np.isfinite(y), y, 0.0) + b) + _SUBNORMAL[name] / 2
+
+
+def expected_with_overflow(exact: Any, bound32: Any, got: Any, dtype: Any) -> np.ndarray:
+    """The exact result, with ±inf where rounding it to the half ``dtype`` overflows for
+    certain (|y| − b₃₂ beyond the rounding threshold max + ulp/2), and the function's own
+    result where either is possible (|y| within b₃₂ of the threshold)."""
+    name = _name(dtype)
+    threshold = _LARGEST[name] * (1 + _UNIT[name])
+    y = np.asarray(exact, dtype=np.float64).copy()
+    b = np.broadcast_to(np.asarray(bound32, dtype=np.float64), y.shape)
+    g = np.broadcast_to(np.asarray(got, dtype=np.float64), y.shape)
+    sure = np.abs(y) - b > threshold
+    either = ~sure & (np.abs(y) + b > threshold) & np.isinf(g)
+    y[sure] = np.sign(y[sure]) * np.inf
+    y[either] = g[either]
+    return y
 
 
 # --- SPEC §3–4: per-function forward-error bounds --------------------------------------------
@@ -169,12 +212,21 @@ def bound_value(case, f, exact, u):
     return 12 * u * M * M
 
 
+def _mean_error(S: float, n: int, u: float) -> float:
+    """The error of μ = c + Σ(x − c)/n over n elements of size ≤ S (c one of them)."""
+    return 2 * (n + 2) * u * S
+
+
 def _whitening_error(x, keep, mean, var, eps, u, n, divisor, scale_on_std):
-    """Bound on the error of (x − μ)/s, s = sqrt(var + eps) (or std + eps), per element."""
+    """Bound on the error of (x − μ)/s, s = sqrt(var + eps) (or std + eps), per element.
+
+    The twins shift by one element c of x (exact zero spread): d = x − c has |d| ≤ 2S and
+    one rounding (2uS); μ_d = Σd/n then errs by ≤ 2(n + 2)uS (:func:`_mean_error`); the
+    deviation d − μ_d adds those two and one rounding of size ≤ |x| + |μ| ≤ 2(S + |μ|)."""
     S = np.max(np.abs(x[keep])) if keep.any() else 0.0
-    d_mean = (n + 2) * u * S
+    d_mean = _mean_error(S, n, u)
     dev = np.abs(x - mean)
-    d_dev = d_mean + 2 * u * (S + abs(mean))
+    d_dev = d_mean + 2 * u * S + 2 * u * (S + abs(mean))
     D = np.max(dev[keep]) if keep.any() else 0.0
     d_var = (2 * D * d_dev * n + (n + 3) * u * float(np.sum(dev[keep] ** 2))) / divisor
     if scale_on_std:
@@ -199,8 +251,9 @@ def bound_whiten(case, f, exact, u):
     divisor = n - 1 if unbiased and n > 1 else n
     var = float(((x[keep] - mean) ** 2).sum()) / divisor if not (unbiased and n == 1) else 0.0
     err = _whitening_error(x, keep, mean, var, float(case.kwargs["eps"]), u, n, divisor, False)
-    if not case.kwargs["shift_mean"]:
-        err = err + 4 * u * (abs(mean) + np.abs(exact))
+    if not case.kwargs["shift_mean"]:  # + μ: its error, and two more roundings
+        S = float(np.max(np.abs(x[keep])))
+        err = err + _mean_error(S, n, u) + 4 * u * (abs(mean) + np.abs(exact))
     return np.where(keep, err, 0.0)
 
 
@@ -221,7 +274,9 @@ def bound_group(case, f, exact, u):
         row = r[idx]
         S = float(np.max(np.abs(row)))
         if method in ("dr_grpo", "rloo"):
-            out[idx] = 2 * u * (G + 3) * (np.abs(row) + S)
+            # shifted by r_0 (exact zero spread): d = r − r_0 (|d| ≤ 2S, 2uS), its mean
+            # 2(G + 2)uS, the difference one rounding of ≤ 2(|r| + S): ≤ 2u(G + 5)(|r| + S)
+            out[idx] = 2 * u * (G + 5) * (np.abs(row) + S)
             continue
         mean = float(row.mean())
         divisor = G - 1 if case.kwargs["unbiased"] and G > 1 else G

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import check_bool, check_nonnegative, prepare_arrays, sqrt
+from ._arrays import check_bool, check_nonnegative, plain, prepare_arrays, sqrt
 
 __all__ = [
     "clipped_surrogate",
@@ -212,13 +212,15 @@ def whiten(x: Array, mask: Array | None = None, *, shift_mean: bool = True,
     p = prepare_arrays({"x": x}, flags={"mask": mask}, numbers={"eps": eps})
     check_nonnegative("eps", p.scalars["eps"], strict=True)
     shift_mean, unbiased = check_bool("shift_mean", shift_mean), check_bool("unbiased", unbiased)
+    if 0 in p.shape:
+        raise ValueError(f"x is empty (shape {p.shape}): whitening is undefined")
     m = p.flags["mask"]
     kept = [p.arrays["x"][idx] for idx in np.ndindex(p.shape) if m[idx]]
     n = len(kept)
     if n == 0:
         raise ValueError("mask has no unmasked element: whitening is undefined")
-    mean = sum(kept, p.zeros().flat[0]) / n
-    squares = sum(((v - mean) ** 2 for v in kept), p.zeros().flat[0])
+    mean = sum(kept, p.zero) / n
+    squares = sum(((v - mean) ** 2 for v in kept), p.zero)
     var = squares / (n - 1) if unbiased and n > 1 else (squares / n if not unbiased else 0 * mean)
     scale = sqrt(var + p.scalars["eps"])
     out = p.zeros()
@@ -253,7 +255,7 @@ def aggregate_loss(per_step_loss: Array, mask: Array, mode: str, *,
     if normalizer is not None:
         check_nonnegative("normalizer", p.scalars["normalizer"], strict=True)
     loss, m = p.arrays["per_step_loss"], p.flags["mask"]
-    zero = p.zeros().flat[0]
+    zero = p.zero
     sums, counts = [], []
     for b in range(p.shape[0]):
         present = [loss[b, t] for t in range(p.shape[1]) if m[b, t]]
@@ -292,7 +294,7 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
     if method == "rloo" and G < 2:
         raise ValueError(f"rloo needs at least 2 samples per group (G >= 2), got G = {G}")
     out = p.zeros()
-    zero = out.flat[0]
+    zero = p.zero
     for idx in np.ndindex(p.shape[:-1]):
         r = list(p.arrays["rewards"][idx])
         mean = sum(r, zero) / G
@@ -326,9 +328,13 @@ def policy_loss(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
     """
     from .ratios import importance_ratio
 
+    logp, old_logp, advantages, mask = (plain(n, x) for n, x in (
+        ("logp", logp), ("old_logp", old_logp), ("advantages", advantages), ("mask", mask)))
     lp, old, A = (np.asarray(x, dtype=object) for x in (logp, old_logp, advantages))
     if lp.ndim != 2:
         raise ValueError(f"logp must have shape [B, T], got {lp.shape}")
+    if lp.shape[-1] == 0:
+        raise ValueError("logp has an empty last axis (T = 0)")
     for name, x in (("old_logp", old), ("mask", np.asarray(mask))):
         if x.shape != lp.shape:
             raise ValueError(f"{name} has shape {x.shape}, logp {lp.shape}")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import sympy
 
-from ._arrays import prepare_arrays
+from ._arrays import plain, prepare_arrays
 
 __all__ = ["TabularMDP", "softmax_policy", "trajectories", "expected_return",
            "return_gradient", "reinforce_moments", "ESTIMATORS", "critic_loss", "actor_loss"]
@@ -90,7 +90,10 @@ def softmax_policy(theta: Any) -> np.ndarray:
 
 
 def _check_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
-    pi = np.asarray(pi, dtype=object)
+    pi = np.asarray(plain("pi", pi), dtype=object)
+    for x in pi.reshape(-1):
+        if isinstance(x, complex) or (isinstance(x, (float, np.floating)) and not np.isfinite(x)):
+            raise ValueError(f"pi must hold finite real probabilities, got {x}")
     if pi.shape != mdp.shape:
         raise ValueError(f"pi has shape {pi.shape}, expected (S, A) = {mdp.shape}")
     for s in range(pi.shape[0]):

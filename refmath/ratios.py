@@ -56,7 +56,7 @@ def sequence_log_ratio(logp: Array, old_logp: Array, mask: Array | None = None) 
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, flags={"mask": mask})
     out = p.empty(p.shape[:-1])
     for idx in np.ndindex(p.shape[:-1]):
-        out[idx] = sum(_row_log_ratios(p, idx), p.zeros().flat[0])
+        out[idx] = sum(_row_log_ratios(p, idx), p.zero)
     return out
 
 
@@ -71,7 +71,7 @@ def geometric_mean_ratio(logp: Array, old_logp: Array, mask: Array | None = None
     out = p.empty(p.shape[:-1])
     for idx in np.ndindex(p.shape[:-1]):
         ratios = _row_log_ratios(p, idx)
-        mean = sum(ratios, p.zeros().flat[0]) / len(ratios) if ratios else p.zeros().flat[0]
+        mean = sum(ratios, p.zero) / len(ratios) if ratios else p.zero
         out[idx] = exp(mean)
     return out
 

@@ -48,8 +48,8 @@ def _rational(x: Any, name: str = "input") -> Any:
 
 def _vector(name: str, x: Any) -> list:
     arr = np.asarray(plain(name, x), dtype=object)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a vector (one axis), got shape {arr.shape}")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty vector (one axis), got shape {arr.shape}")
     return [_rational(v, name) for v in arr]
 
 
@@ -120,7 +120,7 @@ def natural_gradient_step(g: Sequence[Any], F: Any, max_kl: Any) -> sympy.Matrix
     F_rows = np.asarray(plain("F", F), dtype=object)
     if F_rows.ndim != 2:
         raise ValueError(f"F must be a matrix (two axes), got shape {F_rows.shape}")
-    F = sympy.Matrix(F_rows.tolist()).applyfunc(lambda v: _rational(v, "F"))
+    F = sympy.Matrix([[_rational(v, "F") for v in row] for row in F_rows])
     delta = _rational(max_kl, "max_kl")
     if F.shape != (g.rows, g.rows):
         raise ValueError(f"F has shape {F.shape} but g has {g.rows} entries")
@@ -180,6 +180,10 @@ def backtracking_line_search(objective: Any, kl: Any, x: Any, full_step: Any, *,
     (2015), §6 and Appendix C."""
     if not 0 < backtrack < 1:
         raise ValueError(f"backtrack must lie in (0, 1), got {backtrack}")
+    x_values, step_values = _vector("x", x), _vector("full_step", full_step)  # validation
+    if len(x_values) != len(step_values):
+        raise ValueError(f"full_step has {len(step_values)} entries but x has {len(x_values)}")
+    x, full_step = plain("x", x), plain("full_step", full_step)
     if not max_kl > 0:
         raise ValueError(f"max_kl must be positive, got {max_kl}")
     if isinstance(max_backtracks, bool) or not isinstance(max_backtracks, Integral) \

@@ -11,7 +11,9 @@ def test_main_job_passes_and_prints_a_table(capsys):
     assert main(["--kind", "td_errors"]) == 0
     out = capsys.readouterr().out
     assert "function" in out and "worst err/bound" in out
-    assert "refmath verdict: PASS — 9 checks run, 0 failed" in out
+    # td_errors: exact_small, float64, float32, float16, bfloat16, batch_consistency, hygiene,
+    # ignored_numbers, jacobian, gradcheck, bad_input
+    assert "refmath verdict: PASS — 11 checks run, 0 failed" in out
 
 
 def test_main_job_fails_with_exit_code_1_on_a_wrong_implementation(monkeypatch):

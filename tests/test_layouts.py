@@ -37,7 +37,9 @@ def _cli(args, cwd):
     ("gae", "verl", "verl_gae", None),
     ("gae", "torchrl", "torchrl_gae",
      "gae.ignored_numbers=the loop multiplies by not_terminated, by design"),
-    ("group_advantages", "trl", "trl_grpo", None),
+    ("group_advantages", "trl", "trl_grpo",
+     "group_advantages.zero_spread=TRL subtracts the computed group mean: a zero-spread group "
+     "gets its rounding / (std + 1e-4), ~1e-3 in float32, not 0"),
     ("policy_loss", "verl", "verl_policy_loss", None),
 ])
 def test_a_correct_function_passes_in_its_layout(scratch, kind, layout, function, waiver):

@@ -69,6 +69,8 @@ class Capabilities:
     validates_input: bool = True  # raises on bad input (SPEC §1)
     flags: bool = True  # takes terminated/truncated (else: every row ends terminally at its
     # last present step, as token-level RLHF code has it: no bootstrap at the response end)
+    half: bool = True  # takes float16/bfloat16 tensors (SPEC §1: computed in float32, rounded
+    # once to the input dtype)
 
     def missing(self, required: frozenset[str]) -> list[str]:
         return [r for r in sorted(required) if not getattr(self, r)]

@@ -119,7 +119,7 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
     if rerun is not None:
         from .mutants import diagnose
 
-        matches = diagnose(spec.name, rerun, got, bound, ctx)
+        matches = diagnose(spec.name, rerun, got, bound, ctx, exact=exact_f)
         causes = [m.name for m in matches]
         if matches:
             message += "\n  likely cause   matches known mistake " + ", ".join(

@@ -47,10 +47,13 @@ def mutants_for(kind: str, layout: str | None = None) -> list[Mutant]:
 
 
 def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
-             bound: np.ndarray, ctx: Any = None) -> list[Mutant]:
+             bound: np.ndarray, ctx: Any = None, exact: np.ndarray | None = None
+             ) -> list[Mutant]:
     """The mutants of ``kind`` whose output on the same input equals ``got`` (within twice
-    the check's bound). A run in a built-in layout (``ctx.layout``) also tries that layout's
-    own slips, called through the same layout adapter as the user's function."""
+    the check's bound) and, given ``exact``, is itself wrong there (a mutant that agrees with
+    the exact answer on this input explains nothing). A run in a built-in layout
+    (``ctx.layout``) also tries that layout's own slips, called through the same layout
+    adapter as the user's function."""
     layout = getattr(ctx, "layout", None)
     matches = []
     for m in mutants_for(kind, layout):
@@ -65,9 +68,17 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
         same_nan = np.isnan(out) & np.isnan(got)
         with np.errstate(invalid="ignore"):
             close = np.abs(out - got) <= 2 * bound + 1e-300
+        if exact is not None and _agrees(out, exact, bound):
+            continue
         if np.all(close | same_nan):
             matches.append(m)
     return matches
+
+
+def _agrees(out: np.ndarray, exact: np.ndarray, bound: np.ndarray) -> bool:
+    with np.errstate(invalid="ignore"):
+        ok = (np.abs(out - exact) <= bound) | (np.isinf(exact) & (out == exact))
+    return bool(np.all(ok))
 
 
 def _false(x: torch.Tensor) -> torch.Tensor:
@@ -265,6 +276,48 @@ def rloo_including_self(rewards, *, method, eps=1e-6, unbiased=True):
         "GRPO's std biased (÷G) where the unbiased one (÷(G−1)) is asked for")
 def grpo_biased_std(rewards, *, method, eps=1e-6, unbiased=True):
     return rt.group_advantages(rewards, method=method, eps=eps, unbiased=False)
+
+
+@mutant("group_advantages", "group_advantages.zero_spread",
+        "the mean subtracted as computed: a float mean of G equal rewards (30 × 0.9 in "
+        "float32) is not the reward, and its rounding ÷ (std + eps) is not small (−0.151)")
+def group_mean_rounding(rewards, *, method, eps=1e-6, unbiased=True):
+    G = rewards.shape[-1]
+    mean = rewards.mean(-1, keepdim=True)
+    if method == "dr_grpo":
+        return rewards - mean
+    if method == "rloo":
+        return rewards - (rewards.sum(-1, keepdim=True) - rewards) / (G - 1)
+    std = rewards.std(-1, keepdim=True, unbiased=unbiased and G > 1) if G > 1 else \
+        torch.zeros_like(mean)
+    return (rewards - mean) / (std + eps)
+
+
+@mutant("whiten", "whiten.zero_spread",
+        "the mean subtracted as computed: a constant x whitens to its mean's rounding error "
+        "÷ sqrt(eps) (156 × 0.7 in float32: 1.2e-3), not to 0")
+def whiten_mean_rounding(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    keep = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
+    n = keep.sum()
+    xs = torch.where(keep, x, torch.zeros_like(x))
+    mean = xs.sum() / n
+    dev = torch.where(keep, x - mean, torch.zeros_like(x))
+    var = dev.square().sum() / (n - 1 if unbiased and n > 1 else n)
+    w = dev * torch.rsqrt(var + eps)
+    return torch.where(keep, w if shift_mean else w + mean, torch.zeros_like(x))
+
+
+@mutant("gae", "gae.bfloat16",
+        "half precision computed in the half dtype itself: γ rounded to 8 bits (0.99 → "
+        "0.98828125) and every sum with 8 significant bits, instead of float32 rounded once")
+def half_precision_throughout(rewards, values, next_values, **kw):
+    return rt.gae.in_input_dtype(rewards, values, next_values, **kw)
+
+
+@mutant("discounted_returns", "discounted_returns.float16",
+        "half precision computed in the half dtype itself (γ and the running sum in float16)")
+def returns_in_half_precision(rewards, **kw):
+    return rt.discounted_returns.in_input_dtype(rewards, **kw)
 
 
 @mutant("whiten", "whiten.float64", "whitening always with the biased variance")

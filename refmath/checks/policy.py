@@ -153,9 +153,11 @@ _MODE_NOTES = {  # how each aggregation mode treats padding and fully masked row
 
 def _value_check(name: str, dtype: torch.dtype):
     spec = FUNCTIONS[name]
+    half = str(dtype).replace("torch.", "") in B.HALF_DTYPES
 
     def run(fn, ctx: Context) -> None:
-        u = unit_roundoff(dtype)
+        # half precision is computed in float32 (SPEC §1): the float32 bound, rounded once
+        u = unit_roundoff(torch.float32 if half else dtype)
 
         @ctx.settings()
         @given(case=spec.cases())
@@ -163,11 +165,22 @@ def _value_check(name: str, dtype: torch.dtype):
             case = _prepare(case, spec, ctx)
             if case is None:
                 return
+            floats = case.floats(dtype)
+            if half and not all(np.isfinite(f).all() for f in floats):
+                return  # an input beyond the half dtype's range: not this check's question
             # the exact answer from the inputs BEFORE the call (a function may modify them)
-            exact = exact_floats(spec.call(spec.oracle, case.exact_values(dtype)))
-            bound = spec.bound(case, case.floats(dtype), exact, u)
+            try:
+                exact = exact_floats(spec.call(spec.oracle, case.exact_values(dtype)))
+            except ValueError:
+                if half:  # rounded to 8 or 11 bits, a distribution may no longer sum to 1
+                    return
+                raise
+            bound = spec.bound(case, floats, exact, u)
             shown = case.values(dtype)
             got = _output(spec.call(fn, case.values(dtype)), name)
+            if half:
+                exact = B.expected_with_overflow(exact, bound, got, dtype)
+                bound = B.rounded_once(bound, exact, dtype)
             note = f" [{_MODE_NOTES[case.kwargs['mode']]}]" if name == "policy_loss" else ""
             compare(spec.spec, got, exact, bound, ctx, f"({dtype}){note}", inputs=repr(case),
                     values=shown, rerun=lambda f: spec.call(f, case.values(dtype)),
@@ -384,6 +397,10 @@ for _name in FUNCTIONS:
         _value_check(_name, torch.float64))
     register(_name, "float32", "exact inputs, float32: within the derived bound of the oracle")(
         _value_check(_name, torch.float32))
+    for _half in (torch.float16, torch.bfloat16):
+        register(_name, str(_half).replace("torch.", ""),
+                 "exact inputs rounded to the half dtype: within the float32 bound plus one "
+                 "final rounding (SPEC §1)", requires=("half",))(_value_check(_name, _half))
     register(_name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(_name))
     if _name not in ROW_WISE_EXCEPT:
         register(_name, "batch_consistency", "row i of a batch equals row i alone")(
@@ -597,6 +614,70 @@ def _clip_inf(fn, ctx: Context) -> None:
         if got != expected or dual != expected_dual:
             raise CheckFailure(f"clipped_surrogate(inf, {A.tolist()}) = {got} (dual clip: "
                                f"{dual}), expected {expected} ({expected_dual})")
+
+
+# Constants that are not dyadic (0.9, 0.1, 0.7, 1/3 are not exact in binary) and group sizes
+# whose float mean of G copies is not the constant itself: the zero-spread answer is exactly 0
+# by definition, and a rounding error of the mean divided by (std + eps) is not small.
+ZERO_SPREAD_CONSTANTS = (0.9, 0.1, 0.7, 1 / 3, -2.2, 123.456, 1e-3)
+ZERO_SPREAD_SIZES = (1, 2, 3, 7, 30, 156)
+
+
+def _zero_spread_dtypes(ctx: Context) -> tuple[torch.dtype, ...]:
+    half = (torch.float16, torch.bfloat16) if ctx.capabilities.half else ()
+    return (torch.float64, torch.float32) + half
+
+
+def _exactly(name: str, got: Any, expected: torch.Tensor, what: str, ctx: Context) -> None:
+    out = _output(got, name)
+    ctx.tracker.saw()
+    want = expected.double().numpy()
+    if out.shape != want.shape or not np.array_equal(out, want):
+        bad = np.abs(np.nan_to_num(out - want, nan=np.inf)).max() if out.shape == want.shape \
+            else f"shape {out.shape}"
+        raise CheckFailure(f"{name}: {what}: expected exactly {want.ravel()[:1].tolist()} "
+                           f"everywhere, got values off by up to {bad} (e.g. "
+                           f"{out.ravel()[:3].tolist()})", tier="WRONG", counterexample=what)
+
+
+@register("group_advantages", "zero_spread",
+          "a group of equal rewards (non-dyadic: 0.9, 0.1, 0.7, …; G up to 156) gets "
+          "advantages exactly 0 under every method, in every dtype")
+def _group_zero_spread(fn, ctx: Context) -> None:
+    methods = (ctx.only or {}).get("method", ob.GROUP_METHODS)
+    for dtype in _zero_spread_dtypes(ctx):
+        for value in ZERO_SPREAD_CONSTANTS:
+            for G in ZERO_SPREAD_SIZES:
+                r = torch.full((2, G), value, dtype=dtype)
+                for method in methods:
+                    if method == "rloo" and G < 2 or ctx.accepts is not None and not \
+                            ctx.accepts("group_advantages", {"rewards": r, "method": method}):
+                        continue
+                    _exactly("group_advantages", fn(r.clone(), method=method),
+                             torch.zeros_like(r), f"method={method!r}, rewards = "
+                             f"torch.full((2, {G}), {value}, dtype={dtype})", ctx)
+
+
+@register("whiten", "zero_spread",
+          "a constant x (non-dyadic: 0.9, 0.1, 0.7, …; up to 156 elements, with and without "
+          "a mask) whitens to exactly 0, or exactly the constant without shift_mean")
+def _whiten_zero_spread(fn, ctx: Context) -> None:
+    for dtype in _zero_spread_dtypes(ctx):
+        for value in ZERO_SPREAD_CONSTANTS:
+            for n in ZERO_SPREAD_SIZES:
+                x = torch.full((n,), value, dtype=dtype)
+                mask = torch.arange(n) % 3 != 1  # keeps element 0: never empty
+                for m in (None, mask):
+                    if ctx.accepts is not None and not ctx.accepts("whiten", {"x": x,
+                                                                              "mask": m}):
+                        continue
+                    keep = torch.ones(n, dtype=torch.bool) if m is None else m
+                    what = (f"x = torch.full(({n},), {value}, dtype={dtype})"
+                            + (", every third element masked" if m is not None else ""))
+                    _exactly("whiten", fn(x.clone(), m), torch.zeros_like(x), what, ctx)
+                    _exactly("whiten", fn(x.clone(), m, shift_mean=False),
+                             torch.where(keep, x, torch.zeros_like(x)),
+                             what + ", shift_mean=False", ctx)
 
 
 @register("adaptive_kl_coefficient", "walk",

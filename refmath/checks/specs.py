@@ -87,7 +87,7 @@ class FunctionSpec:
     @property
     def capabilities(self) -> tuple[str, ...]:
         """The :class:`~refmath.checks.Capabilities` a user may declare missing."""
-        caps = ["batch", "gradients", "validates_input"]
+        caps = ["batch", "gradients", "half", "validates_input"]
         if self.has("truncated"):
             caps.append("truncated")
         if self.has("mask"):

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 
 from .. import advantages as adv
 from .. import returns as ret
-from ..bounds import recursion_bound
+from ..bounds import recursion_bound, rounded_once
 from ..strategies import (Episode, _consistent_next_values, episodes,
                           floats_as_fractions)
 from . import Capabilities, CheckFailure, Context, register
 from ._common import assert_hygienic, expect_named_error
-from .compare import compare
+from .compare import compare, exact_floats
 from .specs import SPECS, FunctionSpec
 
 
@@ -178,9 +178,11 @@ def _episode_strategy(spec: StepFunction, regime: str, caps: Capabilities
         return _eps(spec, caps, max_T=6)
     unit = st.one_of(st.sampled_from([Fraction(0), Fraction(1)]),
                      st.floats(0, 1, width=32).map(Fraction))
+    # half precision: |numbers| ≤ 64 keeps every return of T ≤ 40 steps below float16's 65504
+    numbers = floats_as_fractions(64 if regime == "half" else 1e3)
     return st.one_of(
-        _eps(spec, caps, max_T=40, numbers=floats_as_fractions(), gamma=unit, lam=unit),
-        _eps(spec, caps, max_T=8, numbers=floats_as_fractions(), gamma=unit, lam=unit,
+        _eps(spec, caps, max_T=40, numbers=numbers, gamma=unit, lam=unit),
+        _eps(spec, caps, max_T=8, numbers=numbers, gamma=unit, lam=unit,
              per_step_gamma=True),
     )
 
@@ -279,7 +281,12 @@ def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
             # the exact answer and the bound from the inputs BEFORE the call: a function that
             # modifies its inputs is judged on what it was given
             exact = spec.exact(ep, tensors, n)
-            bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1], dtype)
+            if regime == "half":  # computed in float32, rounded once (SPEC §1)
+                bound = rounded_once(recursion_bound(spec.condition(ep, tensors, n),
+                                                     ep.shape[-1], torch.float32),
+                                     exact_floats(exact), dtype)
+            else:
+                bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1], dtype)
             values = copy.deepcopy(spec.values(ep, tensors, n, caps))
             pristine = copy.deepcopy(tensors)
             got = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)
@@ -568,6 +575,11 @@ for _name, _spec in STEP_FUNCTIONS.items():
         _value_check(_spec, "float", torch.float64))
     register(_name, "float32", "general floats, T <= 40, float32, within the derived bound")(
         _value_check(_spec, "float", torch.float32))
+    for _half in (torch.float16, torch.bfloat16):
+        register(_name, str(_half).replace("torch.", ""),
+                 "general floats rounded to the half dtype, T <= 40: within the float32 bound "
+                 "plus one final rounding (SPEC §1)", requires=("half",))(
+            _value_check(_spec, "half", _half))
     if _name != "td_errors":
         register(_name, "long_float32", "T = 100000 in float32, within the derived bound")(
             _long_check(_spec))

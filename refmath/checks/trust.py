@@ -224,7 +224,7 @@ def _line_search(fn, ctx: Context) -> None:
         A, g = system
         delta = Fraction(1, 50)
         step = tr.natural_gradient_step(g, A.tolist(), delta)
-        full = [sign * scale * sympy.nsimplify(x) for x in step]
+        full = [sign * scale * x for x in step]  # exact: nsimplify would change the value
         Fm = sympy.Matrix(A.tolist())
 
         def objective_exact(x):

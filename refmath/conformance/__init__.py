@@ -41,7 +41,10 @@ class Convention:
     * ``values_with_bootstrap``: ``values`` has length T+1 (the last entry bootstraps the last
       step) and there is no ``next_values`` — only consistent trajectories, no truncation;
     * ``trailing_singleton``: arrays are ``[..., T, 1]``;
-    * ``numpy``: NumPy arrays in and out (no autograd).
+    * ``numpy``: NumPy arrays in and out (no autograd);
+    * ``half``: the function promises SPEC §1's half precision (float16/bfloat16 computed in
+      float32, rounded once), so the float16/bfloat16 checks run — off by default, as most
+      code is never given half tensors and computes in whatever dtype it gets.
 
     ``unsupported`` names further :class:`refmath.checks.Capabilities` the function lacks
     (e.g. ``("mask", "validates_input")``).
@@ -52,6 +55,7 @@ class Convention:
     values_with_bootstrap: bool = False
     trailing_singleton: bool = False
     numpy: bool = False
+    half: bool = False
     unsupported: tuple[str, ...] = ()
 
     def capabilities(self) -> Capabilities:
@@ -64,6 +68,8 @@ class Convention:
             off |= {"batch", "per_step_gamma"}
         if self.numpy:
             off.add("gradients")
+        if not self.half:
+            off.add("half")
         unknown = off - set(Capabilities.names())
         if unknown:
             raise UsageError(f"unknown capabilities {sorted(unknown)}; known: "
@@ -565,6 +571,8 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
     if checks:
         wanted = {full_id(c, "--check") for c in checks}
         selected = [c for c in selected if c.id in wanted]
+    elif not plan.capabilities().half:  # opt-in (Convention.half): not run, not reported
+        selected = [c for c in selected if "half" not in c.requires]
     plan.checks = selected
     plan.expected_failures = {full_id(cid, "--xfail"): reason for cid, reason in
                               parse_xfails(expected_failures, xfails_file).items()}
