@@ -19,7 +19,7 @@ def _run(m, profile="detect", seed=None):
                             checks=[m.caught_by])
     return report.results[0]
 
-VALUE_CHECKS = ("exact_small", "float64", "float32", "ignored_numbers")
+VALUE_CHECKS = ("exact_small", "float64", "float32", "float16", "bfloat16", "ignored_numbers")
 # Check power must not depend on the seed: every mutant is caught under randomized examples
 # for every seed. CI runs a small fixed set; REFMATH_PROFILE=thorough runs 100 seeds.
 SEEDS = range(100) if os.environ.get("REFMATH_PROFILE") == "thorough" else (1, 2, 3)
