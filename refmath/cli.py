@@ -133,37 +133,60 @@ def _claim_failed(c, verdict) -> bool:
     return c.expected in (TRUE, CONDITIONAL) and verdict.status != c.expected
 
 
-def run_claims(claim_id: str | None = None, out=None) -> int:
-    """``refmath claims``: the ledger as a table; ``--id X``: one claim with its evidence."""
+def _short(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def run_claims(claim_id: str | None = None, out=None, as_json: bool = False) -> int:
+    """``refmath claims``: the ledger as a table (statement, verdict, exact value or
+    counterexample); ``--id X``: one claim with its source text and evidence; ``--json``:
+    ``id, source, statement, verdict, evidence`` (and value, counterexample, conditions,
+    excerpt) per claim. Exit 1 when a claim the suite holds to TRUE (or TRUE UNDER
+    CONDITIONS) does not get it."""
     out = out or sys.stdout
     from .claims import all_claims
 
     claims = all_claims()
-    if claim_id is not None:
-        if claim_id not in claims:
-            print(f"no claim {claim_id!r}; known: {', '.join(claims)}", file=out)
-            return 2
-        c = claims[claim_id]
-        v = c.run()
+    if claim_id is not None and claim_id not in claims:
+        from .checks import suggest
+
+        print(f"no claim {claim_id!r}{suggest(claim_id, list(claims))}; known: "
+              f"{', '.join(claims)}", file=out)
+        return 2
+    chosen = [claims[claim_id]] if claim_id is not None else list(claims.values())
+    rows = [(c, c.run()) for c in chosen]
+    failed = sum(_claim_failed(c, v) for c, v in rows)
+    if as_json:
+        print(json.dumps([c.to_dict(v) for c, v in rows], indent=2, ensure_ascii=False),
+              file=out)
+    elif claim_id is not None:
+        c, v = rows[0]
         print(c.id, file=out)
         print(f"  source:    {c.source}", file=out)
         print(f"  statement: {c.statement}", file=out)
-        print(f"  verdict:   {v.status} (expected {c.expected})", file=out)
+        print(f"  verdict:   {v.status}", file=out)
         if v.conditions:
             print(f"  conditions: {v.conditions}", file=out)
         print(f"  evidence:  {v.evidence}", file=out)
         if v.counterexample:
             print(f"  counterexample: {v.counterexample}", file=out)
-        return 1 if _claim_failed(c, v) else 0
-    rows = [("claim", "verdict", "expected", "source")]
-    failed = 0
-    for c, v in _claim_rows():
-        failed += _claim_failed(c, v)
-        mark = "" if v.status == c.expected else "  <-- differs"
-        rows.append((c.id, v.status + mark, c.expected, c.source))
-    print(_table(rows, left=True), file=out)
-    print(f"\n{len(rows) - 1} claims; {failed} expected-true claim(s) failed. "
-          "`refmath claims --id ID` shows one claim with its evidence.", file=out)
+        if c.excerpt is not None:
+            import textwrap
+
+            print("  source text:\n" + textwrap.indent(c.excerpt[0], "    ") + "\n  "
+                  "translation:\n" + textwrap.indent(textwrap.fill(c.excerpt[1], 92), "    "),
+                  file=out)
+    else:
+        table = [("claim", "verdict", "statement", "exact value, counterexample or "
+                                                  "conditions")]
+        table += [(c.id, v.status, _short(c.statement, 56), _short(v.summary(), 84))
+                  for c, v in rows]
+        print(_table(table, left=True), file=out)
+        print(f"\n{len(rows)} claims. `refmath claims --id ID` shows one with its source "
+              "text and evidence; `--json` all of them.", file=out)
+    if failed:
+        print(f"{failed} claim(s) did not get their recorded verdict", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -290,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     claims = sub.add_parser("claims", help="the claims ledger with exact verdicts")
     claims.add_argument("--id", dest="claim_id", default=None, help="show one claim in full")
+    claims.add_argument("--json", dest="as_json", action="store_true",
+                        help="id, source, statement, verdict, evidence per claim")
     chk = sub.add_parser("check", help="check YOUR implementation: refmath check KIND "
                                        "module:function [--convention FLAGS]")
     chk.add_argument("kind", help="the function kind, e.g. gae, discounted_returns, "
@@ -339,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(markdown(run_peers(profile)))
         return 0
     if args.command == "claims":
-        return run_claims(args.claim_id)
+        return run_claims(args.claim_id, as_json=args.as_json)
     if args.command == "list":
         return run_list(sys.stdout)
     if args.command == "check" and args.discover:

@@ -40,12 +40,20 @@ Array = Any
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
+def _negative(x: Any) -> bool:
+    """x < 0; for a SymPy expression only when SymPy can decide it (a symbolic probability
+    such as 1 − p, with 0 < p < 1 assumed by the caller, is not rejected)."""
+    if isinstance(x, sympy.Basic):
+        return bool(x.is_negative)
+    return x < 0
+
+
 def _distributions(**named: Array):
     p = prepare_arrays(named)
     for name, a in p.arrays.items():
         for idx in np.ndindex(p.shape[:-1]):
             row = [a[idx + (i,)] for i in range(p.shape[-1])]
-            if any(x < 0 for x in row):
+            if any(_negative(x) for x in row):
                 raise ValueError(f"{name} has a negative probability in row {idx}")
             total = sum(row)
             if (p.mode == "float" and abs(total - 1) > 1e-5) or (

@@ -29,7 +29,15 @@ def test_ledger_covers_the_notes_and_the_papers():
     for required in ("notes.kl_example", "notes.importance_sampling_example",
                      "notes.ppo_clip_example", "notes.gae_lambda0_is_td",
                      "notes.gae_lambda1_is_mc", "notes.gae_recursive_equals_sum",
-                     "notes.baseline_unbiased", "notes.importance_variance_exponential",
+                     "notes.baseline_unbiased", "notes.reinforce_variance_exponential",
+                     "common.importance_product_variance",
+                     "notes.importance_sampling_identity", "notes.is_policy_gradient",
+                     "notes.is_surrogate_objective", "notes.ppo_clip_bounds_ratio",
+                     "notes.mc_vs_td", "notes.lambda_bias_variance",
+                     "notes.clip_gradient_at_old", "notes.trpo_monotonic_improvement",
+                     "common.discount_weight_dropped", "notes.single_step_is_variance",
+                     "notes.ppo_is_off_policy", "notes.advantage_reward_minus_value",
+                     "notes.gae_must_be_backward", "notes.medical_group_advantages",
                      "notes.trpo_hessian_of_objective", "notes.adaptive_beta_rule",
                      "paper.ppo_gae_truncated", "paper.ppo_adaptive_kl", "paper.trpo_step_size",
                      "blog.k1_unbiased", "blog.k2_biased", "blog.k3_unbiased",
@@ -107,3 +115,110 @@ def test_claims_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+# --- evidence that is not the function it judges -------------------------------------------
+
+JUDGING = [cid for cid, c in LEDGER.items() if c.judges]
+
+
+def test_claims_about_oracles_name_them():
+    """The claims whose evidence used to call the function they judge declare it."""
+    for cid in ("notes.ppo_clip_cases", "notes.gae_lambda0_is_td", "notes.adaptive_beta_rule",
+                "paper.ppo_adaptive_kl", "notes.gae_must_be_backward"):
+        assert LEDGER[cid].judges, cid
+    assert len(JUDGING) >= 15
+
+
+@pytest.mark.parametrize("claim_id", JUDGING)
+def test_evidence_does_not_call_the_oracle_it_judges(claim_id, monkeypatch):
+    """Each oracle a claim judges is replaced by one that raises: the claim still reaches
+    its verdict, so its evidence comes from an independent route."""
+    import importlib
+
+    c = LEDGER[claim_id]
+    for name in c.judges:
+        module, fn = name.rsplit(".", 1)
+        mod = importlib.import_module(f"refmath.{module}")
+        assert callable(getattr(mod, fn)), name
+
+        def refuse(*args, _name=name, **kwargs):
+            raise AssertionError(f"{claim_id}: the evidence called {_name}, which it judges")
+
+        monkeypatch.setattr(mod, fn, refuse)
+        monkeypatch.setattr(refmath, fn, refuse, raising=False)
+    assert c.run().status == c.expected
+
+
+def test_the_circularity_test_can_fail(monkeypatch):
+    """A claim whose evidence calls the oracle it judges is caught."""
+    import importlib
+
+    from refmath import objectives as ob
+
+    circular = C.Claim("x.circular", "test", "clip cases", C.TRUE, lambda: C.Verdict(
+        C.TRUE, str(ob.clipped_surrogate_ratio_gradient([2], [1]))),
+        judges=("objectives.clipped_surrogate_ratio_gradient",))
+    mod = importlib.import_module("refmath.objectives")
+    monkeypatch.setattr(mod, "clipped_surrogate_ratio_gradient",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("called")))
+    with pytest.raises(AssertionError, match="called"):
+        circular.run()
+
+
+def test_every_notes_claim_ships_its_source_text():
+    for cid, c in LEDGER.items():
+        if c.source.startswith("notes"):
+            assert c.excerpt is not None, cid
+            original, translation = c.excerpt
+            assert original and translation and original != translation
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def test_claims_table_shows_statement_verdict_and_value():
+    out = io.StringIO()
+    assert run_claims(out=out) == 0
+    text = out.getvalue()
+    header = text.splitlines()[0]
+    assert "statement" in header and "verdict" in header and "expected" not in header
+    row = next(line for line in text.splitlines() if line.startswith("notes.kl_example "))
+    assert "FALSE" in row and "log" in row  # the exact value is in the table itself
+    row = next(line for line in text.splitlines() if line.startswith("blog.k3_unbiased"))
+    assert "supp" in row  # a conditional verdict shows its condition
+
+
+def test_claims_json_has_the_fields():
+    import json
+
+    out = io.StringIO()
+    assert run_claims(out=out, as_json=True) == 0
+    data = json.loads(out.getvalue())
+    assert len(data) == len(LEDGER)
+    for entry in data:
+        assert {"id", "source", "statement", "verdict", "evidence"} <= set(entry)
+    kl = next(e for e in data if e["id"] == "notes.kl_example")
+    assert kl["verdict"] == C.FALSE and "log" in kl["value"]
+
+
+def test_claim_id_shows_the_source_text():
+    out = io.StringIO()
+    assert run_claims("notes.adaptive_beta_rule", out=out) == 0
+    text = out.getvalue()
+    assert "自適應(yīng)" in text and "translation" in text and "Adaptive β" in text
+    assert run_claims("notes.kl_exampel", out=io.StringIO()) == 2
+
+
+# --- check_identity on the divergence oracles ---------------------------------------------------
+
+def test_check_identity_proves_kl_of_a_bernoulli_family():
+    v = C.check_identity(lambda p, q: refmath.kl_divergence([p, 1 - p], [q, 1 - q]),
+                         lambda p, q: p * sympy.log(p / q) + (1 - p) * sympy.log((1 - p) / (1 - q)),
+                         assumptions={"p": (0, 1), "q": (0, 1)})
+    assert v.status == C.TRUE and "proven symbolically" in v.evidence
+
+
+def test_check_identity_says_when_a_function_is_not_symbolic():
+    v = C.check_identity(lambda a: float(a) * 2, lambda a: a + a)
+    assert "does not accept SymPy symbols" in v.evidence
+    assert v.status in (C.FALSE, C.UNPROVEN)

@@ -41,6 +41,7 @@ class Verdict:
     value: Any = None
     counterexample: dict[str, Any] | None = None
     conditions: str = ""
+    headline: str = ""  # the one line a table shows, when the value alone says too little
 
     def __str__(self) -> str:
         lines = [self.status]
@@ -55,29 +56,77 @@ class Verdict:
     def __bool__(self) -> bool:
         return self.status in (TRUE, CONDITIONAL)
 
+    def headed(self, headline: str) -> "Verdict":
+        """This verdict with the one-line ``headline`` a table shows."""
+        self.headline = headline
+        return self
+
+    def summary(self) -> str:
+        """The one line a table shows: the exact value, the counterexample or the
+        conditions (else the start of the evidence)."""
+        if self.headline:
+            return self.headline
+        if self.status == CONDITIONAL and self.conditions:
+            return "if " + self.conditions
+        if self.counterexample:
+            return "counterexample: " + ", ".join(f"{k} = {v}" for k, v in
+                                                  self.counterexample.items())
+        if self.value is not None:
+            return f"exact: {self.value}"
+        return self.evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.status, "evidence": self.evidence,
+                "value": None if self.value is None else str(self.value),
+                "counterexample": self.counterexample, "conditions": self.conditions,
+                "summary": self.summary()}
+
 
 @dataclass(frozen=True)
 class Claim:
+    """A statement, where it comes from, and its check.
+
+    ``judges``: the refmath oracles (``"module.function"`` under ``refmath``) whose behaviour
+    the statement is about — its evidence must not call them (``tests/test_claims.py`` runs
+    the check with each of them replaced by one that raises). ``excerpt``: the source passage
+    (for the study notes: the original Chinese and its translation). ``expected`` is the
+    verdict the test suite holds the claim to, not something shown to users."""
+
     id: str
     source: str
     statement: str
     expected: str
     check: Callable[[], Verdict] = field(compare=False)
+    judges: tuple[str, ...] = ()
+    excerpt: tuple[str, str] | None = None
 
     def run(self) -> Verdict:
         return self.check()
+
+    def to_dict(self, verdict: Verdict | None = None) -> dict[str, Any]:
+        v = verdict or self.run()
+        return {"id": self.id, "source": self.source, "statement": self.statement,
+                **v.to_dict(), "excerpt": None if self.excerpt is None else {
+                    "original": self.excerpt[0], "translation": self.excerpt[1]}}
 
 
 LEDGER: dict[str, Claim] = {}
 
 
-def claim(id: str, *, source: str, statement: str, expected: str):
-    """Decorator: register ``check() -> Verdict`` as a ledger claim."""
+def claim(id: str, *, source: str, statement: str, expected: str,
+          judges: tuple[str, ...] = (), excerpt: str | None = None):
+    """Decorator: register ``check() -> Verdict`` as a ledger claim. ``excerpt`` names a
+    passage of :mod:`refmath.claims.excerpts`."""
 
     def wrap(check: Callable[[], Verdict]) -> Callable[[], Verdict]:
+        from .excerpts import EXCERPTS
+
         if id in LEDGER:
             raise ValueError(f"duplicate claim id {id!r}")
-        LEDGER[id] = Claim(id, source, statement, expected, check)
+        if excerpt is not None and excerpt not in EXCERPTS:
+            raise ValueError(f"claim {id!r}: no excerpt {excerpt!r}")
+        LEDGER[id] = Claim(id, source, statement, expected, check, tuple(judges),
+                           EXCERPTS.get(excerpt) if excerpt else None)
         return check
 
     return wrap
@@ -85,7 +134,7 @@ def claim(id: str, *, source: str, statement: str, expected: str):
 
 def all_claims() -> dict[str, Claim]:
     """The whole ledger (``refmath/claims/ledger.py``), by claim id."""
-    from . import ledger  # noqa: F401  (registration side effects)
+    from . import estimation, ledger, trust_regions  # noqa: F401  (registration side effects)
 
     return LEDGER
 
@@ -178,8 +227,14 @@ def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
         symbols = list(inspect.signature(source).parameters) if callable(source) else sorted(
             {s.name for e in (lhs, rhs) for s in sympy.sympify(e).free_symbols})
     syms = _symbols(symbols, assumptions)
-    diff = _evaluate(lhs, syms) - _evaluate(rhs, syms)
-    if all(is_zero(sympy.simplify(d)) for d in diff):
+    note = ""
+    try:
+        diff = _evaluate(lhs, syms) - _evaluate(rhs, syms)
+    except (TypeError, ValueError) as err:  # a function that cannot take SymPy symbols
+        diff = None
+        note = (f" (no symbolic proof attempted: a side does not accept SymPy symbols — "
+                f"{type(err).__name__}: {err})")
+    if diff is not None and all(is_zero(sympy.simplify(d)) for d in diff):
         return Verdict(TRUE, "proven symbolically: SymPy reduces lhs − rhs to 0 for all "
                        + ", ".join(symbols) + (f" under {assumptions}" if assumptions else ""))
     rng = random.Random(seed)
@@ -192,8 +247,10 @@ def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
             continue
         nonzero = [x for x in d if not is_zero(x)]
         if nonzero:
-            return Verdict(FALSE, f"lhs − rhs = {nonzero[0]} ≠ 0 at exact rational values",
+            return Verdict(FALSE, f"lhs − rhs = {nonzero[0]} ≠ 0 at exact rational values"
+                           + note,
                            value=nonzero[0], counterexample={k: str(v) for k, v in
                                                              values.items()})
-    return Verdict(UNPROVEN, f"SymPy did not reduce lhs − rhs to 0, and {trials} exact "
-                   "random rational points found no counterexample")
+    return Verdict(UNPROVEN, ("SymPy did not reduce lhs − rhs to 0" if diff is not None else
+                              "no symbolic proof") + f", and {trials} exact random rational "
+                   "points found no counterexample" + note)
