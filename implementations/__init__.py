@@ -24,6 +24,7 @@ from .ratios import (
     sequence_log_ratio,
     truncated_importance_weight,
 )
+from .off_policy import off_policy_q_targets, trace_coefficients, vtrace
 from .policy_gradient import actor_loss, critic_loss, expected_return
 from .returns import discounted_returns, n_step_returns, td_errors
 from .trust_region import (
@@ -42,4 +43,5 @@ __all__ = [
     "whiten", "aggregate_loss", "group_advantages", "policy_loss",
     "expected_return", "critic_loss", "actor_loss",
     "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
+    "vtrace", "off_policy_q_targets", "trace_coefficients",
 ]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name

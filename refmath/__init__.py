@@ -46,6 +46,7 @@ from .policy_gradient import (
     reinforce_moments,
     return_gradient,
 )
+from .off_policy import off_policy_q_targets, trace_coefficients, vtrace
 from .returns import discounted_returns, n_step_returns, td_errors
 from .trust_region import (
     backtracking_line_search,
@@ -99,4 +100,7 @@ __all__ = [
     "conjugate_gradient",
     "natural_gradient_step",
     "backtracking_line_search",
+    "vtrace",
+    "off_policy_q_targets",
+    "trace_coefficients",
 ]

@@ -305,3 +305,74 @@ def bound_policy_loss(case, f, exact, u):
     total = float(ob.aggregate_loss(per_token, keep, **agg))
     scale = float(ob.aggregate_loss(np.where(keep, size, 0.0), keep, **agg))
     return np.asarray(2 * (total + 2 * u * (lp.size + 4) * scale))
+
+
+# --- SPEC §6: off-policy returns -------------------------------------------------------------
+
+def _dtype_of(u: float) -> str:
+    """The computing dtype of a unit roundoff (half precision computes in float32)."""
+    return next(name for name, unit in _UNIT.items() if unit == u)
+
+
+def _vtrace_float_kwargs(case) -> dict:
+    kw = {k: (None if v is None else float(v)) for k, v in case.kwargs.items()}
+    kw.update({k: v for k, v in case.flags.items()})
+    return kw
+
+
+def vtrace_roundings(T: int) -> int:
+    """Roundings on the path of one term of V-trace's sum: each factor γ·λ·min(c̄, ρ_j) has
+    γ and λ rounded, their product, exp (4 ulps), and the products (≤ 8); δ_s has its three
+    operations, exp and the product with ρ̄ (≤ 8); at most T additions: ≤ 9T + 12."""
+    return 9 * T + 12
+
+
+def bound_vtrace(case, f, exact, u):
+    """[..., T, 2]: the bound of vs and of the policy-gradient advantage.
+
+    vs_t = V_t + A_t errs by ≤ k·u·S_t + u·|vs_t|, with S_t the V-trace sum run on absolute
+    values (the oracle on |r|, −|V|, |V'|: its A part) and k = :func:`vtrace_roundings`. The
+    policy-gradient advantage P_t·(r_t + γ·v'_t − V_t), v'_t = V'_t + A_{t+1}, errs by
+    ≤ P_t·(γ·k·u·S⁺ + 8u·(|r_t| + γ|V'_t| + γ·S⁺ + |V_t|)), S⁺ the largest S of the row
+    (A_{t+1} is the next PRESENT step's), P_t = min(pg_rho_clip, ρ_t)."""
+    from . import off_policy as op
+
+    r, V, nv, lr = (np.asarray(x, dtype=np.float64) for x in f[:4])
+    kw = _vtrace_float_kwargs(case)
+    T = r.shape[-1]
+    ratio = {"rhos": lr} if "rhos" in case.arrays else {"log_rhos": lr}
+    vs_abs, _ = op.vtrace(np.abs(r), -np.abs(V), np.abs(nv), **ratio, **kw)
+    keep = case.flags.get("mask", np.ones(r.shape, dtype=bool))
+    S = np.where(keep, np.asarray(vs_abs, dtype=np.float64) + np.abs(V), 0.0)
+    k = vtrace_roundings(T)
+    top = float(np.max(S)) if S.size else 0.0
+    floor = k * smallest_normal(_dtype_of(u)) * max(top, 1.0)
+    vs = np.asarray(exact, dtype=np.float64)[..., 0]
+    b_vs = k * u * S + u * np.abs(vs) + floor
+    rho = lr if "rhos" in case.arrays else np.exp(lr)
+    clip = kw.get("pg_rho_clip")
+    P = rho if clip is None else np.minimum(clip, rho)
+    g = float(kw["gamma"])
+    S_row = np.max(S, axis=-1, keepdims=True) if S.size else S
+    b_pg = P * (g * k * u * S_row + 8 * u * (np.abs(r) + g * np.abs(nv) + g * S_row
+                                              + np.abs(V))) + floor
+    return np.stack([np.where(keep, b_vs, 0.0), np.where(keep, b_pg, 0.0)], axis=-1)
+
+
+def bound_q_targets(case, f, exact, u):
+    """The Q target is the recursion y_t = x_t + a_t·y_{t+1} with a_t = γ·c_{t+1} and
+    x_t = r_t + γ·nt·E_t − a_t·Q_{t+1}: ≤ 6 roundings in x, 3 per factor, T additions,
+    within the (5T + 10)·u·S of :func:`recursion_bound`; S is the oracle on |r|, −|Q|, |E|,
+    |c| (every term taken positive)."""
+    from . import off_policy as op
+
+    r, Q, E, c = (np.asarray(x, dtype=np.float64) for x in f[:4])
+    kw = _vtrace_float_kwargs(case)
+    S = np.asarray(op.off_policy_q_targets(np.abs(r), -np.abs(Q), np.abs(E), np.abs(c), **kw),
+                   dtype=np.float64)
+    return recursion_bound(S, r.shape[-1], _dtype_of(u))
+
+
+def bound_traces(case, f, exact, u):
+    """λ·min(1, exp(x)): exp 4 ulps, λ rounded to the dtype, one product: ≤ 8u·(|c| + λ)."""
+    return 8 * u * (np.abs(np.asarray(exact, dtype=np.float64)) + float(case.kwargs["lam"]))

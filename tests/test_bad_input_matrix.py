@@ -86,6 +86,11 @@ BASE: dict[str, dict[str, Any]] = {
     "natural_gradient_step": dict(g=G3, F=SPD, max_kl=0.01),
     "backtracking_line_search": dict(objective=G3, kl=SPD, x=np.zeros(3), full_step=G3,
                                      max_kl=0.01, backtrack=0.5, max_backtracks=10),
+    "vtrace": dict(rewards=R, values=V, next_values=NV, log_rhos=LOGP - OLD, gamma=0.5,
+                   lam=0.5, rho_clip=1.0, c_clip=1.0, pg_rho_clip=2.0, **STEP),
+    "off_policy_q_targets": dict(rewards=R, q_values=V, next_expected_q=NV, traces=np.abs(V),
+                                 gamma=0.5, **STEP),
+    "trace_coefficients": dict(method="retrace", lam=0.5, log_rhos=LOGP - OLD),
 }
 # Avp, objective and kl are given as the matrix/vector they apply; ``_side`` makes the
 # callable of each side: Avp(v) = M·v, objective(x) = g·x, kl(x) = ½ xᵀMx.
@@ -95,7 +100,8 @@ OPERATOR_FUNCTIONS = ("conjugate_gradient", "backtracking_line_search")
 SCALAR_ARGS = {"gamma", "lam", "n", "cap", "kind", "clip_low", "clip_high", "dual_clip", "beta",
                "clip", "clip_form", "shift_mean", "unbiased", "eps", "mode", "normalizer",
                "method", "iters", "damping", "max_kl", "backtrack", "max_backtracks", "mdp",
-               "target", "tolerance", "factor", "kl_scalar"}
+               "target", "tolerance", "factor", "kl_scalar", "rho_clip", "c_clip",
+               "pg_rho_clip"}
 FLAGS = ("terminated", "truncated", "mask")
 
 
@@ -160,8 +166,10 @@ def call(name: str, side: str, values: dict[str, Any]) -> Any:
 
 def as_numbers(out: Any) -> np.ndarray:
     """A result as a float64 array (tensors, SymPy matrices, Fractions, tuples of x and k)."""
+    if isinstance(out, tuple) and all(isinstance(x, (torch.Tensor, np.ndarray)) for x in out):
+        return np.stack([as_numbers(x) for x in out], axis=-1)  # V-trace's (vs, pg)
     if isinstance(out, tuple):
-        out = out[0]
+        out = out[0]  # the line search's (x, k)
     if isinstance(out, torch.Tensor):
         return out.detach().cpu().double().numpy()
     if hasattr(out, "tolist") and not isinstance(out, np.ndarray):  # SymPy matrix
@@ -377,6 +385,7 @@ def scalar_cases(name: str) -> list[Case]:
         "iters": [-1, 1.5], "damping": [-1.0, NAN], "max_kl": [0.0, -0.01, NAN],
         "backtrack": [0.0, 1.0, 2.0], "max_backtracks": [0, 2.5],
         "target": [0.0, -1.0], "tolerance": [0.5], "factor": [0.5],
+        "rho_clip": [0.0, -1.0], "c_clip": [0.0], "pg_rho_clip": [-1.0],
     }
     out = []
     for arg, values in bad.items():
@@ -588,7 +597,7 @@ def _assert_huge(case: Case, got: torch.Tensor) -> None:
 
 
 def test_matrix_size_and_classes():
-    """At least 300 cases, every public function (28 twins) in it on both sides."""
+    """At least 300 cases, every public function (31 twins) in it on both sides."""
     assert len(CASES) >= 300
     assert {c.name for c in CASES} == set(rt.__all__)
     assert {c.side for c in CASES} == {"oracle", "twin"}

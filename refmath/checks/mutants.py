@@ -581,3 +581,53 @@ def verl_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask,
     if loss_agg_mode == "seq-mean-token-sum":
         return sums[rows].mean()
     return (sums / response_mask.sum(-1).clamp(min=1))[rows].mean()
+
+
+# --- off-policy returns (SPEC §6) ---------------------------------------------------------------
+
+@mutant("vtrace", "vtrace.float64", "the trace c clipped with ρ̄ (rho_clip) instead of c̄ "
+        "(c_clip)")
+def vtrace_c_clipped_with_rho_bar(rewards, values, next_values, log_rhos=None, **kw):
+    kw["c_clip"] = kw.get("rho_clip", 1.0)
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "λ missing from the trace: c_t = min(c̄, ρ_t)")
+def vtrace_lambda_missing(rewards, values, next_values, log_rhos=None, **kw):
+    kw["lam"] = 1.0
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "the unclipped ρ in the TD term δ_t (ρ̄ not applied)")
+def vtrace_unclipped_rho(rewards, values, next_values, log_rhos=None, **kw):
+    kw["rho_clip"] = None
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "the log-ratio sign flipped: log μ − log π (ρ = μ/π)")
+def vtrace_log_ratio_flipped(rewards, values, next_values, log_rhos=None, **kw):
+    if log_rhos is not None:
+        return rt.vtrace(rewards, values, next_values, -log_rhos, **kw)
+    kw["rhos"] = 1 / kw["rhos"].clamp(min=1e-300)
+    return rt.vtrace(rewards, values, next_values, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "the policy-gradient advantage built from V' instead of "
+        "vs: min(ρ̄_pg, ρ)·δ_t, the one-step TD error")
+def vtrace_pg_from_values(rewards, values, next_values, log_rhos=None, **kw):
+    vs, _ = rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+    rho = torch.exp(log_rhos) if log_rhos is not None else kw["rhos"]
+    clip = kw.get("pg_rho_clip", 1.0)
+    weight = rho if clip is None else rho.clamp(max=clip)
+    delta = rt.td_errors(rewards, values, next_values, gamma=kw["gamma"],
+                         terminated=kw.get("terminated"))
+    keep = kw.get("mask")
+    pg = weight * delta
+    return vs, pg if keep is None else torch.where(keep, pg, torch.zeros_like(pg))
+
+
+@mutant("off_policy_q_targets", "off_policy_q_targets.float64",
+        "the trace indexed at t instead of t+1: G_t = r_t + γ(E_t + c_t·(G_{t+1} − Q_{t+1}))")
+def q_trace_index_shifted(rewards, q_values, next_expected_q, traces, **kw):
+    shifted = torch.cat([traces[..., :1], traces[..., :-1]], dim=-1)
+    return rt.off_policy_q_targets(rewards, q_values, next_expected_q, shifted, **kw)

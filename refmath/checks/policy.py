@@ -52,7 +52,21 @@ class ArrayFunction:
         return SPECS[self.name]
 
     def call(self, fn: Callable, values: dict[str, Any]) -> Any:
-        return self.spec.call(fn, values)
+        return joined(self.spec.call(fn, values))
+
+
+def joined(out: Any) -> Any:
+    """A function of several outputs (V-trace's ``(vs, pg_advantages)``) as one array with
+    the outputs on a new last axis, so that every check compares one array; anything else
+    as it is."""
+    if isinstance(out, tuple) and out and all(isinstance(x, torch.Tensor) for x in out):
+        try:
+            return torch.stack(out, dim=-1)
+        except RuntimeError:
+            return out
+    if isinstance(out, tuple) and out and all(isinstance(x, np.ndarray) for x in out):
+        return np.stack(out, axis=-1)
+    return out
 
 
 FUNCTIONS: dict[str, ArrayFunction] = {}
@@ -393,25 +407,31 @@ def _near_kink(case: Case) -> bool:
     return bool(near.any() or np.any(np.abs(A) < 1e-6) or np.any(r < 1e-5))
 
 
-for _name in FUNCTIONS:
-    register(_name, "float64", "exact inputs, float64: within the derived bound of the oracle")(
-        _value_check(_name, torch.float64))
-    register(_name, "float32", "exact inputs, float32: within the derived bound of the oracle")(
-        _value_check(_name, torch.float32))
-    for _half in (torch.float16, torch.bfloat16):
-        register(_name, str(_half).replace("torch.", ""),
+def register_array_checks(name: str) -> None:
+    """The value, hygiene, batch, ignored-numbers and gradient checks of one function of
+    :data:`FUNCTIONS` (SPEC §3–4, and the off-policy returns of §6)."""
+    register(name, "float64", "exact inputs, float64: within the derived bound of the oracle")(
+        _value_check(name, torch.float64))
+    register(name, "float32", "exact inputs, float32: within the derived bound of the oracle")(
+        _value_check(name, torch.float32))
+    for half in (torch.float16, torch.bfloat16):
+        register(name, str(half).replace("torch.", ""),
                  "exact inputs rounded to the half dtype: within the float32 bound plus one "
-                 "final rounding (SPEC §1)", requires=("half",))(_value_check(_name, _half))
-    register(_name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(_name))
-    if _name not in ROW_WISE_EXCEPT:
-        register(_name, "batch_consistency", "row i of a batch equals row i alone")(
-            _batch_consistency(_name))
-    if SPECS[_name].has("mask"):
-        register(_name, "ignored_numbers", "NaN/inf at masked positions do not leak")(
-            _ignored_numbers(_name))
-    if FUNCTIONS[_name].differentiable:
-        register(_name, "gradcheck", "torch.autograd.gradcheck in float64",
-                 requires=("gradients",))(_gradcheck(_name))
+                 "final rounding (SPEC §1)", requires=("half",))(_value_check(name, half))
+    register(name, "hygiene", "inputs untouched; dtype kept; deterministic")(_hygiene(name))
+    if name not in ROW_WISE_EXCEPT:
+        register(name, "batch_consistency", "row i of a batch equals row i alone")(
+            _batch_consistency(name))
+    if SPECS[name].has("mask"):
+        register(name, "ignored_numbers", "NaN/inf at masked positions do not leak")(
+            _ignored_numbers(name))
+    if FUNCTIONS[name].differentiable:
+        register(name, "gradcheck", "torch.autograd.gradcheck in float64",
+                 requires=("gradients",))(_gradcheck(name))
+
+
+for _name in list(FUNCTIONS):
+    register_array_checks(_name)
 
 
 # --- exact gradient facts and special behaviour -----------------------------------------------

@@ -21,6 +21,7 @@ from .. import policy_gradient as pg
 from .. import ratios as ra
 from .. import returns as ret
 from .. import advantages as adv
+from .. import off_policy as op
 from .. import trust_region as tr
 
 __all__ = ["FunctionSpec", "SPECS", "FLAG_NAMES"]
@@ -160,4 +161,7 @@ SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
     _spec("trust", tr.conjugate_gradient),
     _spec("trust", tr.natural_gradient_step),
     _spec("trust", tr.backtracking_line_search),
+    _spec("off_policy", op.vtrace),
+    _spec("off_policy", op.off_policy_q_targets),
+    _spec("off_policy", op.trace_coefficients, method=op.TRACE_METHODS),
 )}
