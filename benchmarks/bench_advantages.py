@@ -26,6 +26,10 @@ from [T/2, T]). Methods, per function:
 * ``tianshou`` — tianshou's numba ``_gae`` on the flattened buffer (λ-returns: ``_gae`` + V;
   discounted returns: ``_gae`` with λ = 1, + V).
 
+``--functions vtrace`` times ``refmath_torch.vtrace``'s vs (λ = 1, ρ̄ = c̄ = 1, log-ratios
+0.5·N(0, 1)) against the loop and TorchRL's ``vtrace_advantage_estimate`` (a Python loop
+over T); no other peer has V-trace.
+
 Each peer is timed on inputs already in its own layout (conversion is not timed), and skipped
 with the reason when it is not installed or does not apply. Methods are timed round-robin
 (one call of each in turn, ``--repeats`` rounds), so that a slow phase of a shared machine
@@ -37,6 +41,7 @@ float64 evaluation of the same recursion — so a fast but wrong method is visib
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -83,8 +88,31 @@ def loop_discounted_returns(rewards, values, next_values, *, gamma, lam, termina
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _log_rhos(B: int, T: int) -> torch.Tensor:
+    """log π − log μ for ``--functions vtrace``: 0.5·N(0, 1) per step (ρ from ~0.1 to ~10)."""
+    return 0.5 * torch.randn(B, T, generator=torch.Generator().manual_seed(2))
+
+
+def loop_vtrace(rewards, values, next_values, *, gamma, lam, terminated, truncated):
+    """V-trace's vs, one step at a time (IMPALA's λ = 1, ρ̄ = c̄ = 1; ``lam`` is ignored)."""
+    B, T = rewards.shape
+    rho = torch.exp(_log_rhos(B, T).to(rewards.dtype))
+    clipped = rho.clamp(max=1.0)
+    not_term = (~terminated).to(rewards.dtype)
+    cont = (~(terminated | truncated)).to(rewards.dtype)
+    delta = clipped * (rewards + gamma * not_term * next_values - values)
+    A = torch.empty_like(rewards)
+    last = torch.zeros(B, dtype=rewards.dtype)
+    for t in reversed(range(T)):
+        carry = cont[:, t] if t < T - 1 else torch.zeros_like(last)
+        last = delta[:, t] + gamma * clipped[:, t] * carry * last
+        A[:, t] = last
+    return A + values
+
+
 LOOPS = {"gae": loop_gae, "lambda_returns": loop_lambda_returns,
-         "discounted_returns": loop_discounted_returns}
+         "discounted_returns": loop_discounted_returns, "vtrace": loop_vtrace}
 
 
 def _inputs(B, T, seed=0):
@@ -111,6 +139,9 @@ GAMMA, LAM = 0.99, 0.95
 
 def _refmath(function, r, v, nv, kw):
     f = getattr(refmath_torch, function)
+    if function == "vtrace":  # vs; IMPALA's λ = 1, ρ̄ = c̄ = 1
+        lr = _log_rhos(*r.shape)
+        return lambda: f(r, v, nv, lr, **dict(kw, lam=1.0))[0]
     if function == "discounted_returns":
         return lambda: f(r, next_values=nv, **{k: x for k, x in kw.items() if k != "lam"})
     return lambda: f(r, v, nv, **kw)
@@ -125,6 +156,12 @@ def _peers(function, r, v, nv, term, trunc) -> dict[str, Callable[[], Any] | str
         done, tkw = (term | trunc).unsqueeze(-1), {"terminated": term.unsqueeze(-1),
                                                    "time_dim": -2}
         v3, nv3, r3 = (x.unsqueeze(-1) for x in (v, nv, r))
+        if function == "vtrace":
+            lr3 = _log_rhos(*r.shape).unsqueeze(-1)
+            zero = torch.zeros_like(lr3)
+            out["torchrl loop"] = lambda: F.vtrace_advantage_estimate(
+                GAMMA, lr3, zero, v3, nv3, r3, done, **tkw)[1].squeeze(-1)
+            return dict(out, sb3="skipped: no V-trace", tianshou="skipped: no V-trace")
         if function == "gae":
             calls = {"loop": lambda: F.generalized_advantage_estimate(
                 GAMMA, LAM, v3, nv3, r3, done, **tkw)[0],
@@ -337,7 +374,8 @@ def main(argv=None):
     parser.add_argument("--backward", action="store_true",
                         help="time forward+backward (gradient with respect to rewards)")
     parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=FUNCTIONS)
+    parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS),
+                        choices=FUNCTIONS + ("vtrace",))
     parser.add_argument("--mask", action="store_true",
                         help="right-padding masks (refmath and the loop only)")
     parser.add_argument("--loop-max-T", type=int, default=None,

@@ -29,6 +29,7 @@ class Peer:
     make: Callable[[], Callable]  # builds the SPEC-signature adapter (imports lazily)
     by_design: str = ""
     waivers: tuple[tuple[str, str], ...] = ()  # (check id, reason): expected failures
+    only: tuple[tuple[str, Any], ...] = ()  # options the library has no parameter for
 
 
 # --- TorchRL ----------------------------------------------------------------------------------
@@ -54,6 +55,66 @@ def _torchrl(name: str, pass_terminated: bool) -> Callable[[], Callable]:
         return gae
 
     return make
+
+
+def _torchrl_vtrace() -> Callable:
+    """TorchRL's ``vtrace_advantage_estimate`` in SPEC's signature: it has one ρ̄ for δ and the
+    policy-gradient advantage, a c̄, no λ (the checks pin λ = ρ̄ = ρ̄_pg = 1 through ``only``),
+    and bootstraps the advantage from vs_{t+1} = V_{t+1} + A_{t+1} (so consistent values)."""
+    import torch
+    from torchrl.objectives.value import functional
+
+    def vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam=1.0, rho_clip=1.0,
+               c_clip=1.0, pg_rho_clip=1.0, terminated=None, truncated=None, rhos=None):
+        lr = log_rhos if log_rhos is not None else torch.log(rhos)
+        term = torch.zeros_like(rewards, dtype=torch.bool) if terminated is None \
+            else terminated
+        trunc = torch.zeros_like(term) if truncated is None else truncated
+        inf = float("inf")
+        col = (lambda x: x.unsqueeze(-1))  # noqa: E731
+        adv, vs = functional.vtrace_advantage_estimate(
+            gamma, col(lr), torch.zeros_like(col(lr)), col(values), col(next_values),
+            col(rewards), col(term | trunc), terminated=col(term),
+            rho_thresh=inf if rho_clip is None else rho_clip,
+            c_thresh=inf if c_clip is None else c_clip, time_dim=-2)
+        return vs.squeeze(-1), adv.squeeze(-1)
+
+    return vtrace
+
+
+def _rlax_vtrace() -> Callable:
+    """rlax's ``vtrace_td_error_and_advantage`` (JAX, one sequence [T], time-major) in SPEC's
+    signature: vs = errors + V, row by row, in float64 (x64 enabled). rlax has no c̄ (its
+    trace is λ·min(1, ρ)) and no truncation (one discount both stops the recursion and zeroes
+    the bootstrap)."""
+    import jax
+    import numpy as np_
+    import rlax
+    import torch
+
+    jax.config.update("jax_enable_x64", True)
+
+    def vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam=1.0, rho_clip=1.0,
+               c_clip=1.0, pg_rho_clip=1.0, terminated=None, rhos=None):
+        rho = torch.exp(log_rhos) if log_rhos is not None else rhos
+        term = torch.zeros_like(rewards, dtype=torch.bool) if terminated is None \
+            else terminated
+        inf = float("inf")
+        vs, pg = [], []
+        for b in range(rewards.shape[0]):
+            row = [np_.asarray(x[b].detach().cpu().double().numpy()) for x in
+                   (values, next_values, rewards, rho)]
+            discount = gamma * (1.0 - term[b].double().numpy())
+            out = rlax.vtrace_td_error_and_advantage(
+                row[0], row[1], row[2], discount, row[3], lambda_=float(lam),
+                clip_rho_threshold=inf if rho_clip is None else float(rho_clip),
+                clip_pg_rho_threshold=inf if pg_rho_clip is None else float(pg_rho_clip))
+            vs.append(np_.asarray(out.errors) + row[0])
+            pg.append(np_.asarray(out.pg_advantage))
+        as_t = (lambda x: torch.tensor(np_.stack(x), dtype=rewards.dtype))  # noqa: E731
+        return as_t(vs), as_t(pg)
+
+    return vtrace
 
 
 def _torchrl_returns(name: str, with_lambda: bool) -> Callable[[], Callable]:
@@ -255,6 +316,16 @@ PEERS = [
          _torchrl_returns("vec_td_lambda_return_estimate", True),
          "by design: takes no values, so G^λ = A + V only where next_values[t] = "
          "values[t+1] inside a segment"),
+    Peer("TorchRL", "torchrl", "vtrace_advantage_estimate (terminated passed)", "vtrace",
+         LIMITS + ",no_inconsistent_values", _torchrl_vtrace,
+         "by design: one ρ̄ for δ and the advantage, no λ (checked at λ = ρ̄ = 1); the "
+         "advantage bootstraps from vs_{t+1}, so values must be consistent",
+         only=(("lam", 1.0), ("rho_clip", 1.0), ("pg_rho_clip", 1.0))),
+    Peer("rlax", "rlax", "vtrace_td_error_and_advantage (JAX, float64)", "vtrace",
+         LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _rlax_vtrace,
+         "by design: no c̄ (c = λ·min(1, ρ)); its policy-gradient advantage bootstraps from "
+         "λ·vs_{t+1} + (1 − λ)·V_{t+1}, the paper's vs_{t+1} only at λ = 1 (checked there)",
+         only=(("lam", 1.0), ("c_clip", 1.0))),
     Peer("Stable-Baselines3", "stable_baselines3", "RolloutBuffer.compute_returns_and_advantage",
          "gae", LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _sb3,
          "by design: time limits are handled at collection time (reward += γ·V(s_T)), so the "
@@ -319,7 +390,7 @@ def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, An
             rows.append(dict(row, verdict=f"SKIPPED ({err})", diagnosis=""))
             continue
         report = check(peer.kind, fn, convention=peer.convention, profile=profile,
-                       expected_failures=dict(peer.waivers))
+                       expected_failures=dict(peer.waivers), only=dict(peer.only) or None)
         run, failed, na = report.counts()
         failures = [r for r in report.results if r.status == "failed"]
         causes = sorted({c for r in failures for c in r.causes})

@@ -48,6 +48,9 @@ def test_benchmark_loops_are_correct_references():
                                                  lam=0.95, **flags),
         "discounted_returns": refmath.discounted_returns(a["r"], next_values=a["nv"],
                                                          gamma=0.99, **flags),
+        # the V-trace loop: vs with λ = 1, ρ̄ = c̄ = 1 on the benchmark's log-ratios
+        "vtrace": refmath.vtrace(a["r"], a["v"], a["nv"], bench._log_rhos(3, 200).double()
+                                 .numpy(), gamma=0.99, **flags)[0],
     }
     for name, loop in bench.LOOPS.items():
         got = loop(r, v, nv, **kw).numpy()

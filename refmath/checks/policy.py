@@ -133,9 +133,35 @@ def _prepare(case: Case, spec: ArrayFunction, ctx: Context) -> Case | None:
             else:
                 kw.pop("normalizer", None)
         case = Case(case.arrays, kw, case.flags)
+    case = _declared(case, ctx.capabilities)
     if ctx.accepts is not None and not ctx.accepts(spec.name, case.values(torch.float64)):
         return None
     return case
+
+
+def _declared(case: Case, caps) -> Case:
+    """The case within what the function declares it supports (per-step families, SPEC §6):
+    no mask, no truncation, exactly [B, T], consistent next_values, as declared."""
+    arrays, flags = dict(case.arrays), dict(case.flags)
+    if "mask" in flags and not caps.mask:
+        flags.pop("mask")
+    if "truncated" in flags and not caps.truncated:  # not passed, as for SPEC §2
+        flags.pop("truncated")
+    first = np.asarray(next(iter(arrays.values())))
+    if not caps.batch and first.ndim != 2:  # exactly [B, T]: the per-step arrays folded
+        T = first.shape[-1] if first.ndim else 1
+        fold = lambda v: np.asarray(v).reshape(-1, T) if np.shape(v) == first.shape else v  # noqa: E731
+        arrays = {k: fold(v) for k, v in arrays.items()}
+        flags = {k: fold(v) for k, v in flags.items()}
+    if not caps.inconsistent_values and "next_values" in arrays and "terminated" in flags:
+        from ..strategies import _consistent_next_values
+
+        arrays["next_values"] = _consistent_next_values(
+            arrays["values"], arrays["next_values"], flags["terminated"],
+            flags.get("truncated", np.zeros_like(flags["terminated"])), flags.get("mask"))
+    if arrays is case.arrays and flags == case.flags:
+        return case
+    return Case(arrays, dict(case.kwargs), flags)
 
 
 def _output(out: Any, name: str) -> np.ndarray:
@@ -315,8 +341,14 @@ def _batch_consistency(name: str):
             bound = np.broadcast_to(spec.bound(case, case.floats(torch.float64), exact, u),
                                     exact.shape)
             whole = _output(spec.call(fn, case.values(torch.float64)), name)
+            lift = not ctx.capabilities.batch  # exactly [B, T]: row i as a batch of one
             for i in range(whole.shape[0]):
-                alone = _output(spec.call(fn, _row(case, i).values(torch.float64)), name)
+                row = _row(case, i)
+                if lift:
+                    row = Case({k: v[None] for k, v in row.arrays.items()}, dict(row.kwargs),
+                               {k: v[None] for k, v in row.flags.items()})
+                alone = _output(spec.call(fn, row.values(torch.float64)), name)
+                alone = alone[0] if lift else alone
                 ctx.tracker.saw()
                 if alone.shape != whole[i].shape:
                     raise CheckFailure(f"{name}: row {i} alone has shape {alone.shape}, in the "
@@ -423,8 +455,8 @@ def register_array_checks(name: str) -> None:
         register(name, "batch_consistency", "row i of a batch equals row i alone")(
             _batch_consistency(name))
     if SPECS[name].has("mask"):
-        register(name, "ignored_numbers", "NaN/inf at masked positions do not leak")(
-            _ignored_numbers(name))
+        register(name, "ignored_numbers", "NaN/inf at masked positions do not leak",
+                 requires=("mask",))(_ignored_numbers(name))
     if FUNCTIONS[name].differentiable:
         register(name, "gradcheck", "torch.autograd.gradcheck in float64",
                  requires=("gradients",))(_gradcheck(name))
