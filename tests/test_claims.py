@@ -95,10 +95,8 @@ def test_check_identity_finds_the_wrong_exponent_of_ppo_eq_11():
     assert v.status == C.FALSE and v.counterexample
 
 
-def test_claims_command_exit_code(monkeypatch):
-    out = io.StringIO()
-    assert run_claims(out=out) == 0
-    assert "notes.kl_example" in out.getvalue()
+def test_claims_command_exit_code(monkeypatch, table_and_json):
+    assert "notes.kl_example" in table_and_json[0]
     # an expected-true claim that fails makes the command fail
     c = LEDGER["notes.importance_sampling_example"]
     monkeypatch.setitem(LEDGER, c.id, C.Claim(c.id, c.source, c.statement, c.expected,
@@ -176,10 +174,17 @@ def test_every_notes_claim_ships_its_source_text():
 
 # --- the command ------------------------------------------------------------------------------
 
-def test_claims_table_shows_statement_verdict_and_value():
-    out = io.StringIO()
-    assert run_claims(out=out) == 0
-    text = out.getvalue()
+@pytest.fixture(scope="module")
+def table_and_json():
+    """One run of the ledger for the table and one for --json (each runs every check)."""
+    table, data = io.StringIO(), io.StringIO()
+    assert run_claims(out=table) == 0
+    assert run_claims(out=data, as_json=True) == 0
+    return table.getvalue(), data.getvalue()
+
+
+def test_claims_table_shows_statement_verdict_and_value(table_and_json):
+    text = table_and_json[0]
     header = text.splitlines()[0]
     assert "statement" in header and "verdict" in header and "expected" not in header
     row = next(line for line in text.splitlines() if line.startswith("notes.kl_example "))
@@ -188,12 +193,10 @@ def test_claims_table_shows_statement_verdict_and_value():
     assert "supp" in row  # a conditional verdict shows its condition
 
 
-def test_claims_json_has_the_fields():
+def test_claims_json_has_the_fields(table_and_json):
     import json
 
-    out = io.StringIO()
-    assert run_claims(out=out, as_json=True) == 0
-    data = json.loads(out.getvalue())
+    data = json.loads(table_and_json[1])
     assert len(data) == len(LEDGER)
     for entry in data:
         assert {"id", "source", "statement", "verdict", "evidence"} <= set(entry)

@@ -631,3 +631,20 @@ def vtrace_pg_from_values(rewards, values, next_values, log_rhos=None, **kw):
 def q_trace_index_shifted(rewards, q_values, next_expected_q, traces, **kw):
     shifted = torch.cat([traces[..., :1], traces[..., :-1]], dim=-1)
     return rt.off_policy_q_targets(rewards, q_values, next_expected_q, shifted, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "at a truncation the advantage bootstraps from vs_{t+1}, "
+        "the NEXT episode's first target, instead of V'_t (the cut state's value)")
+def vtrace_bootstrap_across_truncation(rewards, values, next_values, log_rhos=None, **kw):
+    vs, pg = rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+    truncated = kw.get("truncated")
+    if truncated is None:
+        return vs, pg
+    rho = torch.exp(log_rhos) if log_rhos is not None else kw["rhos"]
+    clip = kw.get("pg_rho_clip", 1.0)
+    weight = rho if clip is None else rho.clamp(max=clip)
+    following = torch.cat([vs[..., 1:], next_values[..., -1:]], dim=-1)
+    wrong = weight * (rewards + kw["gamma"] * following - values)
+    cut = truncated.clone()
+    cut[..., -1] = False
+    return vs, torch.where(cut, wrong, pg)
