@@ -7,13 +7,16 @@ source folder ``implementations/`` under the import name ``refmath_torch``.
 
 from ._inputs import unchecked as unchecked  # re-exported: a context manager, no oracle twin
 from .advantages import gae, lambda_returns
-from .divergences import entropy, entropy_from_logits, kl_divergence, kl_estimate
+from .divergences import (entropy, entropy_from_logits, importance_weighted_kl_estimate,
+                          kl_divergence, kl_estimate)
 from .objectives import (
     adaptive_kl_coefficient,
     aggregate_loss,
     clipped_surrogate,
     group_advantages,
     kl_penalized_surrogate,
+    kl_shaped_rewards,
+    overlong_penalty,
     policy_loss,
     value_loss,
     whiten,
@@ -44,4 +47,5 @@ __all__ = [
     "expected_return", "critic_loss", "actor_loss",
     "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
     "vtrace", "off_policy_q_targets", "trace_coefficients",
+    "importance_weighted_kl_estimate", "kl_shaped_rewards", "overlong_penalty",
 ]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name

@@ -29,6 +29,7 @@ def source_dtype(dtype: torch.dtype) -> torch.dtype:
     tolerances of validation (a bfloat16 distribution sums to 1 only to ~K·2⁻⁹)."""
     return _SOURCE.get() or dtype
 
+
 HALF = (torch.float16, torch.bfloat16)
 F = TypeVar("F", bound=Callable[..., Any])
 

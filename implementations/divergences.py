@@ -9,7 +9,8 @@ from ._inputs import checking
 from ._precision import float32_for_half, source_dtype
 from ._tensors import finite, tensors, where0
 
-__all__ = ["kl_divergence", "entropy", "entropy_from_logits", "kl_estimate"]
+__all__ = ["kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
+           "importance_weighted_kl_estimate"]
 
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
@@ -93,3 +94,23 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.
     if kind == "k2":
         return log_r.square() / 2
     return torch.expm1(log_r) - log_r
+
+
+def _estimate(kind: str, log_r: torch.Tensor) -> torch.Tensor:
+    if kind == "k1":
+        return -log_r
+    if kind == "k2":
+        return log_r.square() / 2
+    return torch.expm1(log_r) - log_r
+
+
+@float32_for_half
+def importance_weighted_kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor,
+                                    old_logp: torch.Tensor, kind: str) -> torch.Tensor:
+    """``exp(logp − old_logp)·k(ref_logp − logp)``: the KL penalty on samples from π_old
+    (SPEC §7); the ratio and the estimator both carry the gradient."""
+    if kind not in KL_ESTIMATORS:
+        raise ValueError(f"kind must be one of {KL_ESTIMATORS}, got {kind!r}")
+    logp, ref_logp, old_logp = tensors(logp=logp, ref_logp=ref_logp, old_logp=old_logp)
+    finite({"logp": logp, "ref_logp": ref_logp, "old_logp": old_logp})
+    return torch.exp(logp - old_logp) * _estimate(kind, ref_logp - logp)

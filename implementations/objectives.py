@@ -10,7 +10,8 @@ from ._precision import float32_for_half
 from ._tensors import finite, flag, mask_of, number, tensors, where0
 
 __all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
-           "value_loss", "whiten", "aggregate_loss", "group_advantages", "policy_loss"]
+           "value_loss", "whiten", "aggregate_loss", "group_advantages", "policy_loss",
+           "kl_shaped_rewards", "overlong_penalty"]
 
 VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
 AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
@@ -234,3 +235,48 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
     ratio = torch.exp(where0(keep, lp - old))  # masked tokens: never read (select, not ·0)
     per_token = -_clipped(ratio, where0(keep, A), lo, hi, c)  # ratio may overflow to inf
     return aggregate_loss(per_token, keep, mode, normalizer=normalizer)
+
+
+@float32_for_half
+def kl_shaped_rewards(rewards: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, *,
+                      beta: float, kind: str = "k1",
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``r_t − β·k_t`` per token (KL in the reward; SPEC §7), 0 where masked (never read)."""
+    from .divergences import KL_ESTIMATORS, _estimate
+
+    if kind not in KL_ESTIMATORS:
+        raise ValueError(f"kind must be one of {KL_ESTIMATORS}, got {kind!r}")
+    r, lp, ref = tensors(rewards=rewards, logp=logp, ref_logp=ref_logp)
+    beta = number("beta", beta, minimum=0.0)
+    keep = mask_of(mask, r)
+    finite({"rewards": r, "logp": lp, "ref_logp": ref}, keep)
+    shaped = r - beta * _estimate(kind, where0(keep, ref - lp))
+    return where0(keep, shaped)
+
+
+def overlong_penalty(lengths: torch.Tensor, *, max_length: float,
+                     cache_length: float) -> torch.Tensor:
+    """DAPO's soft overlong punishment, elementwise (Yu et al. 2025, eq. 13): 0 up to
+    ``L_max − L_cache``, ``((L_max − L_cache) − L)/L_cache`` up to ``L_max``, −1 beyond.
+    Integer lengths give the default float dtype; float lengths keep theirs (float16 and
+    bfloat16 computed in float32)."""
+    if not isinstance(lengths, torch.Tensor):
+        raise TypeError(f"lengths must be a torch.Tensor, got {type(lengths).__name__}")
+    if lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must hold integers or real numbers, got {lengths.dtype}")
+    out_dtype = lengths.dtype if lengths.is_floating_point() else torch.get_default_dtype()
+    (L,) = tensors(lengths=lengths.to(torch.float32 if out_dtype in (torch.float16,
+                                                                      torch.bfloat16)
+                                      else out_dtype))
+    top = number("max_length", max_length)
+    cache = number("cache_length", cache_length, minimum=0.0, strict=True)
+    if top < cache:
+        raise ValueError(f"max_length must be >= cache_length, got {top:g} < {cache:g}")
+    finite({"lengths": L})
+    if checking() and bool((L < 0).any()):
+        raise ValueError("lengths must be non-negative")
+    start = top - cache
+    ramp = (start - L) / cache
+    out = torch.where(L <= start, torch.zeros_like(L), torch.where(L <= top, ramp,
+                                                                    -torch.ones_like(L)))
+    return out.to(out_dtype)

@@ -16,6 +16,7 @@ from .advantages import (
 from .divergences import (
     entropy,
     entropy_from_logits,
+    importance_weighted_kl_estimate,
     kl_divergence,
     kl_divergence_gradient,
     kl_estimate,
@@ -28,6 +29,8 @@ from .objectives import (
     clipped_surrogate_ratio_gradient,
     group_advantages,
     kl_penalized_surrogate,
+    kl_shaped_rewards,
+    overlong_penalty,
     policy_loss,
     value_loss,
     whiten,
@@ -103,4 +106,7 @@ __all__ = [
     "vtrace",
     "off_policy_q_targets",
     "trace_coefficients",
+    "importance_weighted_kl_estimate",
+    "kl_shaped_rewards",
+    "overlong_penalty",
 ]

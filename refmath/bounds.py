@@ -376,3 +376,35 @@ def bound_q_targets(case, f, exact, u):
 def bound_traces(case, f, exact, u):
     """λ·min(1, exp(x)): exp 4 ulps, λ rounded to the dtype, one product: ≤ 8u·(|c| + λ)."""
     return 8 * u * (np.abs(np.asarray(exact, dtype=np.float64)) + float(case.kwargs["lam"]))
+
+
+# --- SPEC §7 ---------------------------------------------------------------------------------
+
+def bound_iw_kl(case, f, exact, u):
+    """r·k with r = exp(logp − old_logp) (bound_ratio) and k the estimator
+    (bound_kl_estimate): |r̂k̂ − rk| ≤ |r|·b_k + |k|·b_r + b_r·b_k + u·|r·k|."""
+    lp, ref, old = (np.asarray(x, dtype=np.float64) for x in f)
+    r = np.exp(lp - old)
+    b_r = bound_ratio(case, [lp, old], r, u)
+    x = ref - lp
+    k = {"k1": -x, "k2": x * x / 2, "k3": np.expm1(x) - x}[case.kwargs["kind"]]
+    b_k = bound_kl_estimate(case, [lp, ref], k, u)
+    return np.abs(r) * b_k + np.abs(k) * b_r + b_r * b_k + 2 * u * np.abs(r * k)
+
+
+def bound_shaped_rewards(case, f, exact, u):
+    """r − β·k: β rounded, one product, one subtraction, and the estimator's own error."""
+    rew, lp, ref = (np.asarray(x, dtype=np.float64) for x in f)
+    beta = float(case.kwargs["beta"])
+    x = ref - lp
+    k = {"k1": -x, "k2": x * x / 2, "k3": np.expm1(x) - x}[case.kwargs["kind"]]
+    b = 2 * beta * bound_kl_estimate(case, [lp, ref], k, u) + 4 * u * (np.abs(rew)
+                                                                       + beta * np.abs(k))
+    keep = case.flags.get("mask", np.ones(rew.shape, dtype=bool))
+    return np.where(keep, b, 0.0)
+
+
+def bound_overlong(case, f, exact, u):
+    """((L_max − L_cache) − L)/L_cache: integer-valued operands, one division: ≤ u·|y|;
+    allowed 4u·(|y| + 1)."""
+    return 4 * u * (np.abs(np.asarray(exact, dtype=np.float64)) + 1)

@@ -34,6 +34,7 @@ import sympy
 from ._arrays import exp, log, prepare_arrays
 
 __all__ = ["kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
+           "importance_weighted_kl_estimate",
            "kl_estimator_moments", "kl_divergence_gradient", "KL_ESTIMATORS"]
 
 Array = Any
@@ -163,6 +164,20 @@ def kl_estimate(logp: Array, ref_logp: Array, kind: str) -> np.ndarray:
     out = d.empty()
     for idx in np.ndindex(d.shape):
         out[idx] = _estimator(kind, d.arrays["ref_logp"][idx] - d.arrays["logp"][idx])
+    return out
+
+
+def importance_weighted_kl_estimate(logp: Array, ref_logp: Array, old_logp: Array,
+                                    kind: str) -> np.ndarray:
+    """``exp(logp − old_logp)·k`` for the estimator ``k`` of :func:`kl_estimate`: the KL
+    penalty of samples that come from π_old (SPEC §7). Both factors carry the gradient."""
+    _estimator(kind, 0)
+    d = prepare_arrays({"logp": logp, "ref_logp": ref_logp, "old_logp": old_logp},
+                       min_ndim=0)
+    out = d.empty()
+    for idx in np.ndindex(d.shape):
+        lp, ref, old = (d.arrays[n][idx] for n in ("logp", "ref_logp", "old_logp"))
+        out[idx] = exp(lp - old) * _estimator(kind, ref - lp)
     return out
 
 

@@ -27,6 +27,8 @@ __all__ = [
     "group_advantages",
     "GROUP_METHODS",
     "policy_loss",
+    "kl_shaped_rewards",
+    "overlong_penalty",
 ]
 
 Array = Any
@@ -352,3 +354,49 @@ def policy_loss(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
     per_token = -clipped_surrogate(importance_ratio(lp, old), A, clip_low=clip_low,
                                    clip_high=clip_high, dual_clip=dual_clip)
     return aggregate_loss(per_token, keep, mode, normalizer=normalizer)
+
+
+def kl_shaped_rewards(rewards: Array, logp: Array, ref_logp: Array, *, beta: Any,
+                      kind: str = "k1", mask: Array | None = None) -> np.ndarray:
+    """KL in the reward (classic RLHF PPO; SPEC §7): ``r_t − β·k_t`` per token, ``k`` the
+    estimator of :func:`refmath.divergences.kl_estimate` with ``log r = ref_logp − logp``;
+    ``rewards`` holds the outcome reward at the last response token. Masked tokens: 0, never
+    read. Ouyang et al. (2022), eq. (2); Ziegler et al. (2019)."""
+    from .divergences import _estimator
+
+    _estimator(kind, 0)
+    p = prepare_arrays({"rewards": rewards, "logp": logp, "ref_logp": ref_logp},
+                       flags={"mask": mask}, numbers={"beta": beta}, min_ndim=0)
+    check_nonnegative("beta", p.scalars["beta"])
+    out = p.zeros()
+    m = p.flags["mask"]
+    for idx in np.ndindex(p.shape):
+        if m[idx]:
+            a = p.arrays
+            out[idx] = a["rewards"][idx] - p.scalars["beta"] * _estimator(
+                kind, a["ref_logp"][idx] - a["logp"][idx])
+    return out
+
+
+def overlong_penalty(lengths: Array, *, max_length: Any, cache_length: Any) -> np.ndarray:
+    """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13; SPEC §7), elementwise: 0 for
+    ``L ≤ L_max − L_cache``, ``((L_max − L_cache) − L)/L_cache`` up to ``L_max``, −1 beyond."""
+    p = prepare_arrays({"lengths": lengths}, numbers={"max_length": max_length,
+                                                      "cache_length": cache_length},
+                       min_ndim=0)
+    top, cache = p.scalars["max_length"], p.scalars["cache_length"]
+    check_nonnegative("cache_length", cache, strict=True)
+    if not top >= cache:
+        raise ValueError(f"max_length must be >= cache_length, got {top} < {cache}")
+    out = p.empty()
+    for idx in np.ndindex(p.shape):
+        L = p.arrays["lengths"][idx]
+        if L < 0:
+            raise ValueError(f"lengths must be non-negative, got {L}")
+        if L <= top - cache:
+            out[idx] = L * 0
+        elif L <= top:
+            out[idx] = ((top - cache) - L) / cache
+        else:
+            out[idx] = L * 0 - 1
+    return out

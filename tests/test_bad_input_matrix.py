@@ -91,6 +91,12 @@ BASE: dict[str, dict[str, Any]] = {
     "off_policy_q_targets": dict(rewards=R, q_values=V, next_expected_q=NV, traces=np.abs(V),
                                  gamma=0.5, **STEP),
     "trace_coefficients": dict(method="retrace", lam=0.5, log_rhos=LOGP - OLD),
+    "importance_weighted_kl_estimate": dict(logp=LOGP, ref_logp=OLD, old_logp=LOGP / 2,
+                                            kind="k3"),
+    "kl_shaped_rewards": dict(rewards=R, logp=LOGP, ref_logp=OLD, beta=0.125, kind="k2",
+                              mask=MASK),
+    "overlong_penalty": dict(lengths=np.array([[10.0, 25.0, 40.0], [0.0, 28.0, 32.0]]),
+                             max_length=32, cache_length=8),
 }
 # Avp, objective and kl are given as the matrix/vector they apply; ``_side`` makes the
 # callable of each side: Avp(v) = M·v, objective(x) = g·x, kl(x) = ½ xᵀMx.
@@ -101,7 +107,7 @@ SCALAR_ARGS = {"gamma", "lam", "n", "cap", "kind", "clip_low", "clip_high", "dua
                "clip", "clip_form", "shift_mean", "unbiased", "eps", "mode", "normalizer",
                "method", "iters", "damping", "max_kl", "backtrack", "max_backtracks", "mdp",
                "target", "tolerance", "factor", "kl_scalar", "rho_clip", "c_clip",
-               "pg_rho_clip"}
+               "pg_rho_clip", "max_length", "cache_length"}
 FLAGS = ("terminated", "truncated", "mask")
 
 
@@ -289,10 +295,12 @@ def tensor_type_cases(name: str) -> list[Case]:
                             ("float32-among-float64", lambda t: t.float())):
             if label == "float32-among-float64" and len(arrays_of(name)) < 2:
                 continue
+            counts = name == "overlong_penalty" and label == "int64"  # lengths are counts
             out.append(Case(name, "twin", "tensor types", f"{arg}-{label}",
                             lambda arg=arg, conv=conv: dict(
                                 to_twin(name, BASE[name]), **{arg: conv(
-                                    torch.tensor(BASE[name][arg]))}), f"error:{arg}"))
+                                    torch.tensor(BASE[name][arg]))}),
+                            "clean" if counts else f"error:{arg}"))
         out.append(Case(name, "oracle", "tensor types", f"{arg}-complex",
                         lambda arg=arg, a=a: to_oracle(name, _replace(
                             name, **{arg: a.astype(np.complex128)})), f"error:{arg}"))
@@ -386,6 +394,7 @@ def scalar_cases(name: str) -> list[Case]:
         "backtrack": [0.0, 1.0, 2.0], "max_backtracks": [0, 2.5],
         "target": [0.0, -1.0], "tolerance": [0.5], "factor": [0.5],
         "rho_clip": [0.0, -1.0], "c_clip": [0.0], "pg_rho_clip": [-1.0],
+        "cache_length": [0.0, -1.0, NAN], "max_length": [NAN],
     }
     out = []
     for arg, values in bad.items():
@@ -597,7 +606,7 @@ def _assert_huge(case: Case, got: torch.Tensor) -> None:
 
 
 def test_matrix_size_and_classes():
-    """At least 300 cases, every public function (31 twins) in it on both sides."""
+    """At least 300 cases, every public function (34 twins) in it on both sides."""
     assert len(CASES) >= 300
     assert {c.name for c in CASES} == set(rt.__all__)
     assert {c.side for c in CASES} == {"oracle", "twin"}

@@ -339,3 +339,38 @@ def _policy_loss_pinned() -> tuple:
             cases.append(Case({"logp": logp, "old_logp": old, "advantages": A}, dict(kw),
                               {"mask": mask}))
     return tuple(cases)
+
+
+# --- SPEC §7 ------------------------------------------------------------------------------
+
+@st.composite
+def _iw_kl_cases(draw):
+    a = draw(_arrays(("logp", "ref_logp", "old_logp"),
+                     {"logp": _numbers(3), "ref_logp": _numbers(3), "old_logp": _numbers(3)}))
+    return Case(a, kwargs={"kind": draw(st.sampled_from(dv.KL_ESTIMATORS), label="kind")})
+
+
+@st.composite
+def _shaped_reward_cases(draw):
+    a = draw(_arrays(("rewards", "logp", "ref_logp"),
+                     {"rewards": _numbers(4), "logp": _numbers(3), "ref_logp": _numbers(3)},
+                     min_ndim=1))
+    flags = {"mask": _mask(draw, a["rewards"].shape)} if draw(st.booleans(),
+                                                              label="masked") else {}
+    kwargs = {"beta": draw(_grid(1, 64).map(abs), label="beta"),
+              "kind": draw(st.sampled_from(dv.KL_ESTIMATORS), label="kind")}
+    return Case(a, kwargs, flags)
+
+
+@st.composite
+def _overlong_cases(draw):
+    a = draw(_arrays(("lengths",), {"lengths": st.integers(0, 48).map(Fraction)}))
+    return Case(a, {"max_length": Fraction(draw(st.sampled_from([32, 40]), label="max")),
+                    "cache_length": Fraction(draw(st.sampled_from([1, 4, 8]),
+                                                  label="cache"))})
+
+
+# every region of the penalty, its two boundaries included (L_max − L_cache = 24, L_max = 32)
+_OVERLONG_PINNED = (Case({"lengths": np.array([Fraction(x) for x in (0, 24, 25, 28, 32, 33,
+                                                                      40)], dtype=object)},
+                         {"max_length": Fraction(32), "cache_length": Fraction(8)}),)

@@ -648,3 +648,19 @@ def vtrace_bootstrap_across_truncation(rewards, values, next_values, log_rhos=No
     cut = truncated.clone()
     cut[..., -1] = False
     return vs, torch.where(cut, wrong, pg)
+
+
+# --- language-model objectives (SPEC §7) ------------------------------------------------------
+
+@mutant("importance_weighted_kl_estimate", "importance_weighted_kl_estimate.float64",
+        "the ratio weight missing from the off-policy KL: k alone on samples from π_old")
+def iw_kl_without_ratio(logp, ref_logp, old_logp, kind):
+    return rt.kl_estimate(logp, ref_logp, kind)
+
+
+@mutant("overlong_penalty", "overlong_penalty.float64",
+        "the overlong penalty off by the cache window: the ramp starts at L_max, not "
+        "L_max − L_cache")
+def overlong_from_max_length(lengths, *, max_length, cache_length):
+    return rt.overlong_penalty(lengths, max_length=max_length + cache_length,
+                               cache_length=cache_length).clamp(min=-1.0)

@@ -33,7 +33,8 @@ from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _WHITEN_PINNED, Case, _arr
                     _clip_cases, _distribution_cases, _grid, _kl_estimate_cases,
                     _sequence_pinned, _vector, _aggregate_cases, _group_cases, _logit_cases,
                     _penalized_cases, _ratio_cases, _sequence_cases, _truncation_cases,
-                    _value_cases, _whiten_cases, _policy_loss_cases, _policy_loss_pinned)
+                    _value_cases, _whiten_cases, _policy_loss_cases, _policy_loss_pinned,
+                    _iw_kl_cases, _shaped_reward_cases, _overlong_cases, _OVERLONG_PINNED)
 from .specs import SPECS, FunctionSpec
 
 
@@ -112,6 +113,15 @@ _add("aggregate_loss", ob.aggregate_loss, _aggregate_cases, B.bound_aggregate,
      pinned=_AGGREGATE_PINNED)
 _add("group_advantages", ob.group_advantages, _group_cases, B.bound_group,
      kink=lambda case: _zero_spread(case), pinned=_GROUP_PINNED)
+
+
+# SPEC §7
+_add("importance_weighted_kl_estimate", dv.importance_weighted_kl_estimate, _iw_kl_cases,
+     B.bound_iw_kl, differentiable=(0, 1, 2))
+_add("kl_shaped_rewards", ob.kl_shaped_rewards, _shaped_reward_cases, B.bound_shaped_rewards,
+     differentiable=(0, 1, 2))
+_add("overlong_penalty", ob.overlong_penalty, _overlong_cases, B.bound_overlong,
+     differentiable=(), pinned=_OVERLONG_PINNED)
 
 
 def _prepare(case: Case, spec: ArrayFunction, ctx: Context) -> Case | None:
@@ -825,3 +835,15 @@ _bad("policy_loss", ("advantages", lambda f: f(_t(0.0, 0.0).reshape(1, 2), _t(0.
 _bad("group_advantages", ("G >= 2", lambda f: f(_t(1.0).reshape(1, 1), method="rloo")),
      ("method", lambda f: f(_t(1.0, 2.0), method="ppo")),
      ("eps", lambda f: f(_t(1.0, 2.0), method="grpo", eps=0.0)))
+
+_bad("importance_weighted_kl_estimate",
+     ("kind", lambda f: f(_t(0.0), _t(0.0), _t(0.0), "k4")),
+     ("old_logp", lambda f: f(_t(0.0), _t(0.0), _t(0.0, 1.0), "k1")),
+     ("old_logp", lambda f: f(_t(0.0), _t(0.0), _t(math.nan), "k3")))
+_bad("kl_shaped_rewards", ("beta", lambda f: f(_t(0.0), _t(0.0), _t(0.0), beta=-1.0)),
+     ("kind", lambda f: f(_t(0.0), _t(0.0), _t(0.0), beta=0.1, kind="k5")),
+     ("ref_logp", lambda f: f(_t(0.0), _t(0.0), _t(math.inf), beta=0.1)),
+     ("mask", lambda f: f(_t(0.0), _t(0.0), _t(0.0), beta=0.1, mask=_t(0.5))))
+_bad("overlong_penalty", ("cache_length", lambda f: f(_t(3.0), max_length=8, cache_length=0)),
+     ("max_length", lambda f: f(_t(3.0), max_length=2, cache_length=4)),
+     ("lengths", lambda f: f(_t(-1.0), max_length=8, cache_length=4)))
