@@ -12,6 +12,7 @@ from .divergences import (entropy, entropy_from_logits, importance_weighted_kl_e
 from .objectives import (
     adaptive_kl_coefficient,
     aggregate_loss,
+    cispo_surrogate,
     clipped_surrogate,
     group_advantages,
     kl_penalized_surrogate,
@@ -48,4 +49,5 @@ __all__ = [
     "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
     "vtrace", "off_policy_q_targets", "trace_coefficients",
     "importance_weighted_kl_estimate", "kl_shaped_rewards", "overlong_penalty",
+    "cispo_surrogate",
 ]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name

@@ -11,7 +11,7 @@ from ._tensors import finite, flag, mask_of, number, tensors, where0
 
 __all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
            "value_loss", "whiten", "aggregate_loss", "group_advantages", "policy_loss",
-           "kl_shaped_rewards", "overlong_penalty"]
+           "kl_shaped_rewards", "overlong_penalty", "cispo_surrogate"]
 
 VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
 AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
@@ -280,3 +280,17 @@ def overlong_penalty(lengths: torch.Tensor, *, max_length: float,
     out = torch.where(L <= start, torch.zeros_like(L), torch.where(L <= top, ramp,
                                                                     -torch.ones_like(L)))
     return out.to(out_dtype)
+
+
+@float32_for_half
+def cispo_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                    mask: torch.Tensor, *, clip_low: float, clip_high: float) -> torch.Tensor:
+    """``sg(clip(r, 1 − ε_low, 1 + ε_high))·A·logp`` per token (MiniMax-M1, 2025): the clipped
+    ratio is detached, so the gradient is ``clip(r)·A`` — nonzero where PPO-clip's is 0."""
+    lp, old, A = tensors(logp=logp, old_logp=old_logp, advantages=advantages)
+    lo = number("clip_low", clip_low, minimum=0.0)
+    hi = number("clip_high", clip_high, minimum=0.0)
+    keep = mask_of(mask, lp)
+    finite({"logp": lp, "old_logp": old, "advantages": A}, keep)
+    weight = torch.clamp(torch.exp(where0(keep, lp - old)), 1 - lo, 1 + hi).detach()
+    return where0(keep, weight * A * lp)

@@ -25,6 +25,8 @@ from .divergences import (
 from .objectives import (
     adaptive_kl_coefficient,
     aggregate_loss,
+    cispo_surrogate,
+    cispo_surrogate_gradient,
     clipped_surrogate,
     clipped_surrogate_ratio_gradient,
     group_advantages,
@@ -109,4 +111,6 @@ __all__ = [
     "importance_weighted_kl_estimate",
     "kl_shaped_rewards",
     "overlong_penalty",
+    "cispo_surrogate",
+    "cispo_surrogate_gradient",
 ]

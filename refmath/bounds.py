@@ -408,3 +408,15 @@ def bound_overlong(case, f, exact, u):
     """((L_max − L_cache) − L)/L_cache: integer-valued operands, one division: ≤ u·|y|;
     allowed 4u·(|y| + 1)."""
     return 4 * u * (np.abs(np.asarray(exact, dtype=np.float64)) + 1)
+
+
+def bound_cispo(case, f, exact, u):
+    """clip(exp(logp − old))·A·logp: the weight errs like a ratio (2u·w·(|d| + 4), the clip
+    bounds rounded to the dtype adding u·(1 + ε)), then two products."""
+    lp, old, A = (np.asarray(x, dtype=np.float64) for x in f)
+    d = lp - old
+    lo, hi = float(case.kwargs["clip_low"]), float(case.kwargs["clip_high"])
+    w = np.clip(np.exp(d), 1 - lo, 1 + hi)
+    keep = case.flags["mask"]
+    b = 2 * u * np.abs(A * lp) * (w * (np.abs(d) + 4) + 3 * (1 + hi))
+    return np.where(keep, b, 0.0)

@@ -29,6 +29,8 @@ __all__ = [
     "policy_loss",
     "kl_shaped_rewards",
     "overlong_penalty",
+    "cispo_surrogate",
+    "cispo_surrogate_gradient",
 ]
 
 Array = Any
@@ -399,4 +401,48 @@ def overlong_penalty(lengths: Array, *, max_length: Any, cache_length: Any) -> n
             out[idx] = ((top - cache) - L) / cache
         else:
             out[idx] = L * 0 - 1
+    return out
+
+
+def _cispo_inputs(logp, old_logp, advantages, mask, clip_low, clip_high):
+    p = prepare_arrays({"logp": logp, "old_logp": old_logp, "advantages": advantages},
+                       flags={"mask": mask}, numbers={"clip_low": clip_low,
+                                                      "clip_high": clip_high}, min_ndim=0)
+    lo, hi = p.scalars["clip_low"], p.scalars["clip_high"]
+    check_nonnegative("clip_low", lo)
+    check_nonnegative("clip_high", hi)
+    return p, lo, hi
+
+
+def _clip_ratio(p, idx, lo, hi):
+    from ._arrays import exp
+
+    r = exp(p.arrays["logp"][idx] - p.arrays["old_logp"][idx])
+    return min(max(r, 1 - lo), 1 + hi)
+
+
+def cispo_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
+                    clip_low: Any, clip_high: Any) -> np.ndarray:
+    """CISPO (MiniMax-M1, 2025), per token to MAXIMISE: ``sg(clip(r, 1 − ε_low, 1 + ε_high))·A·
+    logp`` with ``r = exp(logp − old_logp)``; 0 where masked (never read). Its value; the
+    gradient is :func:`cispo_surrogate_gradient` (the clipped weight is a constant)."""
+    p, lo, hi = _cispo_inputs(logp, old_logp, advantages, mask, clip_low, clip_high)
+    out = p.zeros()
+    for idx in np.ndindex(p.shape):
+        if p.flags["mask"][idx]:
+            out[idx] = _clip_ratio(p, idx, lo, hi) * p.arrays["advantages"][idx] * \
+                p.arrays["logp"][idx]
+    return out
+
+
+def cispo_surrogate_gradient(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
+                             clip_low: Any, clip_high: Any) -> np.ndarray:
+    """``∂L_t/∂logp_t = clip(r_t, 1 − ε_low, 1 + ε_high)·A_t`` (the weight stop-gradiented):
+    nonzero where PPO-clip's gradient is zero; 0 where masked. MiniMax (2025), MiniMax-M1,
+    eq. (4); SPEC §7."""
+    p, lo, hi = _cispo_inputs(logp, old_logp, advantages, mask, clip_low, clip_high)
+    out = p.zeros()
+    for idx in np.ndindex(p.shape):
+        if p.flags["mask"][idx]:
+            out[idx] = _clip_ratio(p, idx, lo, hi) * p.arrays["advantages"][idx]
     return out

@@ -97,6 +97,8 @@ BASE: dict[str, dict[str, Any]] = {
                               mask=MASK),
     "overlong_penalty": dict(lengths=np.array([[10.0, 25.0, 40.0], [0.0, 28.0, 32.0]]),
                              max_length=32, cache_length=8),
+    "cispo_surrogate": dict(logp=LOGP, old_logp=OLD, advantages=ADV, mask=MASK,
+                            clip_low=0.2, clip_high=0.25),
 }
 # Avp, objective and kl are given as the matrix/vector they apply; ``_side`` makes the
 # callable of each side: Avp(v) = M·v, objective(x) = g·x, kl(x) = ½ xᵀMx.
@@ -606,7 +608,7 @@ def _assert_huge(case: Case, got: torch.Tensor) -> None:
 
 
 def test_matrix_size_and_classes():
-    """At least 300 cases, every public function (34 twins) in it on both sides."""
+    """At least 300 cases, every public function (35 twins) in it on both sides."""
     assert len(CASES) >= 300
     assert {c.name for c in CASES} == set(rt.__all__)
     assert {c.side for c in CASES} == {"oracle", "twin"}

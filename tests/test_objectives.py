@@ -108,3 +108,25 @@ def test_which_modes_weigh_sequences_by_length(mode, sequence_weight_depends_on_
     assert (sequence[0] != sequence[1]) == sequence_weight_depends_on_length
     assert (len(tokens) == 1) == token_weight_constant
     assert all(W[~mask] == 0)
+
+
+def test_cispo_gradient_is_nonzero_exactly_where_the_ppo_clip_gradient_is_zero():
+    """SPEC §7: CISPO's gradient clip(r)·A·∇log π is nonzero where PPO-clip's is zero (the
+    clip active), and the same as PPO's (r·A) where the clip is inactive, at r = 1 in
+    particular. Exact, on dyadic log-ratios."""
+    from fractions import Fraction as F
+
+    import sympy
+
+    import refmath
+
+    r = [F(1, 2), F(1), F(3), F(3)]  # below 1 − ε, inside, above 1 + ε (A > 0 and A < 0)
+    A = [F(-1), F(1), F(1), F(-1)]
+    ppo = refmath.clipped_surrogate_ratio_gradient(r, A, clip_low=F(1, 5))
+    ppo_logp = [x * g for x, g in zip(r, ppo)]  # ∂/∂logp = r·∂/∂r
+    logp = [sympy.log(sympy.Rational(x.numerator, x.denominator)) for x in r]
+    cispo = refmath.cispo_surrogate_gradient(logp, [0] * 4, A, [1] * 4, clip_low=F(1, 5),
+                                             clip_high=F(1, 5))
+    assert [p == 0 for p in ppo_logp] == [True, False, True, False]
+    assert [c != 0 for c in cispo] == [True, True, True, True]
+    assert cispo[1] == ppo_logp[1] == 1  # r = 1: both the plain policy gradient A

@@ -374,3 +374,15 @@ def _overlong_cases(draw):
 _OVERLONG_PINNED = (Case({"lengths": np.array([Fraction(x) for x in (0, 24, 25, 28, 32, 33,
                                                                       40)], dtype=object)},
                          {"max_length": Fraction(32), "cache_length": Fraction(8)}),)
+
+
+@st.composite
+def _cispo_cases(draw):
+    a = draw(_arrays(("logp", "old_logp", "advantages"),
+                     {"logp": _numbers(3), "old_logp": _numbers(3), "advantages": _numbers(2)},
+                     min_ndim=1))
+    shape = a["logp"].shape
+    eps = st.sampled_from([Fraction(1, 5), Fraction(1, 4), Fraction(0), Fraction(2)])
+    return Case(a, {"clip_low": draw(eps, label="clip_low"),
+                    "clip_high": draw(eps, label="clip_high")},
+                {"mask": _mask(draw, shape)})

@@ -664,3 +664,13 @@ def iw_kl_without_ratio(logp, ref_logp, old_logp, kind):
 def overlong_from_max_length(lengths, *, max_length, cache_length):
     return rt.overlong_penalty(lengths, max_length=max_length + cache_length,
                                cache_length=cache_length).clamp(min=-1.0)
+
+
+@mutant("cispo_surrogate", "cispo_surrogate.gradient",
+        "CISPO's clipped weight left on the gradient path (not detached): the clip's own "
+        "derivative leaks in, and clipped tokens lose the weight's stop-gradient")
+def cispo_weight_not_detached(logp, old_logp, advantages, mask, *, clip_low, clip_high):
+    keep = mask.bool()
+    weight = torch.clamp(torch.exp(torch.where(keep, logp - old_logp, torch.zeros_like(logp))),
+                         1 - clip_low, 1 + clip_high)
+    return torch.where(keep, weight * advantages * logp, torch.zeros_like(logp))

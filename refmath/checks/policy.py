@@ -34,7 +34,8 @@ from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _WHITEN_PINNED, Case, _arr
                     _sequence_pinned, _vector, _aggregate_cases, _group_cases, _logit_cases,
                     _penalized_cases, _ratio_cases, _sequence_cases, _truncation_cases,
                     _value_cases, _whiten_cases, _policy_loss_cases, _policy_loss_pinned,
-                    _iw_kl_cases, _shaped_reward_cases, _overlong_cases, _OVERLONG_PINNED)
+                    _iw_kl_cases, _shaped_reward_cases, _overlong_cases, _OVERLONG_PINNED,
+                    _cispo_cases)
 from .specs import SPECS, FunctionSpec
 
 
@@ -122,6 +123,9 @@ _add("kl_shaped_rewards", ob.kl_shaped_rewards, _shaped_reward_cases, B.bound_sh
      differentiable=(0, 1, 2))
 _add("overlong_penalty", ob.overlong_penalty, _overlong_cases, B.bound_overlong,
      differentiable=(), pinned=_OVERLONG_PINNED)
+# CISPO's value and its gradient differ by design (a stop-gradient): no gradcheck; its own
+# gradient check below
+_add("cispo_surrogate", ob.cispo_surrogate, _cispo_cases, B.bound_cispo, differentiable=())
 
 
 def _prepare(case: Case, spec: ArrayFunction, ctx: Context) -> Case | None:
@@ -847,3 +851,43 @@ _bad("kl_shaped_rewards", ("beta", lambda f: f(_t(0.0), _t(0.0), _t(0.0), beta=-
 _bad("overlong_penalty", ("cache_length", lambda f: f(_t(3.0), max_length=8, cache_length=0)),
      ("max_length", lambda f: f(_t(3.0), max_length=2, cache_length=4)),
      ("lengths", lambda f: f(_t(-1.0), max_length=8, cache_length=4)))
+
+
+@register("cispo_surrogate", "gradient",
+          "∂L/∂logp by autograd = clip(r, 1 − ε_low, 1 + ε_high)·A exactly where unmasked "
+          "(the clipped weight is stop-gradiented), 0 where masked; nonzero where PPO-clip's "
+          "gradient is 0", requires=("gradients",))
+def _cispo_gradient(fn, ctx: Context) -> None:
+    spec = FUNCTIONS["cispo_surrogate"]
+
+    @ctx.settings()
+    @given(case=spec.cases())
+    def prop(case):
+        case = _prepare(case, spec, ctx)
+        if case is None:
+            return
+        values = case.values(torch.float64)
+        logp = values["logp"].clone().requires_grad_()
+        spec.call(fn, dict(values, logp=logp)).sum().backward()
+        got = logp.grad.numpy() if logp.grad is not None else np.zeros(tuple(logp.shape))
+        expected = exact_floats(ob.cispo_surrogate_gradient(**case.exact_values(
+            torch.float64)))
+        # clip(exp(d))·A in float64: exp 4 ulps, the clip bounds, one product
+        tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
+        ctx.tracker.saw()
+        if np.any(np.abs(got - expected) > tol):
+            i = tuple(np.argwhere(np.abs(got - expected) > tol)[0])
+            raise CheckFailure(f"cispo_surrogate: dL/dlogp at {i} is {got[i]!r}, exact "
+                               f"{expected[i]!r} = clip(r)·A (the weight must be detached)"
+                               f"\n  inputs: {case!r}", tier="WRONG", counterexample=repr(case))
+
+    _with_examples(prop, spec, ctx)()
+
+
+_bad("cispo_surrogate",
+     ("clip_low", lambda f: f(_t(0.0), _t(0.0), _t(1.0), _t(1.0), clip_low=-0.2,
+                              clip_high=0.2)),
+     ("advantages", lambda f: f(_t(0.0), _t(0.0), _t(1.0, 2.0), _t(1.0), clip_low=0.2,
+                                clip_high=0.2)),
+     ("logp", lambda f: f(_t(math.nan), _t(0.0), _t(1.0), _t(1.0), clip_low=0.2,
+                          clip_high=0.2)))

@@ -164,6 +164,7 @@ SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
     _spec("policy", dv.importance_weighted_kl_estimate, kind=dv.KL_ESTIMATORS),
     _spec("policy", ob.kl_shaped_rewards, kind=dv.KL_ESTIMATORS),
     _spec("policy", ob.overlong_penalty),
+    _spec("policy", ob.cispo_surrogate),
     _spec("off_policy", op.vtrace),
     _spec("off_policy", op.off_policy_q_targets),
     _spec("off_policy", op.trace_coefficients, method=op.TRACE_METHODS),
