@@ -585,6 +585,14 @@ def verl_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask,
 
 # --- off-policy returns (SPEC §6) ---------------------------------------------------------------
 
+def _pg_weight(log_rhos, kw):
+    """min(pg_rho_clip, ρ): V-trace's policy-gradient weight, for the mutants that rebuild
+    the advantage."""
+    rho = torch.exp(log_rhos) if log_rhos is not None else kw["rhos"]
+    clip = kw.get("pg_rho_clip", 1.0)
+    return rho if clip is None else rho.clamp(max=clip)
+
+
 @mutant("vtrace", "vtrace.float64", "the trace c clipped with ρ̄ (rho_clip) instead of c̄ "
         "(c_clip)")
 def vtrace_c_clipped_with_rho_bar(rewards, values, next_values, log_rhos=None, **kw):
@@ -616,9 +624,7 @@ def vtrace_log_ratio_flipped(rewards, values, next_values, log_rhos=None, **kw):
         "vs: min(ρ̄_pg, ρ)·δ_t, the one-step TD error")
 def vtrace_pg_from_values(rewards, values, next_values, log_rhos=None, **kw):
     vs, _ = rt.vtrace(rewards, values, next_values, log_rhos, **kw)
-    rho = torch.exp(log_rhos) if log_rhos is not None else kw["rhos"]
-    clip = kw.get("pg_rho_clip", 1.0)
-    weight = rho if clip is None else rho.clamp(max=clip)
+    weight = _pg_weight(log_rhos, kw)
     delta = rt.td_errors(rewards, values, next_values, gamma=kw["gamma"],
                          terminated=kw.get("terminated"))
     keep = kw.get("mask")
@@ -640,9 +646,7 @@ def vtrace_bootstrap_across_truncation(rewards, values, next_values, log_rhos=No
     truncated = kw.get("truncated")
     if truncated is None:
         return vs, pg
-    rho = torch.exp(log_rhos) if log_rhos is not None else kw["rhos"]
-    clip = kw.get("pg_rho_clip", 1.0)
-    weight = rho if clip is None else rho.clamp(max=clip)
+    weight = _pg_weight(log_rhos, kw)
     following = torch.cat([vs[..., 1:], next_values[..., -1:]], dim=-1)
     wrong = weight * (rewards + kw["gamma"] * following - values)
     cut = truncated.clone()

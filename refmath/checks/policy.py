@@ -525,6 +525,26 @@ def _clip_gradient(fn, ctx: Context) -> None:
     prop()
 
 
+def _logp_gradient(fn, spec: ArrayFunction, values: dict[str, Any]) -> np.ndarray:
+    """Autograd's ∂(Σ output)/∂logp of ``fn`` on ``values`` (0 where no gradient flows)."""
+    logp = values["logp"].clone().requires_grad_()
+    spec.call(fn, dict(values, logp=logp)).sum().backward()
+    return logp.grad.numpy() if logp.grad is not None else np.zeros(tuple(logp.shape))
+
+
+def _assert_logp_gradient(name: str, got: np.ndarray, expected: np.ndarray, case: Case,
+                          what: str, ctx: Context) -> None:
+    """Autograd against the exact gradient, 16 float64 ulps relative (exp, a clip bound, a
+    product or two per element)."""
+    tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
+    ctx.tracker.saw()
+    if np.any(np.abs(got - expected) > tol):
+        i = tuple(np.argwhere(np.abs(got - expected) > tol)[0])
+        raise CheckFailure(f"{name}: dL/dlogp at {i} is {got[i]!r}, exact {expected[i]!r} "
+                           f"({what})\n  inputs: {case!r}", tier="WRONG",
+                           counterexample=repr(case))
+
+
 @register("policy_loss", "gradient",
           "∂L/∂logp by autograd = −w_t·r_t·g_t: w_t the exact aggregation weight of token t "
           "(the aggregate of the unit vector e_t), g_t the exact clip case analysis "
@@ -539,9 +559,7 @@ def _policy_loss_gradient(fn, ctx: Context) -> None:
         if case is None or _near_policy_kink(case):
             return
         values = case.values(torch.float64)
-        logp = values["logp"].clone().requires_grad_()
-        spec.call(fn, dict(values, logp=logp)).backward()
-        got = logp.grad.numpy() if logp.grad is not None else np.zeros(tuple(logp.shape))
+        got = _logp_gradient(fn, spec, values)
         keep = case.flags["mask"]
         agg = {k: v for k, v in case.kwargs.items() if k in ("mode", "normalizer")}
         clip = {k: v for k, v in case.kwargs.items() if k in ("clip_low", "clip_high",
@@ -559,13 +577,8 @@ def _policy_loss_gradient(fn, ctx: Context) -> None:
             g = ob.clipped_surrogate_ratio_gradient([Fraction(float(r[idx]))], [A[idx]],
                                                     **clip)[0]
             expected[idx] = -float(w) * float(r[idx]) * float(g)
-        tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
-        ctx.tracker.saw()
-        if np.any(np.abs(got - expected) > tol):
-            i = tuple(np.argwhere(np.abs(got - expected) > tol)[0])
-            raise CheckFailure(f"policy_loss: dL/dlogp at {i} is {got[i]!r}, exact "
-                               f"{expected[i]!r} (mode {agg['mode']}; masked tokens get 0)"
-                               f"\n  inputs: {case!r}", tier="WRONG", counterexample=repr(case))
+        _assert_logp_gradient("policy_loss", got, expected, case,
+                              f"mode {agg['mode']}; masked tokens get 0", ctx)
 
     _with_examples(prop, spec, ctx)()
 
@@ -866,20 +879,11 @@ def _cispo_gradient(fn, ctx: Context) -> None:
         case = _prepare(case, spec, ctx)
         if case is None:
             return
-        values = case.values(torch.float64)
-        logp = values["logp"].clone().requires_grad_()
-        spec.call(fn, dict(values, logp=logp)).sum().backward()
-        got = logp.grad.numpy() if logp.grad is not None else np.zeros(tuple(logp.shape))
+        got = _logp_gradient(fn, spec, case.values(torch.float64))
         expected = exact_floats(ob.cispo_surrogate_gradient(**case.exact_values(
             torch.float64)))
-        # clip(exp(d))·A in float64: exp 4 ulps, the clip bounds, one product
-        tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
-        ctx.tracker.saw()
-        if np.any(np.abs(got - expected) > tol):
-            i = tuple(np.argwhere(np.abs(got - expected) > tol)[0])
-            raise CheckFailure(f"cispo_surrogate: dL/dlogp at {i} is {got[i]!r}, exact "
-                               f"{expected[i]!r} = clip(r)·A (the weight must be detached)"
-                               f"\n  inputs: {case!r}", tier="WRONG", counterexample=repr(case))
+        _assert_logp_gradient("cispo_surrogate", got, expected, case,
+                              "= clip(r)·A: the weight must be detached", ctx)
 
     _with_examples(prop, spec, ctx)()
 
