@@ -15,16 +15,21 @@ from .objectives import (
     cispo_surrogate,
     clipped_surrogate,
     group_advantages,
+    gspo_surrogate,
+    gspo_token_surrogate,
     kl_penalized_surrogate,
     kl_shaped_rewards,
     overlong_penalty,
     policy_loss,
+    remax_advantages,
+    split_aggregate_loss,
     value_loss,
     whiten,
 )
 from .ratios import (
     geometric_mean_ratio,
     importance_ratio,
+    rollout_correction,
     sequence_log_ratio,
     truncated_importance_weight,
 )
@@ -49,5 +54,6 @@ __all__ = [
     "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
     "vtrace", "off_policy_q_targets", "trace_coefficients",
     "importance_weighted_kl_estimate", "kl_shaped_rewards", "overlong_penalty",
-    "cispo_surrogate",
+    "cispo_surrogate", "rollout_correction", "gspo_surrogate", "gspo_token_surrogate",
+    "split_aggregate_loss", "remax_advantages",
 ]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name

@@ -11,12 +11,13 @@ from ._tensors import finite, flag, mask_of, number, tensors, where0
 
 __all__ = ["clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient",
            "value_loss", "whiten", "aggregate_loss", "group_advantages", "policy_loss",
-           "kl_shaped_rewards", "overlong_penalty", "cispo_surrogate"]
+           "kl_shaped_rewards", "overlong_penalty", "cispo_surrogate", "gspo_surrogate",
+           "gspo_token_surrogate", "split_aggregate_loss", "remax_advantages"]
 
 VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
 AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
                      "seq-mean-token-sum-norm")
-GROUP_METHODS = ("grpo", "dr_grpo", "rloo")
+GROUP_METHODS = ("grpo", "dr_grpo", "rloo", "reinforce_pp", "batch_std")
 
 
 def _product(r: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -135,12 +136,8 @@ def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, *, shift_mean: boo
     return where0(keep, w if shift_mean else w + (mean_d + c))
 
 
-@float32_for_half
-def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *,
-                   normalizer: float | None = None) -> torch.Tensor:
-    """Reduce ``[B, T]`` to a scalar: token-mean, seq-mean-token-mean, seq-mean-token-sum,
-    seq-mean-token-sum-norm (÷ B'·normalizer; Dr. GRPO). Rows with no unmasked step are left
-    out of the sequence means. verl ``agg_loss``."""
+def _aggregate_inputs(per_step_loss, mask, mode, normalizer):
+    """Validated (loss, keep, per-row sums, per-row counts, rows present, B', normalizer)."""
     if mode not in AGGREGATION_MODES:
         raise ValueError(f"mode must be one of {AGGREGATION_MODES}, got {mode!r}")
     if (normalizer is None) == (mode == "seq-mean-token-sum-norm"):
@@ -157,15 +154,66 @@ def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *
     n_rows = int(rows.sum())
     if n_rows == 0:
         raise ValueError("mask has no unmasked step: the loss is undefined")
-    sums = where0(keep, loss).sum(-1)
+    norm = None if normalizer is None else number("normalizer", normalizer, minimum=0.0,
+                                                  strict=True)
+    return where0(keep, loss).sum(-1), counts, rows, n_rows, norm
+
+
+@float32_for_half
+def aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *,
+                   normalizer: float | None = None) -> torch.Tensor:
+    """Reduce ``[B, T]`` to a scalar: token-mean, seq-mean-token-mean, seq-mean-token-sum,
+    seq-mean-token-sum-norm (÷ B'·normalizer; Dr. GRPO). Rows with no unmasked step are left
+    out of the sequence means. verl ``agg_loss``."""
+    sums, counts, rows, n_rows, norm = _aggregate_inputs(per_step_loss, mask, mode, normalizer)
     if mode == "token-mean":
         return sums.sum() / counts.sum()
     if mode == "seq-mean-token-mean":
         return where0(rows, sums / counts.clamp(min=1)).sum() / n_rows
     if mode == "seq-mean-token-sum":
         return sums.sum() / n_rows
-    norm = number("normalizer", normalizer, minimum=0.0, strict=True)
     return sums.sum() / (n_rows * norm)
+
+
+def _split_sizes(splits: object, B: int) -> list[int]:
+    """Micro-batch sizes along the batch axis, as ``torch.split``: a chunk size or sizes."""
+    if isinstance(splits, bool):
+        raise TypeError("splits must be an int or a sequence of ints, got a bool")
+    if isinstance(splits, int):
+        if splits < 1:
+            raise ValueError(f"splits must be a positive chunk size, got {splits}")
+        return [min(splits, B - i) for i in range(0, B, splits)]
+    if not isinstance(splits, (list, tuple)) or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in splits):
+        raise TypeError(f"splits must be an int or a list/tuple of ints, got {splits!r}")
+    if any(x < 0 for x in splits):
+        raise ValueError(f"splits must hold non-negative integers, got {list(splits)}")
+    if sum(splits) != B:
+        raise ValueError(f"splits must sum to the batch size {B}, got {list(splits)} "
+                         f"(sum {sum(splits)})")
+    return list(splits)
+
+
+@float32_for_half
+def split_aggregate_loss(per_step_loss: torch.Tensor, mask: torch.Tensor, mode: str, *,
+                         splits: int | list[int], normalizer: float | None = None
+                         ) -> torch.Tensor:
+    """One loss per micro-batch (``splits`` along the batch axis, as ``torch.split``), each
+    normalised by the WHOLE batch's count, so that they SUM to :func:`aggregate_loss` (SPEC
+    §7: gradient accumulation / data-parallel ranks). Shape ``[number of micro-batches]``."""
+    sums, counts, rows, n_rows, norm = _aggregate_inputs(per_step_loss, mask, mode, normalizer)
+    sizes = _split_sizes(splits, sums.shape[0])
+    if mode == "token-mean":
+        terms = sums / counts.sum()
+    elif mode == "seq-mean-token-mean":
+        terms = where0(rows, sums / counts.clamp(min=1)) / n_rows
+    elif mode == "seq-mean-token-sum":
+        terms = sums / n_rows
+    else:
+        terms = sums / (n_rows * norm)
+    owner = torch.repeat_interleave(torch.arange(len(sizes), device=terms.device),
+                                    torch.tensor(sizes, device=terms.device))
+    return terms.new_zeros(len(sizes)).index_add(0, owner, terms)
 
 
 @float32_for_half
@@ -173,7 +221,9 @@ def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
                      unbiased: bool = True) -> torch.Tensor:
     """Over the last axis ``[..., G]``: grpo ``(r − mean)/(std + eps)`` (Shao et al. 2024),
     dr_grpo ``r − mean`` (Liu et al. 2025), rloo ``r_i − mean_{j≠i} r_j`` (Ahmadian et al.
-    2024; needs G ≥ 2). G = 1 gives 0 under grpo and dr_grpo; zero spread gives zeros."""
+    2024; needs G ≥ 2); over the whole batch: reinforce_pp ``r − mean`` whitened (Hu 2025,
+    REINFORCE++-baseline), batch_std ``(r − mean)/(std of all rewards + eps)`` (Liu et al.
+    2025). G = 1 gives 0 under grpo and dr_grpo; zero spread gives zeros."""
     if method not in GROUP_METHODS:
         raise ValueError(f"method must be one of {GROUP_METHODS}, got {method!r}")
     (r,) = tensors(rewards=rewards)
@@ -195,13 +245,25 @@ def group_advantages(rewards: torch.Tensor, *, method: str, eps: float = 1e-6,
     if method == "rloo":
         return d - (d.sum(-1, keepdim=True) - d) / (G - 1)
     dev = d - mean
-    divisor = G - 1 if unbiased and G > 1 else G
-    var = dev.square().sum(-1, keepdim=True) / divisor
-    # sqrt is not differentiable at 0 (a zero-spread group): there its gradient is taken as 0
-    # (double select, so no inf·0 = NaN reaches autograd).
+    if method == "grpo":
+        return dev / (_safe_std(dev, unbiased, -1) + eps)
+    if method == "batch_std":  # the std of every reward of the batch (shifted: exact 0 spread)
+        flat = r - r.detach().reshape(-1)[:1]
+        whole = flat - flat.mean()
+        return dev / (_safe_std(whole, unbiased, None) + eps)
+    centred = dev - dev.mean()  # reinforce_pp: whitened over the whole batch
+    return centred / (_safe_std(centred, unbiased, None) + eps)
+
+
+def _safe_std(dev: torch.Tensor, unbiased: bool, dim: int | None) -> torch.Tensor:
+    """sqrt(Σ dev² / divisor) of deviations from the mean, over ``dim`` (None: all), with
+    the gradient of sqrt at 0 (a zero-spread group) taken as 0 (double select, so no
+    inf·0 = NaN reaches autograd)."""
+    n = dev.numel() if dim is None else dev.shape[dim]
+    divisor = n - 1 if unbiased and n > 1 else n
+    var = (dev.square().sum() if dim is None else dev.square().sum(dim, keepdim=True)) / divisor
     spread = var > 0
-    std = where0(spread, torch.sqrt(torch.where(spread, var, torch.ones_like(var))))
-    return dev / (std + eps)
+    return where0(spread, torch.sqrt(torch.where(spread, var, torch.ones_like(var))))
 
 
 @float32_for_half
@@ -294,3 +356,70 @@ def cispo_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torc
     finite({"logp": lp, "old_logp": old, "advantages": A}, keep)
     weight = torch.clamp(torch.exp(where0(keep, lp - old)), 1 - lo, 1 + hi).detach()
     return where0(keep, weight * A * lp)
+
+
+def _sequence_advantages(lp: torch.Tensor, advantages: torch.Tensor,
+                         per_token: bool) -> torch.Tensor:
+    """Advantages per token ``[..., T]``: given per sequence ``[...]`` (broadcast over the
+    tokens) or, if ``per_token``, already ``[..., T]``."""
+    (A,) = tensors(advantages=advantages)
+    if A.dtype != lp.dtype or A.device != lp.device:
+        raise TypeError(f"advantages must have logp's dtype and device ({lp.dtype}, "
+                        f"{lp.device}), got {A.dtype} on {A.device}")
+    if tuple(A.shape) == tuple(lp.shape[:-1]):
+        return A.unsqueeze(-1).expand_as(lp)
+    if per_token and A.shape == lp.shape:
+        return A
+    forms = f"{tuple(lp.shape)} (per token) or " if per_token else ""
+    raise ValueError(f"advantages must have shape {forms}{tuple(lp.shape[:-1])} (per "
+                     f"sequence), got {tuple(A.shape)}")
+
+
+def _gspo(logp, old_logp, advantages, mask, clip_low, clip_high, per_token):
+    """(validated A, keep, the mean masked log-ratio per sequence [..., 1], ε_low, ε_high)."""
+    lp, old = tensors(logp=logp, old_logp=old_logp)
+    if lp.dim() == 0 or lp.shape[-1] == 0:
+        raise ValueError(f"logp must have a non-empty token axis (the last), got shape "
+                         f"{tuple(lp.shape)}")
+    A = _sequence_advantages(lp, advantages, per_token)
+    lo = number("clip_low", clip_low, minimum=0.0)
+    hi = number("clip_high", clip_high if clip_high is not None else lo, minimum=0.0)
+    keep = mask_of(mask, lp)
+    finite({"logp": lp, "old_logp": old, "advantages": A}, keep)
+    d = where0(keep, lp - old)
+    mean = d.sum(-1, keepdim=True) / keep.sum(-1, keepdim=True).clamp(min=1).to(d.dtype)
+    return lp, where0(keep, A), keep, mean, lo, hi
+
+
+@float32_for_half
+def gspo_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                   mask: torch.Tensor, *, clip_low: float,
+                   clip_high: float | None = None) -> torch.Tensor:
+    """GSPO (Zheng et al. 2025): per sequence ``min(s·A, clip(s, 1 − ε_low, 1 + ε_high)·A)``,
+    ``s = exp(masked mean of logp − old_logp)``, on each of its response tokens (0 where
+    masked); ``advantages`` per sequence ``[...]``. The gradient flows through s."""
+    _, A, keep, mean, lo, hi = _gspo(logp, old_logp, advantages, mask, clip_low, clip_high,
+                                     per_token=False)
+    s = torch.exp(mean)
+    return where0(keep, _clipped(s.expand_as(A), A, lo, hi, None))
+
+
+@float32_for_half
+def gspo_token_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                         mask: torch.Tensor, *, clip_low: float,
+                         clip_high: float | None = None) -> torch.Tensor:
+    """GSPO-token (Zheng et al. 2025, eq. 13): the token ratio ``s_t = sg[s]·π(y_t)/sg[π(y_t)]
+    = exp(logp_t − sg[logp_t] + sg[log s])`` has the value s and the gradient ``s·∇logp_t``;
+    ``advantages`` per token ``[..., T]`` or per sequence ``[...]``; 0 where masked."""
+    lp, A, keep, mean, lo, hi = _gspo(logp, old_logp, advantages, mask, clip_low, clip_high,
+                                      per_token=True)
+    s_t = torch.exp(where0(keep, lp - lp.detach()) + mean.detach())
+    return where0(keep, _clipped(s_t, A, lo, hi, None))
+
+
+@float32_for_half
+def remax_advantages(rewards: torch.Tensor, greedy_rewards: torch.Tensor) -> torch.Tensor:
+    """ReMax (Li et al. 2024): ``r − r_greedy`` elementwise."""
+    r, g = tensors(rewards=rewards, greedy_rewards=greedy_rewards)
+    finite({"rewards": r, "greedy_rewards": g})
+    return r - g

@@ -27,6 +27,11 @@ from .objectives import (
     aggregate_loss,
     cispo_surrogate,
     cispo_surrogate_gradient,
+    gspo_surrogate,
+    gspo_token_surrogate,
+    gspo_token_surrogate_gradient,
+    remax_advantages,
+    split_aggregate_loss,
     clipped_surrogate,
     clipped_surrogate_ratio_gradient,
     group_advantages,
@@ -42,6 +47,7 @@ from .ratios import (
     importance_ratio,
     sequence_log_ratio,
     truncated_importance_weight,
+    rollout_correction,
 )
 from .policy_gradient import (
     TabularMDP,
@@ -113,4 +119,10 @@ __all__ = [
     "overlong_penalty",
     "cispo_surrogate",
     "cispo_surrogate_gradient",
+    "rollout_correction",
+    "gspo_surrogate",
+    "gspo_token_surrogate",
+    "gspo_token_surrogate_gradient",
+    "split_aggregate_loss",
+    "remax_advantages",
 ]

@@ -269,6 +269,8 @@ def bound_group(case, f, exact, u):
     r = f[0]
     method, eps = case.kwargs["method"], float(case.kwargs["eps"])
     G = r.shape[-1]
+    if method in ob.BATCH_GROUP_METHODS:
+        return _bound_batch_group(r, method, eps, case.kwargs["unbiased"], u)
     out = np.zeros(r.shape)
     for idx in np.ndindex(r.shape[:-1]):
         row = r[idx]
@@ -284,6 +286,48 @@ def bound_group(case, f, exact, u):
         keep = np.ones(G, dtype=bool)
         out[idx] = _whitening_error(row, keep, mean, var, eps, u, G, divisor, True)
     return out
+
+
+def _std_error(x: np.ndarray, unbiased: bool, eps: float, u: float) -> tuple[float, float]:
+    """(s, a bound on its error) for s = std(x) + eps over all elements, computed as the
+    twins do (two passes): the pieces of :func:`_whitening_error`."""
+    n = x.size
+    mean = float(x.mean())
+    divisor = n - 1 if unbiased and n > 1 else n
+    dev = np.abs(x - mean)
+    var = float((dev ** 2).sum()) / divisor
+    S = float(np.max(np.abs(x)))
+    d_dev = _mean_error(S, n, u) + 2 * u * S + 2 * u * (S + abs(mean))
+    d_var = (2 * float(dev.max()) * d_dev * n + (n + 3) * u * float((dev ** 2).sum())) / divisor
+    std = math.sqrt(var)
+    s = std + eps
+    return s, (d_var / (2 * std) if std > 0 else math.sqrt(d_var)) + 2 * u * s
+
+
+def _bound_batch_group(r, method, eps, unbiased, u):
+    """The two batch methods: y = n/s with n = r − group mean (dr_grpo's error e_n per
+    element) and s = std + eps over the whole batch, of r (batch_std) or of n (reinforce_pp,
+    whose n is also centred on the batch mean first). Perturbing the N inputs of a std by
+    ≤ E moves it by ≤ 2E·sqrt(N/divisor); |ŷ − y| ≤ (e_num + |y|·e_s)/(s − e_s) + 2u|y|."""
+    if r.size == 0:
+        return np.zeros(r.shape)
+    G, N = r.shape[-1], r.size
+    S = np.max(np.abs(r), axis=-1, keepdims=True)
+    e_n = 2 * u * (G + 5) * (np.abs(r) + S)
+    n = r - r.mean(-1, keepdims=True)
+    divisor = N - 1 if unbiased and N > 1 else N
+    if method == "batch_std":
+        s, e_s = _std_error(r, unbiased, eps, u)
+        e_num = e_n
+    else:
+        E = float(e_n.max())
+        s, e_s = _std_error(n, unbiased, eps, u)
+        e_s += 2 * E * math.sqrt(N / divisor)
+        e_num = 2 * E + _mean_error(float(np.abs(n).max()), N, u) + 2 * u * np.abs(n)
+    if e_s >= s:
+        return np.full(r.shape, np.inf)  # too ill-conditioned to promise anything
+    y = np.abs(n - (n.mean() if method == "reinforce_pp" else 0.0)) / s
+    return 2 * ((e_num + y * e_s) / (s - e_s) + 2 * u * y)
 
 
 def bound_policy_loss(case, f, exact, u):
@@ -420,3 +464,78 @@ def bound_cispo(case, f, exact, u):
     keep = case.flags["mask"]
     b = 2 * u * np.abs(A * lp) * (w * (np.abs(d) + 4) + 3 * (1 + hi))
     return np.where(keep, b, 0.0)
+
+
+def _masked_mean_log_ratio(lp, other, keep):
+    """Per row [..., 1]: the mean masked log-ratio μ, its count n, and Σ|d|/n (for errors)."""
+    d = np.where(keep, lp - other, 0.0)
+    n = np.maximum(keep.sum(-1, keepdims=True), 1)
+    return d.sum(-1, keepdims=True) / n, n, np.abs(d).sum(-1, keepdims=True) / n, d
+
+
+def bound_rollout(case, f, exact, u):
+    """w = exp(x): x = d_t (one rounding) or Σ_t m·d_t (n roundings of the differences, n of
+    the sum: ≤ 2(n + 1)u·Σ|d|); exp adds 4 ulps: |ŵ − w| ≤ 2w·(e_x + 4u). min(w, high) is
+    1-Lipschitz. MIS (mode="mask") is discontinuous at low and high: within that error of
+    either, 0 and w are both right answers, so the bound there is |w| + the error."""
+    lp, ro = (np.asarray(x, dtype=np.float64) for x in f)
+    keep = case.flags["mask"]
+    kw = case.kwargs
+    d = np.where(keep, lp - ro, 0.0)
+    if kw.get("level", "token") == "token":
+        x, e_x = d, u * np.abs(d)
+    else:
+        n = keep.sum(-1, keepdims=True)
+        x = np.broadcast_to(d.sum(-1, keepdims=True), d.shape)
+        e_x = np.broadcast_to(2 * (n + 1) * u * np.abs(d).sum(-1, keepdims=True), d.shape)
+    with np.errstate(over="ignore"):
+        w = np.exp(x)
+        b = 2 * w * (e_x + 4 * u)
+    high = float(kw.get("high", 2.0))
+    if kw.get("mode", "truncate") == "truncate":  # beyond high + the error: exactly high
+        with np.errstate(invalid="ignore"):
+            b = np.where(np.isinf(w) | (w - b > high), 2 * u * high, b)
+    else:
+        edges = [float(kw.get("low") or 0.0), high]
+        near = np.zeros(w.shape, dtype=bool)
+        for e in edges:
+            near |= np.abs(w - e) <= 2 * b + 4 * u * e
+        with np.errstate(invalid="ignore"):
+            outside = np.isinf(w) | (w - b > high) | (w + b < edges[0])  # exactly 0
+        b = np.where(near, np.abs(w) + b, np.where(outside, 0.0, b))
+    return np.where(keep, b, 0.0)
+
+
+def bound_gspo(case, f, exact, u):
+    """min(s·A, clip(s)·A), s = exp(μ), μ the mean of n masked log-ratios: μ errs by
+    ≤ 2(n + 2)u·Σ|d|/n + u|μ|; s by ≤ 2s(e_μ + 4u); the clip bounds rounded to the dtype
+    add u·(1 + ε); min is 1-Lipschitz in s; one product: |A|·(e_s + 3u(1 + ε)) + 2u|s·A|."""
+    lp, old, A = (np.asarray(x, dtype=np.float64) for x in f)
+    keep = case.flags["mask"]
+    A = np.broadcast_to(A[..., None], lp.shape) if A.shape != lp.shape else A
+    mu, n, mean_abs, _ = _masked_mean_log_ratio(lp, old, keep)
+    e_mu = 2 * (n + 2) * u * mean_abs + u * np.abs(mu)
+    with np.errstate(over="ignore"):
+        s = np.exp(mu)
+        e_s = 2 * s * (e_mu + 4 * u)
+    kw = case.kwargs
+    hi = float(kw.get("clip_high") if kw.get("clip_high") is not None else kw["clip_low"])
+    with np.errstate(invalid="ignore", over="ignore"):
+        b = 2 * np.abs(A) * (e_s + 3 * u * (1 + hi)) + 2 * u * np.abs(s * A)
+    return np.where(keep, np.nan_to_num(b, nan=np.inf), 0.0)
+
+
+def bound_split_aggregate(case, f, exact, u):
+    """Each micro-batch's loss is a positive-weighted sum of its rows' terms: no more
+    roundings than the whole batch's (:func:`bound_aggregate`), on the same aggregate of
+    |l|, plus the one division of each row term."""
+    kw = {k: v for k, v in case.kwargs.items() if k != "splits"}
+    mode = kw.pop("mode")
+    S = float(ob.aggregate_loss(np.abs(f[0]), case.flags["mask"], mode, **kw))
+    return 2 * u * (f[0].size + 6) * S * np.ones_like(np.asarray(exact, dtype=np.float64))
+
+
+def bound_remax(case, f, exact, u):
+    """r − r_greedy: one rounding of the difference."""
+    r, g = (np.abs(np.asarray(x, dtype=np.float64)) for x in f)
+    return 2 * u * (r + g)

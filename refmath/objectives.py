@@ -31,13 +31,20 @@ __all__ = [
     "overlong_penalty",
     "cispo_surrogate",
     "cispo_surrogate_gradient",
+    "gspo_surrogate",
+    "gspo_token_surrogate",
+    "gspo_token_surrogate_gradient",
+    "split_aggregate_loss",
+    "remax_advantages",
+    "BATCH_GROUP_METHODS",
 ]
 
 Array = Any
 VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
 AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
                      "seq-mean-token-sum-norm")
-GROUP_METHODS = ("grpo", "dr_grpo", "rloo")
+GROUP_METHODS = ("grpo", "dr_grpo", "rloo", "reinforce_pp", "batch_std")
+BATCH_GROUP_METHODS = ("reinforce_pp", "batch_std")  # statistics over the whole batch
 
 
 def _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip):
@@ -277,6 +284,14 @@ def aggregate_loss(per_step_loss: Array, mask: Array, mode: str, *,
     return sum(sums, zero) / (len(sums) * p.scalars["normalizer"])
 
 
+def _std(values: list, zero: Any, unbiased: bool) -> Any:
+    """The standard deviation of a list, ÷(n − 1) if ``unbiased`` (n > 1), else ÷n."""
+    n = len(values)
+    mean = sum(values, zero) / n
+    squares = sum(((x - mean) ** 2 for x in values), zero)
+    return sqrt(squares / (n - 1) if unbiased and n > 1 else squares / n)
+
+
 def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
                      unbiased: bool = True) -> np.ndarray:
     """Outcome advantages for G samples of one prompt, over the last axis ``[..., G]``:
@@ -285,9 +300,15 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
       ``std`` unbiased (÷(G−1)) by default, as ``torch.std``;
     * ``dr_grpo``: ``r_i − mean`` (Liu et al. 2025, "Understanding R1-Zero-Like Training");
     * ``rloo``: ``r_i − mean_{j≠i} r_j`` (Ahmadian et al. 2024; Kool et al. 2019); needs
-      G ≥ 2.
+      G ≥ 2;
+    * ``reinforce_pp``: ``d = r_i − mean``, then whitened over the WHOLE batch (every group):
+      ``(d − mean(d))/(std(d) + eps)`` (Hu 2025, REINFORCE++-baseline);
+    * ``batch_std``: ``(r_i − mean)/(std of every reward in the batch + eps)`` (Liu et al.
+      2025, "Tricks or Traps?", group mean with batch std).
 
-    A group of one sample has advantage 0 under grpo and dr_grpo; zero spread gives zeros.
+    ``mean`` is the group's. A group of one sample has advantage 0 under grpo and dr_grpo;
+    zero spread gives zeros. The two batch methods are not row-wise: a group's advantages
+    depend on the other groups.
     """
     if method not in GROUP_METHODS:
         raise ValueError(f"method must be one of {GROUP_METHODS}, got {method!r}")
@@ -298,19 +319,41 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
     if method == "rloo" and G < 2:
         raise ValueError(f"rloo needs at least 2 samples per group (G >= 2), got G = {G}")
     out = p.zeros()
-    zero = p.zero
-    for idx in np.ndindex(p.shape[:-1]):
+    zero, e = p.zero, p.scalars["eps"]
+    groups = list(np.ndindex(p.shape[:-1]))
+    for idx in groups:
         r = list(p.arrays["rewards"][idx])
         mean = sum(r, zero) / G
         for i in range(G):
             if method == "rloo":
                 out[idx + (i,)] = r[i] - sum((r[j] for j in range(G) if j != i), zero) / (G - 1)
-            elif method == "dr_grpo":
-                out[idx + (i,)] = r[i] - mean
+            elif method == "grpo":
+                out[idx + (i,)] = (r[i] - mean) / (_std(r, zero, unbiased) + e)
             else:
-                squares = sum(((x - mean) ** 2 for x in r), zero)
-                var = squares / (G - 1) if unbiased and G > 1 else squares / G
-                out[idx + (i,)] = (r[i] - mean) / (sqrt(var) + p.scalars["eps"])
+                out[idx + (i,)] = r[i] - mean
+    if method == "reinforce_pp" and groups and G:
+        d = [out[idx + (i,)] for idx in groups for i in range(G)]
+        mean_d = sum(d, zero) / len(d)
+        scale = _std(d, zero, unbiased) + e
+        for idx in groups:
+            for i in range(G):
+                out[idx + (i,)] = (out[idx + (i,)] - mean_d) / scale
+    elif method == "batch_std" and groups and G:
+        scale = _std([p.arrays["rewards"][idx + (i,)] for idx in groups for i in range(G)],
+                     zero, unbiased) + e
+        for idx in groups:
+            for i in range(G):
+                out[idx + (i,)] = out[idx + (i,)] / scale
+    return out
+
+
+def remax_advantages(rewards: Array, greedy_rewards: Array) -> np.ndarray:
+    """ReMax (Li et al. 2024, eq. (7)): ``r − r_greedy``, the reward of each sampled response
+    minus that of the greedy response to the same prompt, elementwise (same shapes)."""
+    p = prepare_arrays({"rewards": rewards, "greedy_rewards": greedy_rewards}, min_ndim=0)
+    out = p.empty()
+    for idx in np.ndindex(p.shape):
+        out[idx] = p.arrays["rewards"][idx] - p.arrays["greedy_rewards"][idx]
     return out
 
 
@@ -446,3 +489,156 @@ def cispo_surrogate_gradient(logp: Array, old_logp: Array, advantages: Array, ma
         if p.flags["mask"][idx]:
             out[idx] = _clip_ratio(p, idx, lo, hi) * p.arrays["advantages"][idx]
     return out
+
+
+def _per_sequence(name: str, advantages: Array, logp: Array, per_token: bool) -> Array:
+    """Advantages broadcast over the last (token) axis: given per sequence ``[...]`` (or, if
+    ``per_token``, already per token ``[..., T]``)."""
+    A, lp = np.asarray(plain("advantages", advantages), dtype=object), np.asarray(
+        plain("logp", logp), dtype=object)
+    if lp.ndim == 0 or lp.shape[-1] == 0:
+        raise ValueError(f"logp must have a non-empty token axis (the last), got shape "
+                         f"{lp.shape}")
+    if A.shape == lp.shape[:-1]:
+        return np.repeat(A[..., None], lp.shape[-1], axis=-1)
+    if per_token and A.shape == lp.shape:
+        return A
+    forms = f"{lp.shape} (per token) or " if per_token else ""
+    raise ValueError(f"{name}: advantages must have shape {forms}{lp.shape[:-1]} (per "
+                     f"sequence), got {A.shape}")
+
+
+def _gspo_inputs(name, logp, old_logp, advantages, mask, clip_low, clip_high, per_token):
+    A = _per_sequence(name, advantages, logp, per_token)
+    p = prepare_arrays({"logp": logp, "old_logp": old_logp, "advantages": A},
+                       flags={"mask": mask}, numbers={"clip_low": clip_low,
+                                                      "clip_high": clip_high})
+    lo, hi, _ = _clip_ranges(p.scalars)
+    return p, lo, hi
+
+
+def _sequence_ratio(p, row) -> tuple[list, Any]:
+    """(the row's response positions, GSPO's s = exp(Σ m·(logp − old)/Σ m))."""
+    from ._arrays import exp
+
+    steps = [row + (t,) for t in range(p.shape[-1]) if p.flags["mask"][row + (t,)]]
+    if not steps:
+        return steps, None
+    mean = sum((p.arrays["logp"][i] - p.arrays["old_logp"][i] for i in steps), p.zero) / \
+        len(steps)
+    return steps, exp(mean)
+
+
+def gspo_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
+                   clip_low: Any, clip_high: Any = None) -> np.ndarray:
+    """GSPO (Zheng et al. 2025, "Group Sequence Policy Optimization", eqs. (5)–(7)), to
+    MAXIMISE: per sequence ``min(s·A, clip(s, 1 − ε_low, 1 + ε_high)·A)`` with the sequence
+    ratio ``s = exp(Σ_t m_t·(logp_t − old_logp_t) / Σ_t m_t)`` (the geometric mean of the
+    token ratios), written to every response token of the sequence, so that
+    ``aggregate_loss(·, mask, "seq-mean-token-mean")`` is the paper's objective. ``logp``,
+    ``old_logp``, ``mask``: ``[..., T]``; ``advantages``: one per sequence ``[...]``.
+    Masked tokens (and rows without a response token) get 0; ``clip_high`` defaults to
+    ``clip_low``; a ratio on the boundary is not clipped."""
+    p, lo, hi = _gspo_inputs("gspo_surrogate", logp, old_logp, advantages, mask, clip_low,
+                             clip_high, per_token=False)
+    out = p.zeros()
+    for row in np.ndindex(p.shape[:-1]):
+        steps, s = _sequence_ratio(p, row)
+        for idx in steps:
+            out[idx] = clipped_surrogate([s], [p.arrays["advantages"][idx]], clip_low=lo,
+                                         clip_high=hi)[0]
+    return out
+
+
+def gspo_token_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
+                         clip_low: Any, clip_high: Any = None) -> np.ndarray:
+    """GSPO-token (Zheng et al. 2025, eqs. (13)–(14)), to MAXIMISE, per token
+    ``min(s_t·A_t, clip(s_t, 1 − ε_low, 1 + ε_high)·A_t)`` with ``s_t = sg[s]·π_θ(y_t)/
+    sg[π_θ(y_t)]``: its VALUE is the sequence ratio s of :func:`gspo_surrogate` (so the value
+    equals GSPO's), its gradient :func:`gspo_token_surrogate_gradient`. ``advantages`` per
+    token ``[..., T]`` or per sequence ``[...]``. Masked tokens get 0."""
+    p, lo, hi = _gspo_inputs("gspo_token_surrogate", logp, old_logp, advantages, mask,
+                             clip_low, clip_high, per_token=True)
+    out = p.zeros()
+    for row in np.ndindex(p.shape[:-1]):
+        steps, s = _sequence_ratio(p, row)
+        for idx in steps:
+            out[idx] = clipped_surrogate([s], [p.arrays["advantages"][idx]], clip_low=lo,
+                                         clip_high=hi)[0]
+    return out
+
+
+def gspo_token_surrogate_gradient(logp: Array, old_logp: Array, advantages: Array,
+                                  mask: Array, *, clip_low: Any,
+                                  clip_high: Any = None) -> np.ndarray:
+    """``∂(Σ_t L_t)/∂logp_t`` of GSPO-token (Zheng et al. 2025, eq. (17)): ``s·A_t`` where
+    the clip is not active for token t (``A_t > 0`` and ``s ≤ 1 + ε_high``, or ``A_t < 0``
+    and ``s ≥ 1 − ε_low``), else 0; 0 where masked. With a sequence's advantages equal this
+    is also GSPO's gradient (eq. (10)): the identity ``tests/test_objectives.py`` proves."""
+    p, lo, hi = _gspo_inputs("gspo_token_surrogate_gradient", logp, old_logp, advantages,
+                             mask, clip_low, clip_high, per_token=True)
+    out = p.zeros()
+    for row in np.ndindex(p.shape[:-1]):
+        steps, s = _sequence_ratio(p, row)
+        for idx in steps:
+            A = p.arrays["advantages"][idx]
+            g = clipped_surrogate_ratio_gradient([s], [A], clip_low=lo, clip_high=hi)[0]
+            out[idx] = s * g
+    return out
+
+
+def _micro_batches(splits: Any, B: int) -> list[int]:
+    """The micro-batch sizes along the batch axis, as ``torch.split``: an int (the chunk
+    size, the last chunk smaller) or non-negative sizes summing to B."""
+    if isinstance(splits, bool):
+        raise TypeError("splits must be an int or a sequence of ints, got a bool")
+    if isinstance(splits, (int, np.integer)):
+        if splits < 1:
+            raise ValueError(f"splits must be a positive chunk size, got {splits}")
+        return [min(int(splits), B - i) for i in range(0, B, int(splits))]
+    try:
+        sizes = [int(x) for x in splits]
+    except TypeError:
+        raise TypeError(f"splits must be an int or a sequence of ints, got "
+                        f"{type(splits).__name__}") from None
+    if any(isinstance(x, bool) or x != int(x) or x < 0 for x in splits):
+        raise ValueError(f"splits must hold non-negative integers, got {list(splits)}")
+    if sum(sizes) != B:
+        raise ValueError(f"splits must sum to the batch size {B}, got {sizes} "
+                         f"(sum {sum(sizes)})")
+    return sizes
+
+
+def split_aggregate_loss(per_step_loss: Array, mask: Array, mode: str, *, splits: Any,
+                         normalizer: Any = None) -> np.ndarray:
+    """The :func:`aggregate_loss` of a ``[B, T]`` batch split into micro-batches along B
+    (``splits`` as in ``torch.split``), one loss per micro-batch, each normalised by the
+    WHOLE batch's count (SPEC §7): for ``token-mean`` ``Σ_{b∈mb} Σ_t m·l / N`` (N the
+    batch's response tokens), for ``seq-mean-token-mean`` ``Σ_{b∈mb} (Σ_t m·l/Σ_t m) / B'``,
+    for ``seq-mean-token-sum`` ``Σ_{b∈mb} Σ_t m·l / B'``, for ``seq-mean-token-sum-norm``
+    that over ``normalizer`` (B' the batch's rows with a response token). Their SUM is the
+    full-batch loss, which gradient accumulation needs; normalising each micro-batch by its
+    own count (and averaging) is not (the claim ``common.micro_batch_token_mean``)."""
+    aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)  # validates the inputs
+    p = prepare_arrays({"per_step_loss": per_step_loss}, flags={"mask": mask},
+                       numbers={"normalizer": normalizer}, min_ndim=2)
+    loss, m, zero = p.arrays["per_step_loss"], p.flags["mask"], p.zero
+    rows = [[loss[b, t] for t in range(p.shape[1]) if m[b, t]] for b in range(p.shape[0])]
+    N = sum(len(r) for r in rows)
+    B_present = sum(1 for r in rows if r)
+    if mode == "token-mean":
+        row_terms = [sum(r, zero) / N for r in rows]
+    elif mode == "seq-mean-token-mean":
+        row_terms = [sum(r, zero) / len(r) / B_present if r else zero for r in rows]
+    elif mode == "seq-mean-token-sum":
+        row_terms = [sum(r, zero) / B_present for r in rows]
+    else:
+        row_terms = [sum(r, zero) / (B_present * p.scalars["normalizer"]) for r in rows]
+    out, start = [], 0
+    for size in _micro_batches(splits, p.shape[0]):
+        out.append(sum(row_terms[start:start + size], zero))
+        start += size
+    result = p.empty((len(out),))
+    for i, x in enumerate(out):
+        result[i] = x
+    return result

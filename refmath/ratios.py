@@ -14,7 +14,11 @@ import numpy as np
 from ._arrays import check_nonnegative, exp, prepare_arrays
 
 __all__ = ["importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
-           "truncated_importance_weight"]
+           "truncated_importance_weight", "rollout_correction", "CORRECTION_LEVELS",
+           "CORRECTION_MODES"]
+
+CORRECTION_LEVELS = ("token", "sequence")
+CORRECTION_MODES = ("truncate", "mask")
 
 Array = Any
 
@@ -95,4 +99,49 @@ def truncated_importance_weight(ratio: Array, cap: Any) -> np.ndarray:
         r = p.arrays["ratio"][idx]
         check_nonnegative("ratio", r)
         out[idx] = min(r, p.scalars["cap"])
+    return out
+
+
+def _correction_options(level: str, mode: str, low: Any) -> None:
+    if level not in CORRECTION_LEVELS:
+        raise ValueError(f"level must be one of {CORRECTION_LEVELS}, got {level!r}")
+    if mode not in CORRECTION_MODES:
+        raise ValueError(f"mode must be one of {CORRECTION_MODES}, got {mode!r}")
+    if low is not None and mode != "mask":
+        raise ValueError("low is used only by mode='mask' (truncation has no lower bound)")
+
+
+def rollout_correction(logp: Array, rollout_logp: Array, mask: Array, *, level: str = "token",
+                       mode: str = "truncate", low: Any = None, high: Any = 2.0) -> np.ndarray:
+    """Importance weights for the mismatch between the trainer (``logp``) and the inference
+    engine that sampled (``rollout_logp``), shape ``[..., T]`` (SPEC §7):
+
+    * ``level="token"``: ``w_t = exp(logp_t − rollout_logp_t)``;
+    * ``level="sequence"``: one ``w = exp(Σ_t mask_t·(logp_t − rollout_logp_t))`` per
+      sequence, written to each of its response tokens;
+    * ``mode="truncate"`` (TIS): ``min(w, high)``; ``mode="mask"`` (MIS): ``w`` if
+      ``low ≤ w ≤ high`` else 0 (``low`` defaults to 0).
+
+    Masked tokens get 0 and are never read. The weights are constants of the loss: no
+    gradient flows through them. Yao et al. (2025), "Your efficient RL framework secretly
+    brings you off-policy RL training" (TIS); Ionides (2008).
+    """
+    _correction_options(level, mode, low)
+    p = prepare_arrays({"logp": logp, "rollout_logp": rollout_logp}, flags={"mask": mask},
+                       numbers={"low": low, "high": high})
+    lo, hi = p.scalars.get("low", 0), p.scalars["high"]
+    check_nonnegative("low", lo)
+    check_nonnegative("high", hi, strict=True)
+    if not lo <= hi:
+        raise ValueError(f"low must be <= high, got {lo} > {hi}")
+    m = p.flags["mask"]
+    d = {idx: p.arrays["logp"][idx] - p.arrays["rollout_logp"][idx]
+         for idx in np.ndindex(p.shape) if m[idx]}
+    out = p.zeros()
+    for row in np.ndindex(p.shape[:-1]):
+        steps = [row + (t,) for t in range(p.shape[-1]) if m[row + (t,)]]
+        total = sum((d[idx] for idx in steps), p.zero)
+        for idx in steps:
+            w = exp(d[idx] if level == "token" else total)
+            out[idx] = min(w, hi) if mode == "truncate" else (w if lo <= w <= hi else p.zero)
     return out

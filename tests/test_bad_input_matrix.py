@@ -99,6 +99,14 @@ BASE: dict[str, dict[str, Any]] = {
                              max_length=32, cache_length=8),
     "cispo_surrogate": dict(logp=LOGP, old_logp=OLD, advantages=ADV, mask=MASK,
                             clip_low=0.2, clip_high=0.25),
+    "rollout_correction": dict(logp=LOGP, rollout_logp=OLD, mask=MASK, level="sequence",
+                               mode="mask", low=0.25, high=4.0),
+    "gspo_surrogate": dict(logp=LOGP, old_logp=OLD, advantages=ADV[:, 0], mask=MASK,
+                           clip_low=0.2, clip_high=0.25),
+    "gspo_token_surrogate": dict(logp=LOGP, old_logp=OLD, advantages=ADV, mask=MASK,
+                                 clip_low=0.2, clip_high=0.25),
+    "split_aggregate_loss": dict(per_step_loss=R, mask=MASK, mode="token-mean", splits=[1, 1]),
+    "remax_advantages": dict(rewards=R, greedy_rewards=V),
 }
 # Avp, objective and kl are given as the matrix/vector they apply; ``_side`` makes the
 # callable of each side: Avp(v) = M·v, objective(x) = g·x, kl(x) = ½ xᵀMx.
@@ -109,7 +117,8 @@ SCALAR_ARGS = {"gamma", "lam", "n", "cap", "kind", "clip_low", "clip_high", "dua
                "clip", "clip_form", "shift_mean", "unbiased", "eps", "mode", "normalizer",
                "method", "iters", "damping", "max_kl", "backtrack", "max_backtracks", "mdp",
                "target", "tolerance", "factor", "kl_scalar", "rho_clip", "c_clip",
-               "pg_rho_clip", "max_length", "cache_length"}
+               "pg_rho_clip", "max_length", "cache_length", "level", "low", "high",
+               "splits"}
 FLAGS = ("terminated", "truncated", "mask")
 
 
@@ -253,7 +262,7 @@ def ignored_cases(name: str) -> list[Case]:
     out = []
     if "mask" in base and name not in ("aggregate_loss",) or name == "aggregate_loss":
         hole = tuple(int(i) for i in np.argwhere(~base["mask"])[0])
-        for arg in arrays_of(name):
+        for arg in [a for a in arrays_of(name) if base[a].shape == base["mask"].shape]:
             out += _both(name, "non-finite where ignored", f"{arg}-nan-masked",
                          lambda arg=arg: _replace(name, **{arg: _with(base[arg], hole, NAN)}),
                          "clean")

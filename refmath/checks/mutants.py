@@ -678,3 +678,75 @@ def cispo_weight_not_detached(logp, old_logp, advantages, mask, *, clip_low, cli
     weight = torch.clamp(torch.exp(torch.where(keep, logp - old_logp, torch.zeros_like(logp))),
                          1 - clip_low, 1 + clip_high)
     return torch.where(keep, weight * advantages * logp, torch.zeros_like(logp))
+
+
+@mutant("rollout_correction", "rollout_correction.no_gradient",
+        "the TIS weight not stop-gradiented: min(exp(logp − rollout_logp), C) left on the "
+        "gradient path, so the correction also rescales the policy gradient's direction")
+def tis_weight_not_detached(logp, rollout_logp, mask, *, level="token", mode="truncate",
+                            low=None, high=2.0):
+    keep = mask.bool()
+    d = torch.where(keep, logp - rollout_logp, torch.zeros_like(logp))
+    if level == "sequence":
+        d = d.sum(-1, keepdim=True).expand_as(d)
+    w = torch.exp(d)
+    lo = 0.0 if low is None else low
+    w = torch.clamp(w, max=high) if mode == "truncate" else torch.where(
+        (w >= lo) & (w <= high), w, torch.zeros_like(w))
+    return torch.where(keep, w, torch.zeros_like(w))
+
+
+def _masked_mean_log_ratio(logp, old_logp, mask):
+    keep = mask.bool()
+    d = torch.where(keep, logp - old_logp, torch.zeros_like(logp))
+    return d.sum(-1, keepdim=True), keep.sum(-1, keepdim=True).clamp(min=1).to(d.dtype), keep
+
+
+@mutant("gspo_surrogate", "gspo_surrogate.float64",
+        "GSPO's sequence ratio from the SUM of the token log-ratios (the plain product of "
+        "ratios) instead of their mean: its length normalisation lost")
+def gspo_ratio_from_sum(logp, old_logp, advantages, mask, *, clip_low, clip_high=None):
+    total, _, keep = _masked_mean_log_ratio(logp, old_logp, mask)
+    hi = clip_low if clip_high is None else clip_high
+    s = torch.exp(total).expand_as(logp)
+    A = advantages.unsqueeze(-1).expand_as(logp)
+    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+@mutant("gspo_token_surrogate", "gspo_token_surrogate.gradient",
+        "GSPO-token's sequence ratio left on the gradient path (no sg[s]): each token's "
+        "gradient becomes s·A_t/|y| summed over the sequence instead of s·A_t")
+def gspo_token_ratio_not_detached(logp, old_logp, advantages, mask, *, clip_low,
+                                  clip_high=None):
+    total, n, keep = _masked_mean_log_ratio(logp, old_logp, mask)
+    hi = clip_low if clip_high is None else clip_high
+    s = torch.exp(total / n).expand_as(logp)
+    A = advantages if advantages.shape == logp.shape else advantages.unsqueeze(-1).expand_as(
+        logp)
+    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+@mutant("split_aggregate_loss", "split_aggregate_loss.float64",
+        "each micro-batch normalised by its own token (or sequence) count and the results "
+        "averaged over the micro-batches (loss / grad_accum_steps): not the full-batch loss "
+        "unless every micro-batch has the same count")
+def micro_batches_self_normalised(per_step_loss, mask, mode, *, splits, normalizer=None):
+    parts = []
+    chunks = list(zip(torch.split(per_step_loss, splits), torch.split(mask, splits)))
+    for loss, m in chunks:
+        if m.numel() == 0 or not m.bool().any():
+            parts.append(per_step_loss.new_zeros(()))
+        else:
+            parts.append(rt.aggregate_loss(loss, m, mode, normalizer=normalizer) / len(chunks))
+    return torch.stack(parts)
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "REINFORCE++-baseline whitened within each group (GRPO's normalisation) instead of "
+        "over the whole batch")
+def reinforce_pp_whitened_per_group(rewards, *, method, eps=1e-6, unbiased=True):
+    if method == "reinforce_pp":
+        return rt.group_advantages(rewards, method="grpo", eps=eps, unbiased=unbiased)
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)

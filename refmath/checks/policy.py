@@ -328,7 +328,8 @@ def _ignored_numbers(name: str):
     return run
 
 
-ROW_WISE_EXCEPT = ("whiten", "aggregate_loss", "adaptive_kl_coefficient", "policy_loss")  # global reductions
+# global reductions (SPEC §7's split_aggregate_loss joins in refmath/checks/lm.py)
+ROW_WISE_EXCEPT = ["whiten", "aggregate_loss", "adaptive_kl_coefficient", "policy_loss"]
 
 
 def _row(case: Case, i: int) -> Case:
@@ -349,7 +350,8 @@ def _batch_consistency(name: str):
             case = _prepare(case, spec, ctx)
             if case is None:
                 return
-            if next(iter(case.arrays.values())).ndim < 2:
+            if next(iter(case.arrays.values())).ndim < 2 or case.kwargs.get(
+                    "method") in ob.BATCH_GROUP_METHODS:  # statistics over the whole batch
                 return
             exact = exact_floats(spec.call(spec.oracle, case.exact_values(torch.float64)))
             bound = np.broadcast_to(spec.bound(case, case.floats(torch.float64), exact, u),
@@ -433,7 +435,11 @@ def _near(x: Any, points: list[float], tol: float = 1e-5) -> bool:
 def _zero_spread(case: Case) -> bool:
     """std is not differentiable at 0: finite differences there are meaningless."""
     r = np.asarray(case.arrays["rewards"], dtype=np.float64)
-    return case.kwargs["method"] == "grpo" and bool(np.any(r.std(-1) < 1e-3))
+    method = case.kwargs["method"]
+    if method in ob.BATCH_GROUP_METHODS:  # the batch's spread (of r, or of r − group mean)
+        x = r if method == "batch_std" else r - r.mean(-1, keepdims=True)
+        return x.size == 0 or bool(x.std() < 1e-3)
+    return method == "grpo" and bool(np.any(r.std(-1) < 1e-3))
 
 
 def _near_kink(case: Case) -> bool:

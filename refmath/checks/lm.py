@@ -1,0 +1,246 @@
+"""Checks for the language-model objectives of SPEC §7 added after the first four (those are
+in :mod:`refmath.checks.policy`): rollout correction, GSPO and GSPO-token, micro-batch loss
+splitting, ReMax. They run through the same factories, comparison and failure anatomy as
+SPEC §3–4 (:func:`refmath.checks.policy.register_array_checks`), plus the exact gradient
+facts §7 states: no gradient through the correction weights, GSPO-token's gradient."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .. import bounds as B
+from .. import objectives as ob
+from .. import ratios as ra
+from . import CheckFailure, Context, register
+from .cases import Case, _arrays, _grid, _mask, _matrix, _numbers
+from .compare import exact_floats
+from .policy import (FUNCTIONS, ROW_WISE_EXCEPT, _add, _assert_logp_gradient, _bad,
+                     _logp_gradient, _prepare, _t, _with_examples, register_array_checks)
+
+_HIGH = st.sampled_from([Fraction(2), Fraction(3, 2), Fraction(4), Fraction(1)])
+_LOW = st.sampled_from([None, Fraction(0), Fraction(1, 2), Fraction(1, 4)])
+_EPS = st.sampled_from([Fraction(1, 5), Fraction(1, 4), Fraction(0), Fraction(2)])
+
+
+@st.composite
+def _rollout_cases(draw):
+    a = draw(_arrays(("logp", "rollout_logp"), {"logp": _numbers(2), "rollout_logp":
+                                                _numbers(2)}, min_ndim=1))
+    mode = draw(st.sampled_from(ra.CORRECTION_MODES), label="mode")
+    kw = {"level": draw(st.sampled_from(ra.CORRECTION_LEVELS), label="level"), "mode": mode,
+          "high": draw(_HIGH, label="high")}
+    low = draw(_LOW, label="low") if mode == "mask" else None
+    if low is not None and low <= kw["high"]:
+        kw["low"] = low
+    return Case(a, kw, {"mask": _mask(draw, a["logp"].shape)})
+
+
+def _rollout_pinned() -> tuple:
+    """w = 1 exactly (logp = rollout_logp) on the bounds low = high = 1 (kept: ≤ is
+    inclusive), and a sequence whose token ratios straddle the bounds but whose product
+    does not (Σ d = 0 over the response: w = 1), every level and mode."""
+    lp = _matrix([Fraction(1, 2), Fraction(-1, 2), 3], [0, 0, 0])
+    ro = _matrix([0, 0, 0], [0, 0, 0])
+    mask = np.array([[True, True, False], [True, True, True]])
+    cases = []
+    for level in ra.CORRECTION_LEVELS:
+        cases.append(Case({"logp": lp, "rollout_logp": ro},
+                          {"level": level, "mode": "mask", "low": Fraction(1),
+                           "high": Fraction(1)}, {"mask": mask}))
+        cases.append(Case({"logp": lp, "rollout_logp": ro},
+                          {"level": level, "mode": "truncate", "high": Fraction(3, 2)},
+                          {"mask": mask}))
+    return tuple(cases)
+
+
+@st.composite
+def _gspo_cases(draw, per_token: bool = False):
+    a = draw(_arrays(("logp", "old_logp"), {"logp": _numbers(2), "old_logp": _numbers(2)},
+                     min_ndim=1))
+    shape = a["logp"].shape
+    tokens = per_token and draw(st.booleans(), label="per-token advantages")
+    a.update(draw(_arrays(("advantages",), {"advantages": _numbers(2)},
+                          shape=shape if tokens else shape[:-1])))
+    kw = {"clip_low": draw(_EPS, label="clip_low")}
+    if draw(st.booleans(), label="clip_high given"):
+        kw["clip_high"] = draw(_EPS, label="clip_high")
+    return Case(a, kw, {"mask": _mask(draw, shape)})
+
+
+def _gspo_pinned(per_token: bool) -> tuple:
+    """s = 1 exactly (the response's log-ratios ±1/2 cancel) on a clip boundary (ε = 0);
+    a sequence clipped above (A > 0, s = e) and one not clipped below (A < 0, s = e); a fully
+    masked row."""
+    lp = _matrix([Fraction(1, 2), Fraction(-1, 2), 2], [1, 1, 1], [1, 1, 1], [3, 3, 3])
+    old = _matrix([0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0])
+    mask = np.array([[True, True, False], [True, True, True], [True, True, True],
+                     [False, False, False]])
+    A = np.array([Fraction(1), Fraction(2), Fraction(-1), Fraction(1)], dtype=object)
+    forms = [A] + ([np.repeat(A[:, None], 3, axis=1), _matrix([1, -1, 1], [2, 0, -2],
+                                                              [-1, -1, 1], [1, 1, 1])]
+                   if per_token else [])
+    return tuple(Case({"logp": lp, "old_logp": old, "advantages": adv},
+                      {"clip_low": eps, "clip_high": hi}, {"mask": mask})
+                 for adv in forms for eps, hi in ((Fraction(0), Fraction(0)),
+                                                  (Fraction(1, 5), Fraction(1, 4))))
+
+
+@st.composite
+def _split_cases(draw):
+    B_ = draw(st.integers(1, 5), label="B")
+    T = draw(st.integers(1, 5), label="T")
+    a = draw(_arrays(("per_step_loss",), {"per_step_loss": _numbers(4)}, shape=(B_, T)))
+    mask = _mask(draw, (B_, T))
+    if not mask.any():
+        mask[draw(st.integers(0, B_ - 1), label="kept row"), 0] = True
+    mode = draw(st.sampled_from(ob.AGGREGATION_MODES), label="mode")
+    if draw(st.booleans(), label="chunk size"):
+        splits = draw(st.integers(1, B_ + 1), label="splits")
+    else:
+        cuts = sorted(draw(st.lists(st.integers(0, B_), max_size=3), label="cuts"))
+        bounds = [0] + cuts + [B_]
+        splits = [b - a_ for a_, b in zip(bounds, bounds[1:])]
+    kw = {"mode": mode, "splits": splits}
+    if mode == "seq-mean-token-sum-norm":
+        kw["normalizer"] = draw(st.sampled_from([Fraction(4), Fraction(3)]), label="norm")
+    return Case(a, kw, {"mask": mask})
+
+
+# rows with different token counts (so each micro-batch's own token-mean is not its share),
+# a fully masked row, an empty micro-batch, every mode
+_SPLIT_LOSS = _matrix([1, 2, 3], [8, 0, 0], [5, 7, 9])
+_SPLIT_MASK = np.array([[True, True, True], [True, False, False], [False, False, False]])
+_SPLIT_PINNED = tuple(
+    Case({"per_step_loss": _SPLIT_LOSS},
+         {"mode": mode, "splits": splits,
+          **({"normalizer": Fraction(4)} if mode == "seq-mean-token-sum-norm" else {})},
+         {"mask": _SPLIT_MASK})
+    for mode in ob.AGGREGATION_MODES for splits in ([1, 2], [2, 0, 1], 1))
+
+
+@st.composite
+def _remax_cases(draw):
+    return Case(draw(_arrays(("rewards", "greedy_rewards"),
+                             {"rewards": _numbers(4), "greedy_rewards": _numbers(4)})))
+
+
+def _near_gspo_kink(case: Case) -> bool:
+    """GSPO is not differentiable where s sits on a clip boundary (or A = 0 switches the
+    branch): finite differences there are meaningless."""
+    lp, old = (np.asarray(case.arrays[k], dtype=np.float64) for k in ("logp", "old_logp"))
+    keep = case.flags["mask"]
+    mu, _, _, _ = B._masked_mean_log_ratio(lp, old, keep)
+    s = np.exp(mu)
+    kw = case.kwargs
+    lo = float(kw["clip_low"])
+    hi = float(kw["clip_high"]) if kw.get("clip_high") is not None else lo
+    A = np.asarray(case.arrays["advantages"], dtype=np.float64)
+    return bool(np.any(np.abs(s - (1 - lo)) < 1e-5) or np.any(np.abs(s - (1 + hi)) < 1e-5)
+                or np.any(A == 0))
+
+
+_add("rollout_correction", ra.rollout_correction, _rollout_cases, B.bound_rollout,
+     differentiable=(), pinned=_rollout_pinned())
+_add("gspo_surrogate", ob.gspo_surrogate, _gspo_cases, B.bound_gspo, differentiable=(0, 1),
+     kink=_near_gspo_kink, pinned=_gspo_pinned(False))
+# GSPO-token's value and gradient differ by design (stop-gradients): no gradcheck; its own
+# gradient check below
+_add("gspo_token_surrogate", ob.gspo_token_surrogate, lambda: _gspo_cases(per_token=True),
+     B.bound_gspo, differentiable=(), pinned=_gspo_pinned(True))
+_add("split_aggregate_loss", ob.split_aggregate_loss, _split_cases, B.bound_split_aggregate,
+     pinned=_SPLIT_PINNED)
+_add("remax_advantages", ob.remax_advantages, _remax_cases, B.bound_remax,
+     differentiable=(0, 1))
+ROW_WISE_EXCEPT.append("split_aggregate_loss")  # a reduction over the batch axis
+for _name in ("rollout_correction", "gspo_surrogate", "gspo_token_surrogate",
+              "split_aggregate_loss", "remax_advantages"):
+    register_array_checks(_name)
+
+
+@register("rollout_correction", "no_gradient",
+          "no gradient flows through the weights (SPEC §7): ∂(Σ w)/∂logp is None or exactly "
+          "0, for every level and mode", requires=("gradients",))
+def _rollout_no_gradient(fn, ctx: Context) -> None:
+    spec = FUNCTIONS["rollout_correction"]
+
+    @ctx.settings()
+    @given(case=spec.cases())
+    def prop(case):
+        case = _prepare(case, spec, ctx)
+        if case is None:
+            return
+        values = case.values(torch.float64)
+        logp = values["logp"].clone().requires_grad_()
+        out = spec.call(fn, dict(values, logp=logp))
+        ctx.tracker.saw()
+        grad = (torch.autograd.grad(out.sum(), logp, allow_unused=True)[0]
+                if isinstance(out, torch.Tensor) and out.requires_grad else None)
+        got = np.zeros(tuple(logp.shape)) if grad is None else grad.numpy()
+        if np.any(got != 0):
+            i = tuple(np.argwhere(got != 0)[0])
+            raise CheckFailure(
+                f"rollout_correction: dw/dlogp at {i} is {got[i]!r}, expected no gradient "
+                "(the weights must be detached: a correction weight on the gradient path "
+                f"changes the policy gradient)\n  inputs: {case!r}", tier="WRONG",
+                counterexample=repr(case))
+
+    _with_examples(prop, spec, ctx)()
+
+
+@register("gspo_token_surrogate", "gradient",
+          "∂(Σ L)/∂logp_t by autograd = s·A_t where the clip is not active (0 where it is, "
+          "and where masked), s the sequence ratio: GSPO-token's gradient (Zheng et al. "
+          "2025, eq. 17)", requires=("gradients",))
+def _gspo_token_gradient(fn, ctx: Context) -> None:
+    spec = FUNCTIONS["gspo_token_surrogate"]
+
+    @ctx.settings()
+    @given(case=spec.cases())
+    def prop(case):
+        case = _prepare(case, spec, ctx)
+        if case is None:
+            return
+        got = _logp_gradient(fn, spec, case.values(torch.float64))
+        expected = exact_floats(ob.gspo_token_surrogate_gradient(**case.exact_values(
+            torch.float64)))
+        _assert_logp_gradient("gspo_token_surrogate", got, expected, case,
+                              "= s·A_t: the sequence ratio stop-gradiented, the token's "
+                              "own probability on the gradient path", ctx)
+
+    _with_examples(prop, spec, ctx)()
+
+
+_M = torch.ones(1, 2, dtype=torch.bool)
+_bad("rollout_correction",
+     ("level", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, level="batch")),
+     ("mode", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, mode="clip")),
+     ("low", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, low=0.5)),
+     ("high", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, high=0.0)),
+     ("low", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, mode="mask", low=3.0)),
+     ("rollout_logp", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, math.nan)[None], _M)))
+_bad("gspo_surrogate",
+     ("advantages", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0, 1.0)[None],
+                                _M, clip_low=0.2)),
+     ("clip_low", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0), _M,
+                              clip_low=-0.2)),
+     ("old_logp", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, math.inf)[None], _t(1.0), _M,
+                              clip_low=0.2)))
+_bad("gspo_token_surrogate",
+     ("advantages", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0, 1.0), _M,
+                                clip_low=0.2)),
+     ("clip_high", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0), _M,
+                               clip_low=0.2, clip_high=-1.0)))
+_bad("split_aggregate_loss",
+     ("splits", lambda f: f(_t(1.0, 2.0)[None], _M, "token-mean", splits=[2])),
+     ("splits", lambda f: f(_t(1.0, 2.0)[None], _M, "token-mean", splits=0)),
+     ("splits", lambda f: f(_t(1.0, 2.0)[None], _M, "token-mean", splits=[-1, 2])),
+     ("mode", lambda f: f(_t(1.0, 2.0)[None], _M, "sum", splits=1)),
+     ("mask", lambda f: f(_t(1.0, 2.0)[None], ~_M, "token-mean", splits=1)))
+_bad("remax_advantages", ("greedy_rewards", lambda f: f(_t(1.0, 2.0), _t(1.0))),
+     ("rewards", lambda f: f(_t(math.nan), _t(1.0))))
