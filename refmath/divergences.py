@@ -33,7 +33,7 @@ import sympy
 
 from ._arrays import exp, log, prepare_arrays
 
-__all__ = ["kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
+__all__ = ["KL_WEIGHTS", "kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
            "importance_weighted_kl_estimate",
            "kl_estimator_moments", "kl_divergence_gradient", "KL_ESTIMATORS"]
 
@@ -212,38 +212,84 @@ def _finish(d, value: Any) -> Any:
     return float(value) if d.mode == "float" else value
 
 
-def kl_estimator_moments(p: Array, q: Array, kind: str) -> dict[str, np.ndarray]:
-    """Exact moments of estimator ``kind`` for a ≈ π = p, reference π_ref = q (last axis).
+KL_WEIGHTS = ("none", "ratio", "detached")
+
+
+def _behaviour_rows(p: Array, q: Array, behaviour: Array | None):
+    """Rows (idx, d, p, q, μ): μ = the behaviour row (None when samples come from π)."""
+    if behaviour is None:
+        for idx, d, p_row, q_row in _rows(p, q):
+            yield idx, d, p_row, q_row, None
+        return
+    mu = _distributions(behaviour=behaviour, p=p)
+    if any(x == 0 for x in mu.arrays["behaviour"].flat):
+        raise ValueError("behaviour must be strictly positive (every action is sampled)")
+    as_frac = (lambda x: Fraction(x)) if mu.mode != "symbolic" else (lambda x: x)
+    for idx, d, p_row, q_row in _rows(p, q):
+        yield idx, d, p_row, q_row, [as_frac(x) for x in mu.arrays["behaviour"][idx]]
+
+
+def _rational(x: Any) -> Any:
+    return sympy.Rational(x.numerator, x.denominator) if isinstance(x, Fraction) else x
+
+
+def kl_estimator_moments(p: Array, q: Array, kind: str, behaviour: Array | None = None, *,
+                         weight: str = "none") -> dict[str, np.ndarray]:
+    """Exact moments of estimator ``kind`` for π = p, reference π_ref = q (last axis), on
+    samples a ~ π (``behaviour=None``) or a ~ μ = ``behaviour`` (π_old, fixed: it does not
+    depend on θ), the per-sample estimate being
+
+    * ``weight="none"``: ``k(a)``;
+    * ``weight="ratio"``: ``w(a)·k(a)``, ``w = π(a)/μ(a)`` on the gradient path (as
+      :func:`importance_weighted_kl_estimate`);
+    * ``weight="detached"``: ``sg[w(a)]·k(a)`` (the weight a constant of the gradient).
 
     Returns a dict of arrays:
 
-    * ``"expectation"``: ``E_{a~π}[k(a)] = Σ_a π(a)·k(a)``;
-    * ``"pathwise_gradient"``: ``E_{a~π}[∇_θ k(a)]`` — what autograd on the mean of sampled
-      ``k`` gives in expectation (samples fixed); shape ``[..., K]``;
-    * ``"score_gradient"``: ``E_{a~π}[k(a)·∇_θ log π(a)]`` — the score-function term;
-    * ``"gradient"``: ``∇_θ E_{a~π}[k(a)]``, the gradient of the expectation itself.
+    * ``"expectation"``: ``E_a[estimate(a)]``;
+    * ``"pathwise_gradient"``: ``E_a[∇_θ estimate(a)]`` — what autograd on the mean of
+      sampled estimates gives in expectation (samples fixed); shape ``[..., K]``;
+    * ``"score_gradient"``: ``E_a[estimate(a)·∇_θ log(sampling density)(a)]`` (0 for a
+      fixed behaviour μ);
+    * ``"gradient"``: ``∇_θ E_a[estimate(a)]``, the gradient of the expectation itself
+      (the detached weight has its value here: it is the same number).
 
     θ are the logits of π (gradients at θ = log p). Computed by SymPy differentiation of
     ``softmax(θ)``; exact for Fraction inputs (rationals and logs of rationals). Estimators:
-    Schulman (2020); the score-function identity: Williams (1992).
+    Schulman (2020); the score-function identity: Williams (1992); off-policy estimation of
+    the KL gradient: Tang & Munos (2025).
     """
     _estimator(kind, 0)
+    if weight not in KL_WEIGHTS:
+        raise ValueError(f"weight must be one of {KL_WEIGHTS}, got {weight!r}")
+    if weight != "none" and behaviour is None:
+        raise ValueError("weight needs a behaviour distribution (the ratio is π/behaviour)")
     out: dict[str, list] = {"expectation": [], "pathwise_gradient": [], "score_gradient": [],
                             "gradient": []}
     shapes = None
-    for idx, d, p_row, q_row in _rows(p, q):
+    for idx, d, p_row, q_row, mu in _behaviour_rows(p, q, behaviour):
         K = len(p_row)
         theta, logpi = _symbolic_policy(K)
         log_q = [sympy.log(sympy.Rational(x.numerator, x.denominator)) for x in q_row]
         k = [_estimator(kind, log_q[a] - logpi[a]) for a in range(K)]
         pi = [sympy.exp(lp) for lp in logpi]
-        expectation = sum(pi[a] * k[a] for a in range(K))
+        sampler = pi if mu is None else [_rational(x) for x in mu]
+        w = [1] * K if weight == "none" else [pi[a] / sampler[a] for a in range(K)]
+        w_at = [1] * K if weight == "none" else [_at(x, theta, p_row) for x in w]
+
+        def grad(a, th):  # ∇ of the per-sample estimate, as autograd computes it
+            if weight == "detached":
+                return w_at[a] * sympy.diff(k[a], th)
+            return sympy.diff(w[a] * k[a], th)
+
+        expectation = sum(sampler[a] * w[a] * k[a] for a in range(K))
+        score = [sum(sampler[a] * w[a] * k[a] * sympy.diff(logpi[a], th) for a in range(K))
+                 if mu is None else sympy.Integer(0) for th in theta]
         values = {
             "expectation": _at(expectation, theta, p_row),
-            "pathwise_gradient": [_at(sum(pi[a] * sympy.diff(k[a], th) for a in range(K)),
+            "pathwise_gradient": [_at(sum(sampler[a] * grad(a, th) for a in range(K)),
                                       theta, p_row) for th in theta],
-            "score_gradient": [_at(sum(pi[a] * k[a] * sympy.diff(logpi[a], th)
-                                       for a in range(K)), theta, p_row) for th in theta],
+            "score_gradient": [_at(x, theta, p_row) for x in score],
             "gradient": [_at(sympy.diff(expectation, th), theta, p_row) for th in theta],
         }
         shapes = (d.shape, d)
