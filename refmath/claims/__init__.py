@@ -134,7 +134,7 @@ def claim(id: str, *, source: str, statement: str, expected: str,
 
 def all_claims() -> dict[str, Claim]:
     """The whole ledger (``refmath/claims/ledger.py``), by claim id."""
-    from . import estimation, ledger, trust_regions  # noqa: F401  (registration side effects)
+    from . import estimation, language_models, ledger, trust_regions  # noqa: F401  (registration side effects)
 
     return LEDGER
 
