@@ -16,6 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .peers_lm import (TRL_LOSS_TYPES, trl_grpo_loss, trl_rollout_correction,
+                       trl_sequence_grpo, verl_lm)
+
 __all__ = ["Peer", "PEERS", "run_peers", "cleanrl_ppo_gae"]
 
 
@@ -296,6 +299,8 @@ def cleanrl_ppo_gae(rewards, values, next_values, *, gamma, lam, terminated=None
 
 
 LIMITS = "no_mask,no_validates_input,no_per_step_gamma,no_batch"
+_MULTIPLIES = ("a NaN at a padded position leaks: the response mask multiplies instead of "
+               "selecting (padding is finite in practice)")
 PEERS = [
     Peer("TorchRL", "torchrl", "generalized_advantage_estimate (terminated passed)", "gae",
          LIMITS, _torchrl("generalized_advantage_estimate", True)),
@@ -340,7 +345,8 @@ PEERS = [
          _verl("kl_estimate")),
     Peer("verl", "verl", "core_algos.compute_grpo/rloo_outcome_advantage", "group_advantages",
          "no_validates_input", _verl("group_advantages"),
-         "by design: a group of one keeps its score as the advantage (mean 0, std 1)"),
+         "by design: a group of one keeps its score as the advantage (mean 0, std 1)",
+         only=(("method", ("grpo", "dr_grpo", "rloo")),)),
     Peer("verl", "verl", "core_algos.agg_loss", "aggregate_loss", "no_validates_input",
          _verl("aggregate_loss")),
     Peer("verl", "verl", "core_algos.compute_policy_loss_vanilla (per element)",
@@ -350,6 +356,41 @@ PEERS = [
          "no_truncated,no_per_step_gamma,no_batch,no_gradients,no_validates_input",
          _verl("gae"), "by design: whitens the advantages; an LLM response ends in a "
                        "terminal state (no bootstrap)"),
+    Peer("verl", "verl", "core_algos.compute_policy_loss_gspo (per token)",
+         "gspo_token_surrogate", "no_validates_input,no_batch", verl_lm("gspo_token_surrogate"),
+         "by design: the log sequence ratio is clamped at 10 (not reached by the checks)",
+         waivers=(("gspo_token_surrogate.ignored_numbers", _MULTIPLIES),)),
+    Peer("verl", "verl", "core_algos.compute_policy_loss_cispo (per token)", "cispo_surrogate",
+         "no_validates_input,no_batch", verl_lm("cispo_surrogate"),
+         "by design: the log-ratio is clamped to ±20 (not reached by the checks)",
+         waivers=(("cispo_surrogate.ignored_numbers", _MULTIPLIES),)),
+    Peer("verl", "verl", "rollout_corr_helper.compute_rollout_correction_weights",
+         "rollout_correction", "no_validates_input,no_batch", verl_lm("rollout_correction"),
+         "by design: the log-weight is clamped to ±20 before exp (SAFETY_BOUND); IcePop's "
+         "lower bound must be > 0 (low = 0 passed as 5e-324); a batch without a response "
+         "token raises there (the adapter answers 0)",
+         waivers=(("rollout_correction.ignored_numbers", _MULTIPLIES),)),
+    Peer("verl", "verl", "core_algos.agg_loss per micro-batch (batch_num_tokens, "
+         "global_batch_size)", "split_aggregate_loss", "no_validates_input",
+         verl_lm("split_aggregate_loss"),
+         "seq-mean-token-mean divides each row by its token count + 1e-8",
+         waivers=(("split_aggregate_loss.ignored_numbers", _MULTIPLIES),)),
+    Peer("verl", "verl", "core_algos.compute_remax_outcome_advantage", "remax_advantages",
+         "no_validates_input,no_gradients", verl_lm("remax_advantages"),
+         "by design: computed under no_grad (an advantage is a constant of the loss)"),
+    Peer("TRL", "trl", "GRPOTrainer._compute_loss (loss_type grpo / bnpo / dr_grpo)",
+         "policy_loss", "no_validates_input", trl_grpo_loss,
+         "no dual clip (checked without); grpo and dr_grpo average over all B rows, a fully "
+         "masked row (an empty completion) included",
+         only=(("dual_clip", None), ("mode", tuple(TRL_LOSS_TYPES))),
+         waivers=(("policy_loss.ignored_numbers", _MULTIPLIES),)),
+    Peer("TRL", "trl", "GRPOTrainer._compute_loss (importance_sampling_level='sequence')",
+         "gspo_surrogate", "no_validates_input,no_batch", trl_sequence_grpo,
+         waivers=(("gspo_surrogate.ignored_numbers", _MULTIPLIES),)),
+    Peer("TRL (as published)", "trl", "vLLM importance-sampling correction (token/sequence, "
+         "truncate/mask)", "rollout_correction", "no_validates_input,no_batch",
+         trl_rollout_correction, "padded positions get weight 1 (the loss masks them; the "
+         "adapter multiplies by the mask); computed under no_grad, as TRL does"),
     Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
          LIMITS + ",no_truncated,no_inconsistent_values",
          lambda: cleanrl_ppo_gae,

@@ -175,13 +175,8 @@ def _rollout_no_gradient(fn, ctx: Context) -> None:
         case = _prepare(case, spec, ctx)
         if case is None:
             return
-        values = case.values(torch.float64)
-        logp = values["logp"].clone().requires_grad_()
-        out = spec.call(fn, dict(values, logp=logp))
+        got = _logp_gradient(fn, spec, case.values(torch.float64))
         ctx.tracker.saw()
-        grad = (torch.autograd.grad(out.sum(), logp, allow_unused=True)[0]
-                if isinstance(out, torch.Tensor) and out.requires_grad else None)
-        got = np.zeros(tuple(logp.shape)) if grad is None else grad.numpy()
         if np.any(got != 0):
             i = tuple(np.argwhere(got != 0)[0])
             raise CheckFailure(

@@ -141,11 +141,13 @@ def _prepare(case: Case, spec: ArrayFunction, ctx: Context) -> Case | None:
             else:
                 kw[key] = allowed[0] if not isinstance(allowed[0], float) else Fraction(
                     allowed[0])
-        if "mode" in kw:  # the normalizer goes with its mode
+        if "mode" in kw:  # options that go with one mode: the normalizer, MIS's low
             if kw["mode"] == "seq-mean-token-sum-norm":
                 kw.setdefault("normalizer", Fraction(4))
             else:
                 kw.pop("normalizer", None)
+            if kw["mode"] != "mask":
+                kw.pop("low", None)
         case = Case(case.arrays, kw, case.flags)
     case = _declared(case, ctx.capabilities)
     if ctx.accepts is not None and not ctx.accepts(spec.name, case.values(torch.float64)):
@@ -164,7 +166,11 @@ def _declared(case: Case, caps) -> Case:
     first = np.asarray(next(iter(arrays.values())))
     if not caps.batch and first.ndim != 2:  # exactly [B, T]: the per-step arrays folded
         T = first.shape[-1] if first.ndim else 1
-        fold = lambda v: np.asarray(v).reshape(-1, T) if np.shape(v) == first.shape else v  # noqa: E731
+        def fold(v):  # per step [..., T] → [B, T]; per sequence [...] → [B]
+            if np.shape(v) == first.shape:
+                return np.asarray(v).reshape(-1, T)
+            return np.asarray(v).reshape(-1) if np.shape(v) == first.shape[:-1] else v
+
         arrays = {k: fold(v) for k, v in arrays.items()}
         flags = {k: fold(v) for k, v in flags.items()}
     if not caps.inconsistent_values and "next_values" in arrays and "terminated" in flags:
@@ -333,8 +339,8 @@ ROW_WISE_EXCEPT = ["whiten", "aggregate_loss", "adaptive_kl_coefficient", "polic
 
 
 def _row(case: Case, i: int) -> Case:
-    return Case({k: v[i] for k, v in case.arrays.items()}, dict(case.kwargs),
-                {k: v[i] for k, v in case.flags.items()})
+    return Case({k: np.asarray(v[i], dtype=v.dtype) for k, v in case.arrays.items()},
+                dict(case.kwargs), {k: np.asarray(v[i]) for k, v in case.flags.items()})
 
 
 def _batch_consistency(name: str):
@@ -534,8 +540,10 @@ def _clip_gradient(fn, ctx: Context) -> None:
 def _logp_gradient(fn, spec: ArrayFunction, values: dict[str, Any]) -> np.ndarray:
     """Autograd's ∂(Σ output)/∂logp of ``fn`` on ``values`` (0 where no gradient flows)."""
     logp = values["logp"].clone().requires_grad_()
-    spec.call(fn, dict(values, logp=logp)).sum().backward()
-    return logp.grad.numpy() if logp.grad is not None else np.zeros(tuple(logp.shape))
+    out = spec.call(fn, dict(values, logp=logp))
+    grad = (torch.autograd.grad(out.sum(), logp, allow_unused=True)[0]
+            if isinstance(out, torch.Tensor) and out.requires_grad else None)
+    return grad.numpy() if grad is not None else np.zeros(tuple(logp.shape))
 
 
 def _assert_logp_gradient(name: str, got: np.ndarray, expected: np.ndarray, case: Case,
