@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .peers_lm import (TRL_LOSS_TYPES, trl_grpo_loss, trl_rollout_correction,
-                       trl_sequence_grpo, verl_lm)
+from .peers_lm import (TRL_LOSS_TYPES, openrlhf_approx_kl, trl_grpo_loss,
+                       trl_rollout_correction, trl_sequence_grpo, verl_lm)
 
 __all__ = ["Peer", "PEERS", "run_peers", "cleanrl_ppo_gae"]
 
@@ -391,6 +391,9 @@ PEERS = [
          "truncate/mask)", "rollout_correction", "no_validates_input,no_batch",
          trl_rollout_correction, "padded positions get weight 1 (the loss masks them; the "
          "adapter multiplies by the mask); computed under no_grad, as TRL does"),
+    Peer("OpenRLHF", "openrlhf", "models.utils.compute_approx_kl", "kl_estimate",
+         "no_validates_input", openrlhf_approx_kl,
+         "by design: the estimate is clamped to ±10 (and k3's log-ratio at −10)"),
     Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
          LIMITS + ",no_truncated,no_inconsistent_values",
          lambda: cleanrl_ppo_gae,
@@ -401,10 +404,19 @@ PEERS = [
 
 
 def _version(module: str) -> str:
+    from importlib import metadata
+
     try:
-        return getattr(importlib.import_module(module), "__version__", "?")
-    except Exception:  # noqa: BLE001 - absent, or broken by a conflicting dependency
-        return "not installed"
+        imported = importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - absent, or its package __init__ cannot be imported
+        imported = None  # here (OpenRLHF's needs flash-attn): the installed version, if any
+    try:
+        installed = metadata.version(module)
+    except metadata.PackageNotFoundError:
+        installed = None
+    if imported is None:
+        return installed or "not installed"
+    return getattr(imported, "__version__", None) or installed or "?"
 
 
 def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, Any]]:

@@ -223,3 +223,25 @@ def trl_rollout_correction() -> Callable:
         return ratio.expand_as(old_per_token_logps) * mask
 
     return rollout_correction
+
+
+# --- OpenRLHF ----------------------------------------------------------------------------------
+
+def openrlhf_approx_kl() -> Callable:
+    """OpenRLHF's ``compute_approx_kl`` (``openrlhf/models/utils.py``, loaded from its file:
+    the package's ``__init__`` imports flash-attn, which needs CUDA to build) as SPEC's
+    ``kl_estimate``: its k1 is ``log π − log π_ref`` = SPEC's ``−log r``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("openrlhf")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("openrlhf is not installed")
+    path = spec.submodule_search_locations[0] + "/models/utils.py"
+    loader = importlib.util.spec_from_file_location("openrlhf_models_utils", path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+
+    def kl_estimate(logp, ref_logp, kind):
+        return module.compute_approx_kl(logp, ref_logp, kl_estimator=kind)
+
+    return kl_estimate
