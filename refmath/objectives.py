@@ -529,6 +529,19 @@ def _sequence_ratio(p, row) -> tuple[list, Any]:
     return steps, exp(mean)
 
 
+def _gspo_values(name, logp, old_logp, advantages, mask, clip_low, clip_high, per_token):
+    """min(s·A_t, clip(s)·A_t) on each response token, s the row's sequence ratio."""
+    p, lo, hi = _gspo_inputs(name, logp, old_logp, advantages, mask, clip_low, clip_high,
+                             per_token)
+    out = p.zeros()
+    for row in np.ndindex(p.shape[:-1]):
+        steps, s = _sequence_ratio(p, row)
+        for idx in steps:
+            out[idx] = clipped_surrogate([s], [p.arrays["advantages"][idx]], clip_low=lo,
+                                         clip_high=hi)[0]
+    return out
+
+
 def gspo_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
                    clip_low: Any, clip_high: Any = None) -> np.ndarray:
     """GSPO (Zheng et al. 2025, "Group Sequence Policy Optimization", eqs. (5)–(7)), to
@@ -539,15 +552,8 @@ def gspo_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array,
     ``old_logp``, ``mask``: ``[..., T]``; ``advantages``: one per sequence ``[...]``.
     Masked tokens (and rows without a response token) get 0; ``clip_high`` defaults to
     ``clip_low``; a ratio on the boundary is not clipped."""
-    p, lo, hi = _gspo_inputs("gspo_surrogate", logp, old_logp, advantages, mask, clip_low,
-                             clip_high, per_token=False)
-    out = p.zeros()
-    for row in np.ndindex(p.shape[:-1]):
-        steps, s = _sequence_ratio(p, row)
-        for idx in steps:
-            out[idx] = clipped_surrogate([s], [p.arrays["advantages"][idx]], clip_low=lo,
-                                         clip_high=hi)[0]
-    return out
+    return _gspo_values("gspo_surrogate", logp, old_logp, advantages, mask, clip_low,
+                        clip_high, per_token=False)
 
 
 def gspo_token_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
@@ -557,15 +563,8 @@ def gspo_token_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: 
     sg[π_θ(y_t)]``: its VALUE is the sequence ratio s of :func:`gspo_surrogate` (so the value
     equals GSPO's), its gradient :func:`gspo_token_surrogate_gradient`. ``advantages`` per
     token ``[..., T]`` or per sequence ``[...]``. Masked tokens get 0."""
-    p, lo, hi = _gspo_inputs("gspo_token_surrogate", logp, old_logp, advantages, mask,
-                             clip_low, clip_high, per_token=True)
-    out = p.zeros()
-    for row in np.ndindex(p.shape[:-1]):
-        steps, s = _sequence_ratio(p, row)
-        for idx in steps:
-            out[idx] = clipped_surrogate([s], [p.arrays["advantages"][idx]], clip_low=lo,
-                                         clip_high=hi)[0]
-    return out
+    return _gspo_values("gspo_token_surrogate", logp, old_logp, advantages, mask, clip_low,
+                        clip_high, per_token=True)
 
 
 def gspo_token_surrogate_gradient(logp: Array, old_logp: Array, advantages: Array,

@@ -880,26 +880,35 @@ _bad("overlong_penalty", ("cache_length", lambda f: f(_t(3.0), max_length=8, cac
      ("lengths", lambda f: f(_t(-1.0), max_length=8, cache_length=4)))
 
 
-@register("cispo_surrogate", "gradient",
-          "∂L/∂logp by autograd = clip(r, 1 − ε_low, 1 + ε_high)·A exactly where unmasked "
-          "(the clipped weight is stop-gradiented), 0 where masked; nonzero where PPO-clip's "
-          "gradient is 0", requires=("gradients",))
-def _cispo_gradient(fn, ctx: Context) -> None:
-    spec = FUNCTIONS["cispo_surrogate"]
+def register_logp_gradient(name: str, summary: str, exact: Callable[..., Any], what: str,
+                           check_id: str = "gradient") -> None:
+    """Register ``name.gradient``: autograd's ∂(Σ output)/∂logp of the function under test
+    equals ``exact(**the case's exact values)`` (a stop-gradient fact of SPEC §7: CISPO's
+    detached weight, GSPO-token's sequence ratio; ``exact`` of zeros: no gradient at all)."""
 
-    @ctx.settings()
-    @given(case=spec.cases())
-    def prop(case):
-        case = _prepare(case, spec, ctx)
-        if case is None:
-            return
-        got = _logp_gradient(fn, spec, case.values(torch.float64))
-        expected = exact_floats(ob.cispo_surrogate_gradient(**case.exact_values(
-            torch.float64)))
-        _assert_logp_gradient("cispo_surrogate", got, expected, case,
-                              "= clip(r)·A: the weight must be detached", ctx)
+    def run(fn, ctx: Context) -> None:
+        spec = FUNCTIONS[name]
 
-    _with_examples(prop, spec, ctx)()
+        @ctx.settings()
+        @given(case=spec.cases())
+        def prop(case):
+            case = _prepare(case, spec, ctx)
+            if case is None:
+                return
+            got = _logp_gradient(fn, spec, case.values(torch.float64))
+            expected = exact_floats(exact(**case.exact_values(torch.float64)))
+            _assert_logp_gradient(name, got, expected, case, what, ctx)
+
+        _with_examples(prop, spec, ctx)()
+
+    register(name, check_id, summary, requires=("gradients",))(run)
+
+
+register_logp_gradient(
+    "cispo_surrogate", "∂L/∂logp by autograd = clip(r, 1 − ε_low, 1 + ε_high)·A exactly where "
+    "unmasked (the clipped weight is stop-gradiented), 0 where masked; nonzero where "
+    "PPO-clip's gradient is 0", ob.cispo_surrogate_gradient,
+    "= clip(r)·A: the weight must be detached")
 
 
 _bad("cispo_surrogate",
