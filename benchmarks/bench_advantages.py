@@ -6,6 +6,7 @@ inputs.
     python benchmarks/bench_advantages.py --backward         # forward+backward (∂/∂rewards)
     python benchmarks/bench_advantages.py --mask             # with right-padding masks
     python benchmarks/bench_advantages.py --sizes 8x128 --repeats 3   # a quick smoke run
+    python benchmarks/bench_advantages.py --contention       # with a busy process competing
     pip install -e '.[bench]'                               # TorchRL, Stable-Baselines3, tianshou
 
 Inputs: float32 rewards/values/next_values, ~1 % terminated and ~1 % truncated steps,
@@ -30,6 +31,12 @@ from [T/2, T]). Methods, per function:
 0.5·N(0, 1)) against the loop and TorchRL's ``vtrace_advantage_estimate`` (a Python loop
 over T); no other peer has V-trace.
 
+``--contention`` starts one busy process (a Python spin loop, bounded to 30 minutes and
+stopped when the run ends) before the timings, so that it competes for a core with every
+timed call — as environment workers and data loaders do in training. ``numba serial`` is a
+plain serial numba loop over each row (what tianshou's ``_gae`` is), timed where numba is
+installed: the contention-insensitive reference.
+
 Each peer is timed on inputs already in its own layout (conversion is not timed), and skipped
 with the reason when it is not installed or does not apply. Methods are timed round-robin
 (one call of each in turn, ``--repeats`` rounds), so that a slow phase of a shared machine
@@ -41,8 +48,10 @@ float64 evaluation of the same recursion — so a fast but wrong method is visib
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any, Callable
@@ -228,6 +237,76 @@ def _tianshou(function, r, v, nv, term, trunc):
     return tianshou
 
 
+@contextlib.contextmanager
+def busy_process(enabled: bool, seconds: int = 1800):
+    """One competing CPU-bound process for the duration of the block (bounded: it exits by
+    itself after ``seconds``)."""
+    if not enabled:
+        yield
+        return
+    spin = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass"
+    proc = subprocess.Popen([sys.executable, "-c", spin])
+    time.sleep(0.5)  # let it get going
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@functools.lru_cache(maxsize=None)
+def _numba_serial(function: str):
+    """A serial numba loop over each row (tianshou's ``_gae`` is one): the reference a
+    contended machine barely slows. None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit
+    def gae(r, v, nv, term, end, gamma, lam, plus_v, out):
+        B, T = r.shape
+        for b in range(B):
+            last = 0.0
+            for t in range(T - 1, -1, -1):
+                boot = 0.0 if term[b, t] else gamma * nv[b, t]
+                delta = r[b, t] + boot - v[b, t]
+                last = delta if end[b, t] else delta + gamma * lam * last
+                out[b, t] = last + v[b, t] if plus_v else last
+
+    @numba.njit
+    def returns(r, nv, term, end, gamma, out):
+        B, T = r.shape
+        for b in range(B):
+            g = 0.0
+            for t in range(T - 1, -1, -1):
+                if end[b, t]:
+                    g = 0.0 if term[b, t] else nv[b, t]
+                g = r[b, t] + gamma * g
+                out[b, t] = g
+
+    return returns if function == "discounted_returns" else gae
+
+
+def _numba_method(function, r, v, nv, term, trunc):
+    kernel = _numba_serial(function)
+    if kernel is None or function == "vtrace":
+        return None
+    end = (term | trunc).numpy().copy()
+    end[:, -1] = True
+    rn, vn, nvn, tn = r.numpy(), v.numpy(), nv.numpy(), term.numpy()
+
+    def call():
+        out = np.empty_like(rn)
+        if function == "discounted_returns":
+            kernel(rn, nvn, tn, end, GAMMA, out)
+        else:
+            kernel(rn, vn, nvn, tn, end, GAMMA, LAM, function == "lambda_returns", out)
+        return torch.from_numpy(out)
+
+    return call
+
+
 def _time_round_robin(methods: dict[str, Callable[[], Any]], repeats: dict[str, int]):
     """median, min, max in ms of each method, timed one call of each in turn."""
     for fn in methods.values():
@@ -292,6 +371,9 @@ def _methods(function, r, v, nv, term, trunc, mask, backward, peers):
     else:
         methods["refmath"] = _refmath(function, r, v, nv, kw)
         methods["torch loop"] = lambda: loop_call(r)
+        serial = _numba_method(function, r, v, nv, term, trunc) if mask is None else None
+        if serial is not None:
+            methods["numba serial"] = serial
         if peers and mask is None:
             for name, fn in _peers(function, r, v, nv, term, trunc).items():
                 if isinstance(fn, str):
@@ -314,12 +396,21 @@ def _reference(function, name, r, v, nv, term, exact):
 
 
 def run(sizes, repeats, threads, backward=False, peers=True, loop_max_T=None,
-        functions=FUNCTIONS, masked=False):
+        functions=FUNCTIONS, masked=False, contention=False):
     torch.set_num_threads(threads)
     mode = "forward+backward (∂/∂rewards)" if backward else "forward"
+    from refmath_torch import _kernels
+
+    kernels = "numba kernels" if _kernels.available() else "Torch scan (no numba)"
     print(f"torch {torch.__version__}, {threads} threads, float32, {mode}, γ={GAMMA}, "
           f"λ={LAM}, ~1% terminated, ~1% truncated{', right-padding masks' if masked else ''};"
-          f" median [min–max] of {repeats} runs (round-robin), ms")
+          f" refmath: {kernels}; {'ONE BUSY PROCESS COMPETING; ' if contention else ''}"
+          f"median [min–max] of {repeats} runs (round-robin), ms")
+    with busy_process(contention):
+        return _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked)
+
+
+def _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked):
     rows, skipped = [], {}
     jobs = [(f, size) for f in functions for size in sizes]
     for i, (function, (B, T)) in enumerate(jobs):
@@ -380,10 +471,12 @@ def main(argv=None):
                         help="right-padding masks (refmath and the loop only)")
     parser.add_argument("--loop-max-T", type=int, default=None,
                         help="skip the slow loops above this T")
+    parser.add_argument("--contention", action="store_true",
+                        help="one busy process competing for a core during the timings")
     args = parser.parse_args(argv)
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes]
     run(sizes, args.repeats, args.threads, args.backward, not args.no_peers, args.loop_max_T,
-        args.functions, args.mask)
+        args.functions, args.mask, args.contention)
 
 
 if __name__ == "__main__":

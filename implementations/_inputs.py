@@ -345,6 +345,41 @@ def flat_steps(rewards: object, steps: dict[str, object], *, gamma: object,
                      ends, keep)
 
 
+@dataclass
+class KernelSteps:
+    """The compiled kernels' inputs (:mod:`._kernels`): ``[N, T]`` views of the caller's
+    validated tensors and flags (None: absent), a scalar γ."""
+
+    shape: torch.Size
+    tensors: dict[str, torch.Tensor]
+    gamma: float
+    terminated: torch.Tensor | None
+    truncated: torch.Tensor | None
+    mask: torch.Tensor | None
+
+
+def kernel_steps(rewards: object, steps: dict[str, object], *, gamma: object,
+                 terminated: object = None, truncated: object = None,
+                 mask: object = None) -> KernelSteps | None:
+    """Validate exactly as :func:`prepare`; return the compiled kernels' inputs, or None where
+    they do not apply (no numba, not CPU float32/float64, a per-step γ, gradients wanted)."""
+    from . import _kernels
+
+    if not _kernels.available():
+        return None
+    r, tensors, g, flags = _validated(rewards, steps, gamma, {
+        "terminated": terminated, "truncated": truncated, "mask": mask})
+    if isinstance(g, torch.Tensor) or not _kernels.available(*tensors.values()):
+        return None
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors.values()):
+        return None
+    T = r.shape[-1]
+    view = (lambda x: x if x is None or x.dim() == 2 else x.reshape(-1, T))  # noqa: E731
+    return KernelSteps(r.shape, {n: view(x) for n, x in tensors.items()}, float(g),
+                       view(flags["terminated"]), view(flags["truncated"]),
+                       view(flags["mask"]))
+
+
 def true_like(x: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(x, dtype=torch.bool)
 

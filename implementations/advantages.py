@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from ._inputs import (FlatSteps, StepInputs, check_unit_scalar, checking, finite_or_retry,
-                      flat_steps, prepare)
+                      flat_steps, kernel_steps, prepare)
+from . import _kernels as kernels
 from ._precision import float32_for_half
 from ._scan import FusedScan, at, reverse_scan
 from .returns import used_where
@@ -78,7 +79,13 @@ def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, 
             A = A + s.zero_absent(s.tensors["values"])
         return s.restore(A)
 
+    k = kernel_steps(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
+                     terminated=terminated, truncated=truncated, mask=mask)
+    out = None if k is None else kernels.gae_rows(k, lam, plus_values)
+    if out is not None:  # compiled: one pass, checked finite; otherwise the Torch path
+        return out
     inputs = {"rewards": rewards, "values": values, "next_values": next_values}
+
     def used():
         return {"rewards": used_where(mask), "values": used_where(mask),
                 "next_values": used_where(mask, terminated)}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ._inputs import StepInputs, check_unit_scalar, prepare
+from . import _kernels as kernels
+from ._inputs import StepInputs, check_unit_scalar, checking, kernel_steps, prepare
 from ._precision import float32_for_half
 from ._scan import reverse_scan
 from ._tensors import finite, tensors
@@ -58,8 +59,22 @@ def _checked(named: dict, mask, terminated, ratio_kind: str, rhos) -> None:
     alive = used_where(mask, terminated)
     finite({k: v for k, v in named.items() if k != "next_values"}, keep)
     finite({"next_values": named.get("next_values")}, alive)
-    if ratio_kind == "rhos" and bool((rhos < 0).any()):
+    if checking() and ratio_kind == "rhos" and bool((rhos < 0).any()):
         raise ValueError("rhos must be non-negative")
+
+
+def _vtrace_kernel(rewards, values, next_values, kind, ratio, gamma, lam, clips, terminated,
+                   truncated, mask):
+    """The compiled no-gradient path (:mod:`._kernels`), or None where it does not apply. A
+    non-finite result (a bad input, or ρ beyond the float range with no clip) goes to the
+    Torch path, which names the bad input or gives the same values."""
+    k = kernel_steps(rewards, {"values": values, "next_values": next_values, kind: ratio},
+                     gamma=gamma, terminated=terminated, truncated=truncated, mask=mask)
+    if k is None:
+        return None
+    if kind == "rhos" and checking() and bool((k.tensors["rhos"] < 0).any()):
+        raise ValueError("rhos must be non-negative")
+    return kernels.vtrace_rows(k, kind, lam, clips)
 
 
 @float32_for_half
@@ -77,6 +92,10 @@ def vtrace(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tenso
     clips = [_clip(n, v) for n, v in (("rho_clip", rho_clip), ("c_clip", c_clip),
                                       ("pg_rho_clip", pg_rho_clip))]
     ratio = log_rhos if kind == "log_rhos" else rhos
+    fast = _vtrace_kernel(rewards, values, next_values, kind, ratio, gamma, lam, clips,
+                          terminated, truncated, mask)
+    if fast is not None:
+        return fast
     s = prepare(rewards, {"values": values, "next_values": next_values, kind: ratio},
                 gamma=gamma, terminated=terminated, truncated=truncated, mask=mask,
                 sanitize=True)

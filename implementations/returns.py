@@ -13,7 +13,9 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from ._inputs import FlatSteps, StepInputs, checking, finite_or_retry, flat_steps, prepare
+from . import _kernels as kernels
+from ._inputs import (FlatSteps, StepInputs, checking, finite_or_retry, flat_steps,
+                      kernel_steps, prepare)
 from ._precision import float32_for_half
 from ._scan import FusedScan, at, reverse_scan
 
@@ -113,6 +115,11 @@ def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
                     truncated=truncated, mask=mask, sanitize=sanitize)
         return s.restore(reverse_scan(bootstrapped_rewards(s), s.cont * s.gamma))
 
+    k = kernel_steps(rewards, {"next_values": next_values}, gamma=gamma,
+                     terminated=terminated, truncated=truncated, mask=mask)
+    out = None if k is None else kernels.returns_rows(k)
+    if out is not None:  # compiled: one pass, checked finite; otherwise the Torch path
+        return out
     return _returns_checked(compute, rewards, next_values, terminated, mask)
 
 

@@ -5,6 +5,9 @@ straight into the scan's chunk-major buffers (``FusedScan``). The property check
 draw short sequences (T ≤ 32 never leaves the stepwise scan), so the chunked levels are held
 here to the float64 oracle, and to the differentiable path bit for bit, on lengths that are
 and are not multiples of the chunk length and that need one, two and three levels.
+
+These are the Torch paths (CUDA's, and the CPU's without numba): the compiled CPU kernels,
+taken first where numba is installed, are switched off here and tested in test_kernels.py.
 """
 
 import numpy as np
@@ -14,6 +17,11 @@ import torch
 import refmath
 import refmath_torch
 from refmath_torch import _scan
+
+@pytest.fixture(autouse=True)
+def torch_paths(monkeypatch):
+    monkeypatch.setattr("refmath_torch._kernels.available", lambda *tensors: False)
+
 
 # 1-32: stepwise; 33-512: one chunked level; 513-8192: two; beyond: three.
 LENGTHS = [1, 2, 16, 31, 32, 33, 47, 48, 100, 512, 513, 1000, 8200]

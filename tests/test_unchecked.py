@@ -1,6 +1,8 @@
 """``refmath_torch.unchecked()``: no host synchronisation, same numbers, ignored numbers still
 ignored. A host synchronisation is a read of a tensor's value on the host (``bool(t)``,
-``t.item()``), which dispatches ``aten._local_scalar_dense``: counted here on CPU."""
+``t.item()``), which dispatches ``aten._local_scalar_dense``: counted here on CPU, on the
+Torch paths (the ones CUDA takes; the compiled CPU kernels, taken first where numba is
+installed, run on the host and read nothing back: they are switched off here)."""
 
 import pytest
 import torch
@@ -8,6 +10,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import refmath_torch
 from refmath_torch import unchecked
+
+
+@pytest.fixture(autouse=True)
+def torch_paths(monkeypatch):
+    monkeypatch.setattr("refmath_torch._kernels.available", lambda *tensors: False)
 
 
 class HostReads(TorchDispatchMode):

@@ -1,0 +1,136 @@
+"""The compiled CPU kernels (implementations/_kernels.py, numba): the no-gradient path of gae,
+lambda_returns, discounted_returns and vtrace where numba is installed. They are held to the
+oracles within the derived bound (every registry check of those functions runs them too),
+to the Torch path within float64 roundoff, and to the same NaN policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import refmath
+import refmath_torch as rt
+from refmath import bounds
+from refmath_torch import _kernels
+
+pytestmark = pytest.mark.skipif(not _kernels.available(), reason="numba is not installed")
+
+NAMES = ["gae", "lambda_returns", "discounted_returns"]
+
+
+def _batch(shape, T, dtype=torch.float64, seed=0, mask=False):
+    gen = torch.Generator().manual_seed(seed)
+    x = {n: torch.randn(*shape, T, generator=gen, dtype=dtype)
+         for n in ("rewards", "values", "next_values")}
+    x["terminated"] = torch.rand(*shape, T, generator=gen) < 0.05
+    x["truncated"] = torch.rand(*shape, T, generator=gen) < 0.05
+    if mask:
+        x["mask"] = torch.rand(*shape, T, generator=gen) < 0.7
+    return x
+
+
+def _call(name, x, **kw):
+    flags = {n: x[n] for n in ("terminated", "truncated", "mask") if n in x}
+    if name == "discounted_returns":
+        return rt.discounted_returns(x["rewards"], gamma=0.97, next_values=x["next_values"],
+                                     **flags, **kw)
+    return getattr(rt, name)(x["rewards"], x["values"], x["next_values"], gamma=0.97,
+                             lam=0.9, **flags, **kw)
+
+
+def _oracle(name, x):
+    a = {n: t.double().numpy() if t.is_floating_point() else t.numpy() for n, t in x.items()}
+    flags = {n: a[n] for n in ("terminated", "truncated", "mask") if n in a}
+    if name == "discounted_returns":
+        return np.asarray(refmath.discounted_returns(a["rewards"], gamma=0.97,
+                                                     next_values=a["next_values"], **flags))
+    return np.asarray(getattr(refmath, name)(a["rewards"], a["values"], a["next_values"],
+                                             gamma=0.97, lam=0.9, **flags))
+
+
+def _condition(name, x):
+    """S of refmath.bounds.recursion_bound: the recursion on absolute values."""
+    a = {n: (t.double().abs().numpy() if t.is_floating_point() else t.numpy())
+         for n, t in x.items()}
+    flags = {n: a[n] for n in ("terminated", "truncated", "mask") if n in a}
+    return np.asarray(refmath.gae(a["rewards"], -a["values"], a["next_values"], gamma=0.97,
+                                  lam=1.0 if name == "discounted_returns" else 0.9, **flags)
+                      ) + (a["values"] if name == "lambda_returns" else 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("masked", [False, True])
+def test_kernels_are_taken_and_within_the_derived_bound(name, dtype, masked, monkeypatch):
+    calls = []
+    for k in ("gae_rows", "returns_rows"):
+        real = getattr(_kernels, k)
+        monkeypatch.setattr(_kernels, k, (lambda real: lambda *a, **kw: (
+            calls.append(1), real(*a, **kw))[1])(real))
+    T = 700
+    x = _batch((3, 2), T, dtype, seed=T, mask=masked)
+    got = _call(name, x).double().numpy()
+    assert calls, "the kernel was not taken"
+    S = _condition(name, x)
+    bound = bounds.recursion_bound(S, T, "float32" if dtype == torch.float32 else "float64")
+    assert np.all(np.abs(got - _oracle(name, x)) <= bound)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernels_agree_with_the_torch_path_to_float64_roundoff(name, monkeypatch):
+    x = _batch((4,), 3000, seed=1, mask=True)
+    fast = _call(name, x)
+    monkeypatch.setattr(_kernels, "available", lambda *t: False)
+    scan = _call(name, x)
+    assert torch.allclose(fast, scan, rtol=0, atol=3000 * 2.0**-52 * 100)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_serial_and_parallel_kernels_give_the_same_bits(name, monkeypatch):
+    """Rows are independent: one thread or two, the same result, bit for bit."""
+    x = _batch((64,), 1024, seed=2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parallel = _call(name, x)
+        monkeypatch.setattr(_kernels, "SERIAL_BELOW", 1 << 40)
+        serial = _call(name, x)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(parallel, serial)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernels_never_read_ignored_numbers_and_name_bad_ones(name):
+    x = _batch((2, 3), 200, seed=3, mask=True)
+    clean = _call(name, x)
+    dirty = {n: t.clone() for n, t in x.items()}
+    dirty["rewards"][~x["mask"]] = float("nan")
+    dirty["values"][~x["mask"]] = float("inf")
+    dirty["next_values"][x["terminated"] | ~x["mask"]] = float("nan")
+    assert torch.equal(_call(name, dirty), clean)
+    read = (x["mask"] & ~x["terminated"]).nonzero()[0].tolist()
+    dirty["next_values"][tuple(read)] = float("nan")  # read by SPEC: a named error
+    with pytest.raises(ValueError, match="next_values"):
+        _call(name, dirty)
+
+
+def test_vtrace_kernel_within_float64_roundoff_of_the_oracle_and_names_a_nan_ratio():
+    x = _batch((3,), 300, seed=4, mask=True)
+    lr = 0.5 * torch.randn(3, 300, generator=torch.Generator().manual_seed(5),
+                           dtype=torch.float64)
+    kw = dict(gamma=0.97, lam=0.9, rho_clip=1.0, c_clip=1.0, pg_rho_clip=2.0,
+              terminated=x["terminated"], truncated=x["truncated"], mask=x["mask"])
+    vs, pg = rt.vtrace(x["rewards"], x["values"], x["next_values"], lr, **kw)
+    a = {n: t.numpy() for n, t in x.items()}
+    evs, epg = refmath.vtrace(a["rewards"], a["values"], a["next_values"], lr.numpy(),
+                              **{k: (v.numpy() if isinstance(v, torch.Tensor) else v)
+                                 for k, v in kw.items()})
+    # (9T + 12) roundings per term (refmath.bounds.vtrace_roundings) on terms of size ≲ 10
+    tol = (9 * 300 + 12) * 2.0**-53 * 10
+    assert np.allclose(vs.numpy(), evs, rtol=0, atol=tol)
+    assert np.allclose(pg.numpy(), epg, rtol=0, atol=tol)
+    lr[1, int(x["mask"][1].nonzero()[0])] = float("nan")
+    with pytest.raises(ValueError, match="log_rhos"):
+        rt.vtrace(x["rewards"], x["values"], x["next_values"], lr, **kw)
