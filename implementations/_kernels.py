@@ -2,7 +2,8 @@
 
 One pass per row, reading every input once and writing the result once: the recursion
 ``A_t = x_t + c_t·A_{t'}`` (t' the next present step) run backwards over a row, fused with
-the elementwise terms (δ, the bootstrap, the flags), one parallel region over rows. It is the
+the elementwise terms (δ, the bootstrap, the flags); serial by default (see
+:data:`PARALLEL_FROM`), one parallel region over rows on request. It is the
 sequential recursion SPEC defines, so it sits within the same forward-error bound as the
 scan (``refmath.bounds``); flags are *selected*, never multiplied, so numbers SPEC says are
 never read (terminated ``next_values``, masked steps) cannot leak.
@@ -10,8 +11,8 @@ never read (terminated ``next_values``, masked steps) cannot leak.
 Why: the pure-Torch scan issues ~100 small intra-op-parallel operations per call, each
 ending in a barrier; on a machine whose cores are shared with other work (environment
 workers, data loaders) a descheduled thread stalls every one of them (measured: 120–376 ms
-for ``gae`` at (256, 4096) with one busy process on 2 cores, 5 ms quiet). One parallel
-region per call is hit once. At small sizes the kernels also skip Torch's per-op dispatch.
+for ``gae`` at (256, 4096) with one busy process on 2 cores, 5 ms quiet). A serial pass has
+no barrier at all. At small sizes the kernels also skip Torch's per-op dispatch.
 
 numba (the field's standard JIT for such loops; tianshou's GAE is one) is optional: without
 it, or for CUDA tensors, gradients, a per-step γ or half precision's lifted calls, the
@@ -30,9 +31,12 @@ import torch
 
 __all__ = ["available", "gae_rows", "returns_rows", "vtrace_rows"]
 
-# rows × steps below which one thread is faster than a parallel region (measured on 2
-# threads: a prange costs ~20 µs to start)
-SERIAL_BELOW = 1 << 15
+# rows × steps from which a parallel region over rows is used (None: never, the default).
+# Measured, gae at (256, 4096), float32, 2 threads: quiet 2.5 ms parallel vs 2.9 serial; with
+# one busy process competing 6.1-6.6 ms parallel vs 3.4-3.9 serial (a descheduled thread
+# stalls the region); at (64, 1024) parallel was slower even quiet (0.50 vs 0.28 ms). Serial
+# is the robust choice on shared machines; REFMATH_PARALLEL_FROM=65536 opts in.
+PARALLEL_FROM: int | None = int(os.environ.get("REFMATH_PARALLEL_FROM", "0")) or None
 
 
 _FLOATS = (torch.float32, torch.float64)
@@ -66,7 +70,10 @@ prange = range  # numba.prange once numba is loaded (a serial range when compile
 # terminated, truncated, or the row's last present step (the first one met going back);
 # masked steps are skipped (the recursion passes over them) and output 0. Returns the number
 # of rows with a non-finite output (the caller then takes the Torch path, which names the
-# bad input): ``probe`` sums output·0, which is 0 until an output is ±inf or NaN.
+# bad input): ``probe`` sums value·0, which is 0 until a value is ±inf or NaN. Inside a
+# segment a non-finite value reaches every earlier one (c·inf is ±inf, or NaN for c = 0),
+# so GAE and the returns check each segment's first value only, where the carry restarts;
+# V-trace checks every output (its policy-gradient term is not in the carry).
 
 
 def _gae(r, v, nv, term, trunc, keep, has_term, has_trunc, has_keep, gamma, lam, plus_v,
@@ -82,17 +89,16 @@ def _gae(r, v, nv, term, trunc, keep, has_term, has_trunc, has_keep, gamma, lam,
                 out[n, t] = 0.0
                 continue
             terminal = has_term and term[n, t]
-            end = not seen or terminal or (has_trunc and trunc[n, t])
-            seen = True
             boot = 0.0 if terminal else gamma * nv[n, t]
             a = r[n, t] + boot - v[n, t]
-            if not end:
+            if seen and not (terminal or (has_trunc and trunc[n, t])):
                 a += gamma * lam * carry
+            else:  # a segment end: the later segment's first value is checked (below)
+                probe += carry * 0.0
+            seen = True
             carry = a
-            y = a + v[n, t] if plus_v else a
-            out[n, t] = y
-            probe += y * 0.0  # 0, or NaN once an output is not finite (no branch)
-        if probe != 0.0:
+            out[n, t] = a + v[n, t] if plus_v else a
+        if probe + carry * 0.0 != 0.0:
             bad += 1
     return bad
 
@@ -111,14 +117,14 @@ def _returns(r, nv, term, trunc, keep, has_nv, has_term, has_trunc, has_keep, ga
             terminal = has_term and term[n, t]
             alive = has_nv and not terminal
             if not seen or terminal or (has_trunc and trunc[n, t]):
+                probe += g * 0.0  # the later segment's first value (checked below)
                 g = nv[n, t] if alive else 0.0
             elif alive:  # SPEC reads V' at every step that is not terminal: a NaN there
                 g += 0.0 * nv[n, t]  # must reach the result (and the caller's check)
             seen = True
             g = r[n, t] + gamma * g
             out[n, t] = g
-            probe += g * 0.0
-        if probe != 0.0:
+        if probe + g * 0.0 != 0.0:
             bad += 1
     return bad
 
@@ -183,7 +189,8 @@ _NO_VALUES = {torch.float32: np.zeros((0, 0), dtype=np.float32),
 def _kernel(name: str, rows: int, steps: int):
     numba = _numba()
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-    parallel = threads > 1 and rows > 1 and rows * steps >= SERIAL_BELOW
+    parallel = (PARALLEL_FROM is not None and threads > 1 and rows > 1
+                and rows * steps >= PARALLEL_FROM)
     if parallel:
         numba.set_num_threads(threads)
     return _compiled(name, parallel)

@@ -93,9 +93,9 @@ def test_serial_and_parallel_kernels_give_the_same_bits(name, monkeypatch):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        parallel = _call(name, x)
-        monkeypatch.setattr(_kernels, "SERIAL_BELOW", 1 << 40)
         serial = _call(name, x)
+        monkeypatch.setattr(_kernels, "PARALLEL_FROM", 1)
+        parallel = _call(name, x)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(parallel, serial)
