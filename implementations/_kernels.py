@@ -178,7 +178,10 @@ def _compiled(name: str, parallel: bool):
     variant = types.FunctionType(source.__code__, source.__globals__,
                                  f"{source.__name__}_{'parallel' if parallel else 'serial'}")
     variant.__qualname__ = variant.__name__
-    return numba.njit(parallel=parallel, cache=True, nogil=True)(variant)
+    try:
+        return numba.njit(parallel=parallel, cache=True, nogil=True)(variant)
+    except RuntimeError:  # no writable cache location (a read-only install): compile anew
+        return numba.njit(parallel=parallel, nogil=True)(variant)
 
 
 _NO_FLAGS = np.zeros((0, 0), dtype=np.bool_)
