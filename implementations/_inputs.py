@@ -365,13 +365,14 @@ def kernel_steps(rewards: object, steps: dict[str, object], *, gamma: object,
     they do not apply (no numba, not CPU float32/float64, a per-step γ, gradients wanted)."""
     from . import _kernels
 
-    if not _kernels.available():
+    raw = [x for x in (rewards, *steps.values()) if isinstance(x, torch.Tensor)]
+    if not _kernels.available(*raw) or isinstance(gamma, torch.Tensor) and gamma.numel() > 1:
+        return None  # no numba, CUDA or another dtype, or a per-step γ: not validated twice
+    if torch.is_grad_enabled() and any(x.requires_grad for x in raw):
         return None
     r, tensors, g, flags = _validated(rewards, steps, gamma, {
         "terminated": terminated, "truncated": truncated, "mask": mask})
-    if isinstance(g, torch.Tensor) or not _kernels.available(*tensors.values()):
-        return None
-    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors.values()):
+    if isinstance(g, torch.Tensor):
         return None
     T = r.shape[-1]
     view = (lambda x: x if x is None or x.dim() == 2 else x.reshape(-1, T))  # noqa: E731

@@ -66,7 +66,7 @@ def available(*tensors: torch.Tensor | None) -> bool:
 
 prange = range  # numba.prange once numba is loaded (a serial range when compiled serially)
 
-# Every kernel: rows in parallel, each row backwards. A step is a segment end where it is
+# Every kernel: each row backwards (rows one after another, or in parallel on request). A step is a segment end where it is
 # terminated, truncated, or the row's last present step (the first one met going back);
 # masked steps are skipped (the recursion passes over them) and output 0. Returns the number
 # of rows with a non-finite output (the caller then takes the Torch path, which names the

@@ -137,7 +137,8 @@ def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, *, shift_mean: boo
 
 
 def _aggregate_inputs(per_step_loss, mask, mode, normalizer):
-    """Validated (loss, keep, per-row sums, per-row counts, rows present, B', normalizer)."""
+    """The validated inputs as (per-row sums of unmasked losses, per-row counts, rows with a
+    response token, B' = their number, the normalizer or None)."""
     if mode not in AGGREGATION_MODES:
         raise ValueError(f"mode must be one of {AGGREGATION_MODES}, got {mode!r}")
     if (normalizer is None) == (mode == "seq-mean-token-sum-norm"):
