@@ -17,8 +17,7 @@ from .. import bounds as B
 from .. import objectives as ob
 from .. import ratios as ra
 from .cases import Case, _arrays, _mask, _matrix, _numbers
-from .policy import (ROW_WISE_EXCEPT, _add, _bad, _t, register_array_checks,
-                     register_logp_gradient)
+from .policy import _add, _bad, _t, register_array_checks, register_logp_gradient
 
 _HIGH = st.sampled_from([Fraction(2), Fraction(3, 2), Fraction(4), Fraction(1)])
 _LOW = st.sampled_from([None, Fraction(0), Fraction(1, 2), Fraction(1, 4)])
@@ -154,7 +153,6 @@ _add("split_aggregate_loss", ob.split_aggregate_loss, _split_cases, B.bound_spli
      pinned=_SPLIT_PINNED)
 _add("remax_advantages", ob.remax_advantages, _remax_cases, B.bound_remax,
      differentiable=(0, 1))
-ROW_WISE_EXCEPT.append("split_aggregate_loss")  # a reduction over the batch axis
 for _name in ("rollout_correction", "gspo_surrogate", "gspo_token_surrogate",
               "split_aggregate_loss", "remax_advantages"):
     register_array_checks(_name)

@@ -334,8 +334,9 @@ def _ignored_numbers(name: str):
     return run
 
 
-# global reductions (SPEC §7's split_aggregate_loss joins in refmath/checks/lm.py)
-ROW_WISE_EXCEPT = ["whiten", "aggregate_loss", "adaptive_kl_coefficient", "policy_loss"]
+# global reductions (split_aggregate_loss: SPEC §7, registered in refmath/checks/lm.py)
+ROW_WISE_EXCEPT = ("whiten", "aggregate_loss", "adaptive_kl_coefficient", "policy_loss",
+                   "split_aggregate_loss")
 
 
 def _row(case: Case, i: int) -> Case:
@@ -882,7 +883,7 @@ _bad("overlong_penalty", ("cache_length", lambda f: f(_t(3.0), max_length=8, cac
 
 def register_logp_gradient(name: str, summary: str, exact: Callable[..., Any], what: str,
                            check_id: str = "gradient") -> None:
-    """Register ``name.gradient``: autograd's ∂(Σ output)/∂logp of the function under test
+    """Register ``name.check_id``: autograd's ∂(Σ output)/∂logp of the function under test
     equals ``exact(**the case's exact values)`` (a stop-gradient fact of SPEC §7: CISPO's
     detached weight, GSPO-token's sequence ratio; ``exact`` of zeros: no gradient at all)."""
 
