@@ -99,6 +99,8 @@ def _flag(name: str, x: object, like: torch.Tensor) -> torch.Tensor | None:
 
 def check_unit_scalar(name: str, value: object) -> float:
     """A Python number (or 0-dim tensor) in [0, 1]."""
+    if type(value) is float and 0.0 <= value <= 1.0:  # the common case, first (per call)
+        return value
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a scalar, got shape {tuple(value.shape)}")
@@ -345,40 +347,30 @@ def flat_steps(rewards: object, steps: dict[str, object], *, gamma: object,
                      ends, keep)
 
 
-@dataclass
-class KernelSteps:
-    """The compiled kernels' inputs (:mod:`._kernels`): ``[N, T]`` views of the caller's
-    validated tensors and flags (None: absent), a scalar γ."""
-
-    shape: torch.Size
-    tensors: dict[str, torch.Tensor]
-    gamma: float
-    terminated: torch.Tensor | None
-    truncated: torch.Tensor | None
-    mask: torch.Tensor | None
-
-
 def kernel_steps(rewards: object, steps: dict[str, object], *, gamma: object,
                  terminated: object = None, truncated: object = None,
-                 mask: object = None) -> KernelSteps | None:
-    """Validate exactly as :func:`prepare`; return the compiled kernels' inputs, or None where
-    they do not apply (no numba, not CPU float32/float64, a per-step γ, gradients wanted)."""
+                 mask: object = None):
+    """The compiled kernels' inputs (:class:`._kernels.Arrays`), validated exactly as by
+    :func:`prepare`; None where the kernels do not apply (no numba, not CPU float32/float64,
+    a per-step γ, gradients wanted). A plain call (:func:`._kernels.plain`) skips the
+    validation: it has nothing to convert and nothing to name."""
     from . import _kernels
 
+    flags = (terminated, truncated, mask)
+    fast = _kernels.plain((rewards, *steps.values()), flags, gamma)
+    if fast is not None:
+        return fast
     raw = [x for x in (rewards, *steps.values()) if isinstance(x, torch.Tensor)]
     if not _kernels.available(*raw) or isinstance(gamma, torch.Tensor) and gamma.numel() > 1:
         return None  # no numba, CUDA or another dtype, or a per-step γ: not validated twice
     if torch.is_grad_enabled() and any(x.requires_grad for x in raw):
         return None
-    r, tensors, g, flags = _validated(rewards, steps, gamma, {
-        "terminated": terminated, "truncated": truncated, "mask": mask})
+    r, tensors, g, checked = _validated(rewards, steps, gamma, dict(zip(
+        ("terminated", "truncated", "mask"), flags)))
     if isinstance(g, torch.Tensor):
         return None
-    T = r.shape[-1]
-    view = (lambda x: x if x is None or x.dim() == 2 else x.reshape(-1, T))  # noqa: E731
-    return KernelSteps(r.shape, {n: view(x) for n, x in tensors.items()}, float(g),
-                       view(flags["terminated"]), view(flags["truncated"]),
-                       view(flags["mask"]))
+    return _kernels.plain((r, *(tensors.get(n) for n in steps)), tuple(checked.values()),
+                          float(g))
 
 
 def true_like(x: torch.Tensor) -> torch.Tensor:

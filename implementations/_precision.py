@@ -31,6 +31,7 @@ def source_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 HALF = (torch.float16, torch.bfloat16)
+_WIDE = (torch.float32, torch.float64)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -78,6 +79,8 @@ def float32_for_half(fn: F) -> F:
     """Run ``fn`` in float32 when its tensors are float16/bfloat16; round results once."""
     @functools.wraps(fn)
     def twin(*args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], torch.Tensor) and args[0].dtype in _WIDE:
+            return fn(*args, **kwargs)  # float32/float64 first: not one half dtype, not lifted
         dtype = _half_dtype(args, kwargs)
         if dtype is None:
             return fn(*args, **kwargs)

@@ -59,8 +59,10 @@ def _checked(named: dict, mask, terminated, ratio_kind: str, rhos) -> None:
     alive = used_where(mask, terminated)
     finite({k: v for k, v in named.items() if k != "next_values"}, keep)
     finite({"next_values": named.get("next_values")}, alive)
-    if checking() and ratio_kind == "rhos" and bool((rhos < 0).any()):
-        raise ValueError("rhos must be non-negative")
+    if checking() and ratio_kind == "rhos":
+        negative = rhos < 0
+        if bool((negative if keep is None else negative & keep).any()):  # masked: not read
+            raise ValueError("rhos must be non-negative")
 
 
 def _vtrace_kernel(rewards, values, next_values, kind, ratio, gamma, lam, clips, terminated,
@@ -72,8 +74,10 @@ def _vtrace_kernel(rewards, values, next_values, kind, ratio, gamma, lam, clips,
                      gamma=gamma, terminated=terminated, truncated=truncated, mask=mask)
     if k is None:
         return None
-    if kind == "rhos" and checking() and bool((k.tensors["rhos"] < 0).any()):
-        raise ValueError("rhos must be non-negative")
+    if kind == "rhos" and checking():
+        negative = k.values[3] < 0
+        if (negative & k.flags[2] if k.masked else negative).any():  # masked: not read
+            raise ValueError("rhos must be non-negative")
     return kernels.vtrace_rows(k, kind, lam, clips)
 
 

@@ -134,3 +134,65 @@ def test_vtrace_kernel_within_float64_roundoff_of_the_oracle_and_names_a_nan_rat
     lr[1, int(x["mask"][1].nonzero()[0])] = float("nan")
     with pytest.raises(ValueError, match="log_rhos"):
         rt.vtrace(x["rewards"], x["values"], x["next_values"], lr, **kw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_call_needing_conversion_gives_the_plain_calls_bits(name):
+    """The plain fast path (:func:`refmath_torch._kernels.plain`) skips validation; a call it
+    declines (0/1 float flags, a 0-dim γ, a NumPy γ, a negative-bit view) is validated, then
+    run by the same kernel: the same bits."""
+    x = _batch((2, 3), 50, seed=6, mask=True)
+    plain = _call(name, x)
+    as_numbers = dict(x, **{n: x[n].double() for n in ("terminated", "truncated", "mask")})
+    assert torch.equal(_call(name, as_numbers), plain)
+    neg = dict(x, rewards=torch._neg_view(-x["rewards"]))  # .numpy() refuses this view
+    assert neg["rewards"].is_neg() and torch.equal(_call(name, neg), plain)
+    flat = {n: t.reshape(6, 50) for n, t in x.items()}
+    assert torch.equal(_call(name, flat), plain.reshape(6, 50))
+    for gamma in (torch.tensor(0.97, dtype=torch.float64), np.float64(0.97)):
+        kw = {n: x[n] for n in ("terminated", "truncated", "mask")}
+        if name == "discounted_returns":
+            got = rt.discounted_returns(x["rewards"], gamma=gamma,
+                                        next_values=x["next_values"], **kw)
+        else:
+            got = getattr(rt, name)(x["rewards"], x["values"], x["next_values"], gamma=gamma,
+                                    lam=0.9, **kw)
+        assert torch.equal(got, plain)
+
+
+@pytest.mark.parametrize("kind", ["log_rhos", "rhos"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_vtrace_names_a_bad_ratio_that_the_clips_would_hide(kind, bad, compiled,
+                                                            monkeypatch):
+    """Without a mask the ratios are checked by one vectorized pass before the kernel: an
+    inf log-ratio would be clipped to ρ̄ (a finite, wrong-looking-right result), a -inf one
+    gives ρ = 0; both are bad input, named, as on the Torch path. Masked, the present steps
+    only are checked (a negative ρ too: SPEC never reads a masked step), on both paths."""
+    if not compiled:
+        monkeypatch.setattr(_kernels, "available", lambda *t: False)
+    x = _batch((3,), 40, seed=7)
+    ratio = 0.5 * torch.randn(3, 40, generator=torch.Generator().manual_seed(8),
+                              dtype=torch.float64)
+    if kind == "rhos":
+        ratio = ratio.exp()
+    kw = dict(gamma=0.97, terminated=x["terminated"], truncated=x["truncated"])
+    if kind == "rhos" and bad == -float("inf"):
+        bad, match = -1.0, "non-negative"
+    else:
+        match = kind
+    dirty = ratio.clone()
+    dirty[1, 17] = bad
+    with pytest.raises(ValueError, match=match):
+        rt.vtrace(x["rewards"], x["values"], x["next_values"], **{kind: dirty}, **kw)
+    mask = torch.ones(3, 40, dtype=torch.bool)
+    mask[1, 17] = False
+    clean = rt.vtrace(x["rewards"], x["values"], x["next_values"], **{kind: ratio}, mask=mask,
+                      **kw)
+    got = rt.vtrace(x["rewards"], x["values"], x["next_values"], **{kind: dirty}, mask=mask,
+                    **kw)
+    assert all(torch.equal(a, b) for a, b in zip(got, clean))
+    mask[1, 17], mask[2, 3] = True, False
+    with pytest.raises(ValueError, match=match):
+        rt.vtrace(x["rewards"], x["values"], x["next_values"], **{kind: dirty}, mask=mask,
+                  **kw)
