@@ -34,13 +34,16 @@ over T); no other peer has V-trace.
 ``--contention`` starts one busy process (a Python spin loop, bounded to 30 minutes and
 stopped when the run ends) before the timings, so that it competes for a core with every
 timed call — as environment workers and data loaders do in training. ``numba serial`` is a
-plain serial numba loop over each row (what tianshou's ``_gae`` is), timed where numba is
-installed: the contention-insensitive reference.
+plain serial numba loop over each row (what tianshou's ``_gae`` is; for V-trace, the same
+loop for vs alone, after a NumPy exp of the log-ratios), its segment ends precomputed
+outside the timed call, timed where numba is installed: the contention-insensitive
+reference.
 
 Each peer is timed on inputs already in its own layout (conversion is not timed), and skipped
 with the reason when it is not installed or does not apply. Methods are timed round-robin
-(one call of each in turn, ``--repeats`` rounds), so that a slow phase of a shared machine
-hits all of them alike. Reported: median [min–max], the ratio to refmath and to the roofline,
+(one call of each in turn, ``--repeats`` rounds, in a fresh seeded order each round), so that
+a slow phase of a shared machine, and the spinning threads a multithreaded call leaves
+behind, hit all of them alike. Reported: median [min–max], the ratio to refmath and to the roofline,
 the peak extra resident memory (Linux VmHWM after a reset), and the max error against a
 float64 evaluation of the same recursion — so a fast but wrong method is visible.
 """
@@ -50,6 +53,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import random
 import statistics
 import subprocess
 import sys
@@ -285,21 +289,36 @@ def _numba_serial(function: str):
                 g = r[b, t] + gamma * g
                 out[b, t] = g
 
-    return returns if function == "discounted_returns" else gae
+    @numba.njit
+    def vtrace(r, v, nv, rho, term, end, gamma, out):  # vs only, λ = ρ̄ = c̄ = 1
+        B, T = r.shape
+        for b in range(B):
+            last = 0.0
+            for t in range(T - 1, -1, -1):
+                boot = 0.0 if term[b, t] else gamma * nv[b, t]
+                c = min(1.0, rho[b, t])
+                a = c * (r[b, t] + boot - v[b, t])
+                last = a if end[b, t] else a + gamma * c * last
+                out[b, t] = v[b, t] + last
+
+    return {"discounted_returns": returns, "vtrace": vtrace}.get(function, gae)
 
 
 def _numba_method(function, r, v, nv, term, trunc):
     kernel = _numba_serial(function)
-    if kernel is None or function == "vtrace":
+    if kernel is None:
         return None
     end = (term | trunc).numpy().copy()
     end[:, -1] = True
     rn, vn, nvn, tn = r.numpy(), v.numpy(), nv.numpy(), term.numpy()
+    lr = _log_rhos(*r.shape).to(r.dtype).numpy()
 
     def call():
         out = np.empty_like(rn)
         if function == "discounted_returns":
             kernel(rn, nvn, tn, end, GAMMA, out)
+        elif function == "vtrace":  # exp of the log-ratios is part of the work
+            kernel(rn, vn, nvn, np.exp(lr), tn, end, GAMMA, out)
         else:
             kernel(rn, vn, nvn, tn, end, GAMMA, LAM, function == "lambda_returns", out)
         return torch.from_numpy(out)
@@ -312,8 +331,12 @@ def _time_round_robin(methods: dict[str, Callable[[], Any]], repeats: dict[str, 
     for fn in methods.values():
         fn()  # warm-up (numba compiles here)
     times: dict[str, list[float]] = {name: [] for name in methods}
+    order = random.Random(0)
     for round_ in range(max(repeats.values())):
-        for name, fn in methods.items():
+        # a fresh order each round: what a method follows matters (after a multithreaded Torch
+        # loop the idle pool threads still spin for a while, taking a core from the next call)
+        for name in order.sample(list(methods), len(methods)):
+            fn = methods[name]
             if round_ < repeats[name]:
                 start = time.perf_counter()
                 fn()

@@ -85,9 +85,8 @@ def _gae(r, v, nv, term, trunc, keep, has_term, has_trunc, gamma, lam, plus_v, o
     N, T = r.shape
     bad = 0
     for n in prange(N):
-        carry = 0.0
+        carry = 0.0  # the row's last present step continues from 0: δ + γλ·0 = δ
         probe = 0.0
-        seen = False
         for t in range(T - 1, -1, -1):
             if MASKED and not keep[n, t]:
                 out[n, t] = 0.0
@@ -95,11 +94,10 @@ def _gae(r, v, nv, term, trunc, keep, has_term, has_trunc, gamma, lam, plus_v, o
             terminal = has_term and term[n, t]
             boot = 0.0 if terminal else gamma * nv[n, t]
             a = r[n, t] + boot - v[n, t]
-            if seen and not (terminal or (has_trunc and trunc[n, t])):
+            if not (terminal or (has_trunc and trunc[n, t])):
                 a += gamma * lam * carry
             else:  # a segment end: the later segment's first value is checked (below)
                 probe += carry * 0.0
-            seen = True
             carry = a
             out[n, t] = a + v[n, t] if plus_v else a
         if probe + carry * 0.0 != 0.0:
