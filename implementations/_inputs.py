@@ -57,6 +57,8 @@ def _tensor(name: str, x: object) -> torch.Tensor:
     if x.is_meta:
         raise ValueError(f"{name} is a meta tensor (shape only, no numbers): refmath_torch "
                          "reads values (validation, segment ends); pass a tensor with data")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} is a {x.layout} tensor: pass a dense one (.to_dense())")
     return x
 
 

@@ -196,3 +196,13 @@ def test_vtrace_names_a_bad_ratio_that_the_clips_would_hide(kind, bad, compiled,
     with pytest.raises(ValueError, match=match):
         rt.vtrace(x["rewards"], x["values"], x["next_values"], **{kind: dirty}, mask=mask,
                   **kw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("arg", ["rewards", "terminated"])
+def test_a_sparse_tensor_is_named(name, arg):
+    """NumPy has no view of a sparse tensor: the plain path declines it, validation names it."""
+    x = _batch((2,), 20, seed=9)
+    x[arg] = x[arg].to_sparse()
+    with pytest.raises(TypeError, match=f"{arg} is a torch.sparse_coo tensor"):
+        _call(name, x)
