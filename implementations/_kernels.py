@@ -213,6 +213,11 @@ class Arrays(NamedTuple):
     gamma: float
     masked: bool
 
+    @property
+    def keep(self) -> np.ndarray:
+        """The mask's ``[N, T]`` view (empty where no mask is given)."""
+        return self.flags[2]
+
 
 def _numpy_rows(tensors, shape: torch.Size) -> list:
     """``[N, T]`` NumPy views of the tensors (None stays None)."""

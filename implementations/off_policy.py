@@ -76,7 +76,7 @@ def _vtrace_kernel(rewards, values, next_values, kind, ratio, gamma, lam, clips,
         return None
     if kind == "rhos" and checking():
         negative = k.values[3] < 0
-        if (negative & k.flags[2] if k.masked else negative).any():  # masked: not read
+        if (negative & k.keep if k.masked else negative).any():  # masked: not read
             raise ValueError("rhos must be non-negative")
     return kernels.vtrace_rows(k, kind, lam, clips)
 
