@@ -39,6 +39,10 @@ __all__ = ["Arrays", "available", "plain", "gae_rows", "returns_rows", "vtrace_r
 PARALLEL_FROM: int | None = int(os.environ.get("REFMATH_PARALLEL_FROM", "0")) or None
 
 
+# steps (N·T) below which the kernels check V' (returns) and the given ratios (V-trace) in
+# their loop rather than by one vectorized NumPy pass first
+CHECK_IN_LOOP_BELOW = 16384
+
 _FLOATS = (torch.float32, torch.float64)
 
 
@@ -65,9 +69,40 @@ def available(*tensors: torch.Tensor | None) -> bool:
 
 
 # Names each compiled variant binds to its own values (:func:`_compiled`): numba.prange (a
-# plain range when compiled serially), and whether the kernel takes a mask.
+# plain range when compiled serially), whether the kernel takes a mask, and the ``[N, T]``
+# views of the inputs' memory (:func:`_views`).
 prange = range
 MASKED = True
+rows = marks = None
+
+
+@lru_cache(maxsize=1)
+def _views() -> tuple:
+    """``rows(address, like)`` and ``marks(address, like)``: the C-contiguous ``[N, T]`` array
+    of ``like``'s shape, of its float dtype or boolean, at a tensor's ``data_ptr()``. The
+    kernels take addresses, not arrays: a tensor's ``.numpy()`` costs 0.7 µs, its
+    ``data_ptr()`` 0.08 (measured), and a call passes up to seven. A view is only made of a
+    contiguous, positive-bit tensor its caller keeps alive (:func:`plain`); an absent one
+    (address 0) is never read."""
+    numba = _numba()
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def pointer(typingctx, address):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], cgutils.voidptr_t)
+        return numba.types.voidptr(address), codegen
+
+    @numba.njit(inline="always")
+    def rows(address, like):
+        return numba.carray(pointer(address), like.shape, like.dtype)
+
+    @numba.njit(inline="always")
+    def marks(address, like):
+        return numba.carray(pointer(address), like.shape, np.bool_)
+
+    return rows, marks
 
 # Every kernel: each row backwards (rows one after another, or in parallel on request). A
 # step is a segment end where it is terminated, truncated, or the row's last present step
@@ -81,8 +116,10 @@ MASKED = True
 # on its own (see _vtrace).
 
 
-def _gae(r, v, nv, term, trunc, keep, has_term, has_trunc, gamma, lam, plus_v, out):
-    N, T = r.shape
+def _gae(pr, pv, pnv, pterm, ptrunc, pkeep, has_term, has_trunc, gamma, lam, plus_v, out):
+    N, T = out.shape
+    r, v, nv = rows(pr, out), rows(pv, out), rows(pnv, out)
+    term, trunc, keep = marks(pterm, out), marks(ptrunc, out), marks(pkeep, out)
     bad = 0
     for n in prange(N):
         carry = 0.0  # the row's last present step continues from 0: δ + γλ·0 = δ
@@ -105,11 +142,14 @@ def _gae(r, v, nv, term, trunc, keep, has_term, has_trunc, gamma, lam, plus_v, o
     return bad
 
 
-def _returns(r, nv, has_nv, check_nv, term, trunc, keep, has_term, has_trunc, gamma, out):
+def _returns(pr, pnv, has_nv, check_nv, pterm, ptrunc, pkeep, has_term, has_trunc, gamma,
+             out):
     # SPEC reads V' at every present step that is not terminated, though only a segment
     # end's enters G: with ``check_nv`` (its caller's one vectorized pass found a NaN or inf
     # somewhere in V', perhaps where it is ignored) the other steps' are checked here too
-    N, T = r.shape
+    N, T = out.shape
+    r, nv = rows(pr, out), rows(pnv, out)
+    term, trunc, keep = marks(pterm, out), marks(ptrunc, out), marks(pkeep, out)
     bad = 0
     for n in prange(N):
         g = 0.0
@@ -133,14 +173,16 @@ def _returns(r, nv, has_nv, check_nv, term, trunc, keep, has_term, has_trunc, ga
     return bad
 
 
-def _vtrace(r, v, nv, rhos, given, term, trunc, keep, has_term, has_trunc, gamma, lam,
-            rho_clip, c_clip, pg_clip, vs, pg):
+def _vtrace(pr, pv, pnv, rhos, pgiven, check_given, pterm, ptrunc, pkeep, has_term, has_trunc,
+            gamma, lam, rho_clip, c_clip, pg_clip, vs, pg):
     # The given ratios (log ρ or ρ) are checked finite here where a mask is given (at present
-    # steps only), by the caller otherwise, so min() may drop a NaN ρ: such a result is
-    # discarded. r − V is formed once for δ and the policy-gradient term
+    # steps only) or ``check_given``, by the caller otherwise, so min() may drop a NaN ρ:
+    # such a result is discarded. r − V is formed once for δ and the policy-gradient term
     # (measured 1.7x faster than two separate δ's); every term is rounded as often as
     # refmath.bounds.bound_vtrace allows for.
-    N, T = r.shape
+    N, T = vs.shape
+    r, v, nv, given = rows(pr, vs), rows(pv, vs), rows(pnv, vs), rows(pgiven, vs)
+    term, trunc, keep = marks(pterm, vs), marks(ptrunc, vs), marks(pkeep, vs)
     gl = gamma * lam
     bad = 0
     for n in prange(N):
@@ -153,7 +195,7 @@ def _vtrace(r, v, nv, rhos, given, term, trunc, keep, has_term, has_trunc, gamma
                 pg[n, t] = 0.0
                 continue
             rho = rhos[n, t]
-            if MASKED:
+            if MASKED or check_given:
                 probe += given[n, t] * 0.0
             terminal = has_term and term[n, t]
             rv = r[n, t] - v[n, t]
@@ -184,7 +226,9 @@ def _compiled(name: str, parallel: bool, masked: bool):
     by name, not by their globals or the parallel flag."""
     numba = _numba()
     source = _SOURCES[name]
-    namespace = dict(source.__globals__, prange=numba.prange, MASKED=masked)
+    views, flags = _views()
+    namespace = dict(source.__globals__, prange=numba.prange, MASKED=masked, rows=views,
+                     marks=flags)
     variant = types.FunctionType(source.__code__, namespace, "_".join((
         source.__name__, "parallel" if parallel else "serial", "masked" if masked else "dense")))
     variant.__qualname__ = variant.__name__
@@ -194,17 +238,15 @@ def _compiled(name: str, parallel: bool, masked: bool):
         return numba.njit(parallel=parallel, nogil=True)(variant)
 
 
-_NO_FLAGS = np.zeros((0, 0), dtype=np.bool_)
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-_NO_VALUES_NP = {"f": np.zeros((0, 0), dtype=np.float32),
-                 "d": np.zeros((0, 0), dtype=np.float64)}
 
 
 class Arrays(NamedTuple):
-    """A kernel's inputs: ``out`` (the result, in the caller's shape) and ``[N, T]`` NumPy
-    views of it (``rows``), of the step tensors (None: absent), of the flags (empty where
-    absent) followed by whether terminated and truncated are given, γ, and whether a mask
-    is."""
+    """A kernel's inputs: ``out`` (the result, in the caller's shape) and its ``[N, T]``
+    NumPy view ``rows``; the addresses of the step tensors (0: absent) and of the flags
+    (terminated, truncated, mask; 0: absent) followed by whether terminated and truncated
+    are given; γ; whether a mask is given; and the contiguous tensors themselves (values
+    then flags; None where absent), which keep the memory at those addresses alive."""
 
     out: torch.Tensor
     rows: np.ndarray
@@ -212,61 +254,61 @@ class Arrays(NamedTuple):
     flags: tuple
     gamma: float
     masked: bool
+    tensors: tuple
 
-    @property
-    def keep(self) -> np.ndarray:
-        """The mask's ``[N, T]`` view (empty where no mask is given)."""
-        return self.flags[2]
-
-
-def _numpy_rows(tensors, shape: torch.Size) -> list:
-    """``[N, T]`` NumPy views of the tensors (None stays None)."""
-    if len(shape) == 2:
-        return [None if x is None else x.numpy() for x in tensors]
-    return [None if x is None else x.reshape(-1, shape[-1]).numpy() for x in tensors]
+    def numpy(self, i: int) -> np.ndarray:
+        """The ``[N, T]`` NumPy view of ``tensors[i]`` (for a vectorized NumPy pass)."""
+        return self.tensors[i].numpy().reshape(self.rows.shape)
 
 
-def plain(values: tuple, flags: tuple, gamma: object) -> Arrays | None:
+def plain(values: tuple, flags: tuple, gamma: object, lam: object = 0.0) -> Arrays | None:
     """The kernels' inputs when the call needs nothing converted and has nothing to name:
     numba installed; ``values`` (rewards first; None where absent) CPU tensors of one dtype,
     float32 or float64, and one shape ``[..., T]``, T > 0, none wanting a gradient; the
     ``flags`` (terminated, truncated, mask) None or boolean CPU tensors of that shape; γ a
-    Python number in [0, 1]. Otherwise None: the caller validates (naming what is wrong)
-    and asks again with the validated tensors. Finiteness is the kernels' own check.
+    Python number in [0, 1], as is ``lam`` (where the function has one). Otherwise None:
+    the caller validates (naming what is wrong) and asks again with the validated tensors.
+    Finiteness is the kernels' own check.
 
     A handful of attribute reads per tensor: at (8, 128) validation would otherwise cost
-    more than the kernel (measured: 10 µs of checks for a 3 µs pass)."""
+    more than the kernel (measured: 10 µs of checks for a 3 µs pass). The kernels read the
+    tensors at their addresses: one that is not contiguous, or a negative-bit view, is
+    copied first; one without strided memory (sparse, a ZeroTensor) is left to validation
+    and the Torch path."""
     r = values[0]
     if not isinstance(r, torch.Tensor) or not available():  # (tests switch it off here)
         return None
     dtype, shape = r.dtype, r.shape
     if (dtype not in _FLOATS or not r.is_cpu or not shape or not shape[-1]
-            or type(gamma) not in (float, int) or not 0 <= gamma <= 1):
+            or type(gamma) not in (float, int) or not 0 <= gamma <= 1
+            or type(lam) not in (float, int) or not 0 <= lam <= 1):
         return None
     grad = torch.is_grad_enabled()
-    for x in values:
-        if x is not None and (not isinstance(x, torch.Tensor) or x.dtype is not dtype
-                              or x.shape != shape or not x.is_cpu
-                              or grad and x.requires_grad):
-            return None
-    for f in flags:
-        if f is not None and (not isinstance(f, torch.Tensor) or f.dtype is not torch.bool
-                              or f.shape != shape or not f.is_cpu):
-            return None
-    try:
-        arrays = _numpy_rows((*values, *flags), shape)
-    except RuntimeError:  # a view .numpy() refuses (torch._neg_view's negative bit): copied
-        arrays = _numpy_rows([x if x is None else x.resolve_neg()
-                              for x in (*values, *flags)], shape)
-    except TypeError:  # no NumPy view at all (a sparse tensor): validation names it
-        return None
-    # the result: allocated by NumPy (measured 0.8 µs against torch.empty's 2 µs)
-    out = np.empty(shape, _NP_DTYPES[dtype])
+    tensors = [*values, *flags]
+    addresses = [0] * len(tensors)
     n = len(values)
-    marks = [_NO_FLAGS if a is None else a for a in arrays[n:]]
-    return Arrays(torch.from_numpy(out), out.reshape(arrays[0].shape), tuple(arrays[:n]),
-                  (*marks, flags[0] is not None, flags[1] is not None), float(gamma),
-                  flags[2] is not None)
+    for i, x in enumerate(tensors):
+        if x is None:
+            continue
+        value = i < n
+        if (not isinstance(x, torch.Tensor) or x.dtype is not (dtype if value else torch.bool)
+                or x.shape != shape or not x.is_cpu or grad and x.requires_grad):
+            return None
+        try:
+            if not x.is_contiguous() or value and x.is_neg():  # (a boolean has no neg bit)
+                x = tensors[i] = x.resolve_neg().contiguous()
+            address = x.data_ptr()
+        except RuntimeError:  # no strided memory (sparse)
+            return None
+        if not address and x.numel():  # a ZeroTensor
+            return None
+        addresses[i] = address
+    # the result: allocated by NumPy (measured 0.8 µs against torch.empty's 2 µs)
+    out = np.empty(tuple(shape), _NP_DTYPES[dtype])
+    return Arrays(torch.from_numpy(out), out if len(shape) == 2 else out.reshape(-1, shape[-1]),
+                  tuple(addresses[:n]),
+                  (*addresses[n:], flags[0] is not None, flags[1] is not None), float(gamma),
+                  flags[2] is not None, tuple(tensors))
 
 
 def _kernel(name: str, a: Arrays):
@@ -284,7 +326,7 @@ def _kernel(name: str, a: Arrays):
 def gae_rows(a: Arrays, lam: float, plus_values: bool) -> torch.Tensor | None:
     """GAE (or λ-returns with ``plus_values``) of rewards, values, next_values; None when a
     result is not finite."""
-    bad = _kernel("gae", a)(*a.values, *a.flags, a.gamma, lam, plus_values, a.rows)
+    bad = _kernel("gae", a)(*a.values, *a.flags, a.gamma, float(lam), plus_values, a.rows)
     return None if bad else a.out
 
 
@@ -293,10 +335,11 @@ def returns_rows(a: Arrays) -> torch.Tensor | None:
     segment ends from next_values, 0 after a termination; None when a result is not
     finite."""
     r, nv = a.values
-    if nv is None:
-        nv, has_nv, check_nv = _NO_VALUES_NP[r.dtype.char], False, False
-    else:  # one vectorized pass (measured 12-15 % faster than checking V' in the loop)
-        has_nv, check_nv = True, not np.isfinite(nv.sum())
+    has_nv = a.tensors[1] is not None
+    # one vectorized pass, from CHECK_IN_LOOP_BELOW steps (measured 12-15 % faster than
+    # checking V' in the loop at (256, 4096); the pass's fixed ~3 µs outweighs it below)
+    check_nv = has_nv and (a.rows.size < CHECK_IN_LOOP_BELOW
+                           or not np.isfinite(a.numpy(1).sum()))
     bad = _kernel("returns", a)(r, nv, has_nv, check_nv, *a.flags, a.gamma, a.rows)
     return None if bad else a.out
 
@@ -309,15 +352,17 @@ def vtrace_rows(a: Arrays, kind: str, lam: float, clips: list
     # Without a mask every given ratio is read: one vectorized pass checks them (a non-finite
     # sum: a NaN or ±inf somewhere, or |log ρ| ≳ 1e32 overflowing; the Torch path then names
     # it). With a mask the kernel checks them at the present steps, and ignores the others.
-    if not a.masked and not np.isfinite(given.sum()):
+    ratios = a.numpy(3)
+    check_given = a.rows.size < CHECK_IN_LOOP_BELOW  # (as for returns' V')
+    if not a.masked and not check_given and not np.isfinite(ratios.sum()):
         return None
     pg = np.empty(a.out.shape, a.rows.dtype)  # in the caller's shape: a view costs 2 µs
     inf = float("inf")
     rho_clip, c_clip, pg_clip = (inf if c is None else float(c) for c in clips)
     # exp in one vectorized pass (the kernel's loop cannot vectorize it: measured 4x faster);
     # NumPy's, single-threaded: as fast as Torch's on 2 threads, and no barrier to wait at
-    rhos = np.exp(given) if kind == "log_rhos" else given
+    rhos = np.exp(ratios) if kind == "log_rhos" else ratios
     bad = _kernel("vtrace", a)(
-        r, v, nv, rhos, given, *a.flags, a.gamma, lam, rho_clip, c_clip, pg_clip, a.rows,
-        pg.reshape(a.rows.shape))
+        r, v, nv, rhos, given, check_given, *a.flags, a.gamma, float(lam), rho_clip, c_clip,
+        pg_clip, a.rows, pg.reshape(a.rows.shape))
     return None if bad else (a.out, torch.from_numpy(pg))

@@ -7,6 +7,8 @@ end, computed as one reverse linear scan (no Python loop over T, no cumulative p
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._inputs import (FlatSteps, StepInputs, check_unit_scalar, checking, finite_or_retry,
@@ -94,6 +96,14 @@ def _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, 
 
 
 @float32_for_half
+def _validated(rewards, values, next_values, *, gamma, lam, terminated=None, truncated=None,
+               mask=None, plus_values=False):
+    """A call :func:`._kernels.plain` declines (or whose result is not finite): validated,
+    half precision lifted, then the compiled kernel or the Torch scan."""
+    return _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask,
+                plus_values)
+
+
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
         gamma: float | torch.Tensor, lam: float,
         terminated: torch.Tensor | None = None, truncated: torch.Tensor | None = None,
@@ -105,14 +115,30 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     ``mask``. Returns ``[..., T]``, 0 where masked. Differentiable with respect to rewards,
     values and next_values. Schulman et al. (2016), eq. (16).
     """
-    return _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, False)
+    # a plain call goes straight to the compiled kernel (measured: each Python frame on the
+    # way costs ~0.5 µs of a 4 µs kernel call at (8, 128))
+    k = kernels.plain((rewards, values, next_values), (terminated, truncated, mask), gamma,
+                      lam)
+    out = None if k is None else kernels.gae_rows(k, lam, False)
+    return out if out is not None else _validated(
+        rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+        truncated=truncated, mask=mask)
 
 
-@float32_for_half
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, *,
                    gamma: float | torch.Tensor, lam: float,
                    terminated: torch.Tensor | None = None,
                    truncated: torch.Tensor | None = None,
                    mask: torch.Tensor | None = None) -> torch.Tensor:
     """λ-returns ``G^λ_t = A_t + V_t`` (0 where masked). Sutton & Barto (2018), §12.1."""
-    return _run(rewards, values, next_values, gamma, lam, terminated, truncated, mask, True)
+    k = kernels.plain((rewards, values, next_values), (terminated, truncated, mask), gamma,
+                      lam)  # straight to the compiled kernel, as in gae
+    out = None if k is None else kernels.gae_rows(k, lam, True)
+    return out if out is not None else _validated(
+        rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+        truncated=truncated, mask=mask, plus_values=True)
+
+
+gae.in_input_dtype = _validated.in_input_dtype  # type: ignore[attr-defined]
+lambda_returns.in_input_dtype = functools.partial(  # type: ignore[attr-defined]
+    _validated.in_input_dtype, plus_values=True)

@@ -72,25 +72,57 @@ def _vtrace_kernel(rewards, values, next_values, kind, ratio, gamma, lam, clips,
     Torch path, which names the bad input or gives the same values."""
     k = kernel_steps(rewards, {"values": values, "next_values": next_values, kind: ratio},
                      gamma=gamma, terminated=terminated, truncated=truncated, mask=mask)
-    if k is None:
+    return None if k is None else _vtrace_rows(k, kind, lam, clips)
+
+
+def _plain_vtrace(rewards, values, next_values, log_rhos, rhos, gamma, lam, clips, terminated,
+                  truncated, mask):
+    """The compiled kernel for a plain call (:func:`._kernels.plain`; clips None or positive
+    Python numbers, one ratio given), with nothing validated on the way; None otherwise, or
+    where a result is not finite."""
+    if (log_rhos is None) == (rhos is None):
         return None
+    for c in clips:
+        if c is not None and (type(c) not in (float, int) or not c > 0):
+            return None
+    k = kernels.plain((rewards, values, next_values, rhos if log_rhos is None else log_rhos),
+                      (terminated, truncated, mask), gamma, lam)
+    return None if k is None else _vtrace_rows(k, "rhos" if log_rhos is None else "log_rhos",
+                                               lam, clips)
+
+
+def _vtrace_rows(k: kernels.Arrays, kind: str, lam: float, clips) -> tuple | None:
     if kind == "rhos" and checking():
-        negative = k.values[3] < 0
-        if (negative & k.keep if k.masked else negative).any():  # masked: not read
+        negative = k.numpy(3) < 0
+        if (negative & k.numpy(6) if k.masked else negative).any():  # masked: not read
             raise ValueError("rhos must be non-negative")
     return kernels.vtrace_rows(k, kind, lam, clips)
 
 
-@float32_for_half
 def vtrace(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
            log_rhos: torch.Tensor | None = None, *, gamma: float | torch.Tensor,
            lam: float = 1.0, rho_clip: float | None = 1.0, c_clip: float | None = 1.0,
            pg_rho_clip: float | None = 1.0, terminated: torch.Tensor | None = None,
            truncated: torch.Tensor | None = None, mask: torch.Tensor | None = None,
            rhos: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """V-trace ``(vs, pg_advantages)``: ``A_t = ρ̄_t·δ_t + γ_t·λ·min(c̄, ρ_t)·A_{t+1}`` (``ρ̄_t·δ_t``
-    at a segment end), ``vs = V + A``; ``pg = min(ρ̄_pg, ρ_t)·(r_t + γ_t·nt_t·v'_t − V_t)``
-    with ``v'_t = V'_t + A_{t+1}`` inside a segment. Espeholt et al. (2018), eq. (1)."""
+    """V-trace ``(vs, pg_advantages)``: ``A_t = ρ̄_t·δ_t + γ_t·λ·min(c̄, ρ_t)·A_{t+1}``
+    (``ρ̄_t·δ_t`` at a segment end), ``vs = V + A``;
+    ``pg = min(ρ̄_pg, ρ_t)·(r_t + γ_t·nt_t·v'_t − V_t)`` with ``v'_t = V'_t + A_{t+1}`` inside a
+    segment. Espeholt et al. (2018), eq. (1)."""
+    clips = (rho_clip, c_clip, pg_rho_clip)
+    out = _plain_vtrace(rewards, values, next_values, log_rhos, rhos, gamma, lam, clips,
+                        terminated, truncated, mask)
+    return out if out is not None else _validated_vtrace(
+        rewards, values, next_values, log_rhos, gamma=gamma, lam=lam, rho_clip=rho_clip,
+        c_clip=c_clip, pg_rho_clip=pg_rho_clip, terminated=terminated, truncated=truncated,
+        mask=mask, rhos=rhos)
+
+
+@float32_for_half
+def _validated_vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam, rho_clip,
+                      c_clip, pg_rho_clip, terminated, truncated, mask, rhos):
+    """A call :func:`._kernels.plain` declines (or whose result is not finite): validated,
+    half precision lifted, then the compiled kernel or the Torch scan."""
     kind = _ratio_name(log_rhos, rhos)
     lam = check_unit_scalar("lam", lam)
     clips = [_clip(n, v) for n, v in (("rho_clip", rho_clip), ("c_clip", c_clip),
@@ -115,6 +147,9 @@ def vtrace(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tenso
     pg = s.zero_absent(_min(clips[2], rho) * (
         t["rewards"] + s.alive * s.gamma * v_next - t["values"]))
     return s.restore(vs), s.restore(pg)
+
+
+vtrace.in_input_dtype = _validated_vtrace.in_input_dtype  # type: ignore[attr-defined]
 
 
 @float32_for_half

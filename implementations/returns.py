@@ -94,7 +94,6 @@ def _fused_returns(f: FlatSteps, safe: bool) -> torch.Tensor:
     return scan.run(f.finish(safe=safe)).reshape(f.shape)
 
 
-@float32_for_half
 def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
                        next_values: torch.Tensor | None = None,
                        terminated: torch.Tensor | None = None,
@@ -105,6 +104,19 @@ def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
     Computed as the reverse scan of ``x_t = r_t + [segment end]·γ_t·nt_t·V'_t`` with
     ``c_t = γ_t·(1 − segment end_t)``. Sutton & Barto (2018), eq. (3.8).
     """
+    # a plain call goes straight to the compiled kernel (as in gae: no frames on the way)
+    k = kernels.plain((rewards, next_values), (terminated, truncated, mask), gamma)
+    out = None if k is None else kernels.returns_rows(k)
+    return out if out is not None else _validated_returns(
+        rewards, gamma=gamma, next_values=next_values, terminated=terminated,
+        truncated=truncated, mask=mask)
+
+
+@float32_for_half
+def _validated_returns(rewards, *, gamma, next_values=None, terminated=None, truncated=None,
+                       mask=None):
+    """A call :func:`._kernels.plain` declines (or whose result is not finite): validated,
+    half precision lifted, then the compiled kernel or the Torch scan."""
     def compute(sanitize: bool) -> torch.Tensor:
         if not sanitize or not checking():  # unchecked: the fused path, NaN-safe
             f = flat_steps(rewards, {"next_values": next_values}, gamma=gamma,
@@ -121,6 +133,10 @@ def discounted_returns(rewards: torch.Tensor, *, gamma: float | torch.Tensor,
     if out is not None:  # compiled: one pass, checked finite; otherwise the Torch path
         return out
     return _returns_checked(compute, rewards, next_values, terminated, mask)
+
+
+discounted_returns.in_input_dtype = (  # type: ignore[attr-defined]
+    _validated_returns.in_input_dtype)
 
 
 def _shift(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -176,3 +192,4 @@ def n_step_returns(rewards: torch.Tensor, next_values: torch.Tensor, *,
         return s.restore(W + C * tail)
 
     return _returns_checked(compute, rewards, next_values, terminated, mask)
+

@@ -101,8 +101,16 @@ def test_serial_and_parallel_kernels_give_the_same_bits(name, monkeypatch):
     assert torch.equal(parallel, serial)
 
 
+@pytest.fixture(params=["in the loop", "by one NumPy pass"])
+def finite_check(request, monkeypatch):
+    """Where the kernels check V' (returns) and the given ratios (V-trace): in their loop at
+    small sizes, by one vectorized pass first from CHECK_IN_LOOP_BELOW steps; both, here."""
+    monkeypatch.setattr(_kernels, "CHECK_IN_LOOP_BELOW",
+                        10**12 if request.param == "in the loop" else 0)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_kernels_never_read_ignored_numbers_and_name_bad_ones(name):
+def test_kernels_never_read_ignored_numbers_and_name_bad_ones(name, finite_check):
     x = _batch((2, 3), 200, seed=3, mask=True)
     clean = _call(name, x)
     dirty = {n: t.clone() for n, t in x.items()}
@@ -149,6 +157,12 @@ def test_a_call_needing_conversion_gives_the_plain_calls_bits(name):
     assert neg["rewards"].is_neg() and torch.equal(_call(name, neg), plain)
     flat = {n: t.reshape(6, 50) for n, t in x.items()}
     assert torch.equal(_call(name, flat), plain.reshape(6, 50))
+    # every other element of a wider tensor: not contiguous, so not readable at its address
+    strided = {n: torch.stack([t, torch.zeros_like(t)], -1)[..., 0] for n, t in x.items()}
+    assert not strided["rewards"].is_contiguous() and not strided["mask"].is_contiguous()
+    assert torch.equal(_call(name, strided), plain)
+    offset = {n: torch.cat([t, t], -1)[..., 50:] for n, t in x.items()}  # offset, strided rows
+    assert torch.equal(_call(name, offset), plain)
     for gamma in (torch.tensor(0.97, dtype=torch.float64), np.float64(0.97)):
         kw = {n: x[n] for n in ("terminated", "truncated", "mask")}
         if name == "discounted_returns":
@@ -164,7 +178,7 @@ def test_a_call_needing_conversion_gives_the_plain_calls_bits(name):
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize("compiled", [True, False])
 def test_vtrace_names_a_bad_ratio_that_the_clips_would_hide(kind, bad, compiled,
-                                                            monkeypatch):
+                                                            monkeypatch, finite_check):
     """Without a mask the ratios are checked by one vectorized pass before the kernel: an
     inf log-ratio would be clipped to ρ̄ (a finite, wrong-looking-right result), a -inf one
     gives ρ = 0; both are bad input, named, as on the Torch path. Masked, the present steps
@@ -200,9 +214,11 @@ def test_vtrace_names_a_bad_ratio_that_the_clips_would_hide(kind, bad, compiled,
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("arg", ["rewards", "terminated"])
-def test_a_sparse_tensor_is_named(name, arg):
-    """NumPy has no view of a sparse tensor: the plain path declines it, validation names it."""
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_a_sparse_tensor_is_named(name, arg, layout):
+    """A sparse tensor has no strided memory: the plain path declines it, validation names it."""
     x = _batch((2,), 20, seed=9)
-    x[arg] = x[arg].to_sparse()
-    with pytest.raises(TypeError, match=f"{arg} is a torch.sparse_coo tensor"):
+    x[arg] = x[arg].to_sparse() if layout == "coo" else x[arg].to_sparse_csr()
+    with pytest.raises(TypeError, match=f"{arg} is a torch.sparse_{layout} tensor"):
         _call(name, x)
