@@ -39,11 +39,12 @@ __all__ = ["Arrays", "available", "plain", "gae_rows", "returns_rows", "vtrace_r
 PARALLEL_FROM: int | None = int(os.environ.get("REFMATH_PARALLEL_FROM", "0")) or None
 
 
-# steps (N·T) below which the kernels check V' (returns) and the given ratios (V-trace) in
-# their loop rather than by one vectorized NumPy pass first
+# steps (N·T) below which V-trace checks the given ratios in its loop rather than by one
+# vectorized NumPy pass first (whose fixed ~3 µs outweighs the loop's check below)
 CHECK_IN_LOOP_BELOW = 16384
 
 _FLOATS = (torch.float32, torch.float64)
+_INF = float("inf")
 
 
 @lru_cache(maxsize=1)
@@ -142,10 +143,10 @@ def _gae(pr, pv, pnv, pterm, ptrunc, pkeep, gamma, lam, plus_v, out):
     return bad
 
 
-def _returns(pr, pnv, has_nv, check_nv, pterm, ptrunc, pkeep, gamma, out):
+def _returns(pr, pnv, pterm, ptrunc, pkeep, has_nv, gamma, out):
     # SPEC reads V' at every present step that is not terminated, though only a segment
-    # end's enters G: with ``check_nv`` (its caller's one vectorized pass found a NaN or inf
-    # somewhere in V', perhaps where it is ignored) the other steps' are checked here too
+    # end's enters G: each is read and checked (in the stream: measured faster than the
+    # scattered reads at segment ends alone from (256, 4096), where those miss the cache)
     N, T = out.shape
     r, nv = rows(pr, out), rows(pnv, out)
     term, trunc, keep = marks(pterm, out), marks(ptrunc, out), marks(pkeep, out)
@@ -159,11 +160,13 @@ def _returns(pr, pnv, has_nv, check_nv, pterm, ptrunc, pkeep, gamma, out):
                 out[n, t] = 0.0
                 continue
             terminal = HAS_TERM and term[n, t]
+            boot = 0.0
+            if has_nv and not terminal:
+                boot = nv[n, t]
+                probe += boot * 0.0
             if not seen or terminal or (HAS_TRUNC and trunc[n, t]):
                 probe += g * 0.0  # the later segment's first value (checked below)
-                g = nv[n, t] if has_nv and not terminal else 0.0
-            elif check_nv and not terminal:
-                probe += nv[n, t] * 0.0
+                g = boot
             seen = True
             g = r[n, t] + gamma * g
             out[n, t] = g
@@ -172,7 +175,7 @@ def _returns(pr, pnv, has_nv, check_nv, pterm, ptrunc, pkeep, gamma, out):
     return bad
 
 
-def _vtrace(pr, pv, pnv, rhos, pgiven, check_given, pterm, ptrunc, pkeep, gamma, lam, rho_clip,
+def _vtrace(pr, pv, pnv, pgiven, pterm, ptrunc, pkeep, rhos, check_given, gamma, lam, rho_clip,
             c_clip, pg_clip, vs, pg):
     # The given ratios (log ρ or ρ) are checked finite here where a mask is given (at present
     # steps only) or ``check_given``, by the caller otherwise, so min() may drop a NaN ρ:
@@ -244,18 +247,20 @@ _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 class Arrays(NamedTuple):
     """A kernel's inputs: ``out`` (the result, in the caller's shape) and its ``[N, T]``
-    NumPy view ``rows``; the addresses of the step tensors (0: absent) and of the flags
-    (terminated, truncated, mask; 0: absent); γ; whether a mask is given; and the contiguous
-    tensors themselves (values then flags; None where absent), which keep the memory at
-    those addresses alive."""
+    NumPy view ``rows``; the addresses of the step tensors then of the flags (terminated,
+    truncated, mask), 0 where absent (or where there are no rows to read); γ; and the
+    contiguous tensors themselves (in the same order; None where absent), which keep the
+    memory at those addresses alive."""
 
     out: torch.Tensor
     rows: np.ndarray
-    values: tuple
-    flags: tuple
+    addresses: list
     gamma: float
-    masked: bool
     tensors: tuple
+
+    @property
+    def masked(self) -> bool:
+        return self.addresses[-1] != 0
 
     def numpy(self, i: int) -> np.ndarray:
         """The ``[N, T]`` NumPy view of ``tensors[i]`` (for a vectorized NumPy pass)."""
@@ -335,7 +340,7 @@ def plain(values: tuple, flags: tuple, gamma: object, lam: object = 0.0) -> Arra
     if not isinstance(r, torch.Tensor) or not available():  # (tests switch it off here)
         return None
     dtype, shape = r.dtype, r.shape
-    if (dtype not in _FLOATS or not r.is_cpu or not shape or not shape[-1]
+    if (dtype not in _FLOATS or not shape or not shape[-1]  # (the device: _addresses)
             or type(gamma) not in (float, int) or not 0 <= gamma <= 1
             or type(lam) not in (float, int) or not 0 <= lam <= 1):
         return None
@@ -350,16 +355,14 @@ def plain(values: tuple, flags: tuple, gamma: object, lam: object = 0.0) -> Arra
             return None
     else:
         tensors = (*values, *flags)
-    n = len(values)
     # the result: allocated by NumPy (measured 0.8 µs against torch.empty's 2 µs)
     out = np.empty(tuple(shape), _NP_DTYPES[dtype])
     return Arrays(torch.from_numpy(out), out if len(shape) == 2 else out.reshape(-1, shape[-1]),
-                  tuple(addresses[:n]), tuple(addresses[n:]), float(gamma),
-                  flags[2] is not None, tuple(tensors))
+                  addresses, float(gamma), tensors)
 
 
 def _kernel(name: str, a: Arrays):
-    given = (a.masked, a.flags[0] != 0, a.flags[1] != 0)  # (address 0: absent, or no rows)
+    given = (a.addresses[-1] != 0, a.addresses[-3] != 0, a.addresses[-2] != 0)
     if PARALLEL_FROM is None:
         return _compiled(name, False, *given)
     numba = _numba()
@@ -374,7 +377,7 @@ def _kernel(name: str, a: Arrays):
 def gae_rows(a: Arrays, lam: float, plus_values: bool) -> torch.Tensor | None:
     """GAE (or λ-returns with ``plus_values``) of rewards, values, next_values; None when a
     result is not finite."""
-    bad = _kernel("gae", a)(*a.values, *a.flags, a.gamma, float(lam), plus_values, a.rows)
+    bad = _kernel("gae", a)(*a.addresses, a.gamma, float(lam), plus_values, a.rows)
     return None if bad else a.out
 
 
@@ -382,13 +385,7 @@ def returns_rows(a: Arrays) -> torch.Tensor | None:
     """Discounted returns of rewards and next_values (None: no bootstrap), bootstrapped at
     segment ends from next_values, 0 after a termination; None when a result is not
     finite."""
-    r, nv = a.values
-    has_nv = a.tensors[1] is not None
-    # one vectorized pass, from CHECK_IN_LOOP_BELOW steps (measured 12-15 % faster than
-    # checking V' in the loop at (256, 4096); the pass's fixed ~3 µs outweighs it below)
-    check_nv = has_nv and (a.rows.size < CHECK_IN_LOOP_BELOW
-                           or not np.isfinite(a.numpy(1).sum()))
-    bad = _kernel("returns", a)(r, nv, has_nv, check_nv, *a.flags, a.gamma, a.rows)
+    bad = _kernel("returns", a)(*a.addresses, a.tensors[1] is not None, a.gamma, a.rows)
     return None if bad else a.out
 
 
@@ -396,21 +393,20 @@ def vtrace_rows(a: Arrays, kind: str, lam: float, clips: list
                 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """V-trace ``(vs, pg_advantages)`` of rewards, values, next_values and ``log_rhos`` or
     ``rhos`` (``kind``); a clip of None is no clip. None when a result is not finite."""
-    r, v, nv, given = a.values
-    # Without a mask every given ratio is read: one vectorized pass checks them (a non-finite
-    # sum: a NaN or ±inf somewhere, or |log ρ| ≳ 1e32 overflowing; the Torch path then names
-    # it). With a mask the kernel checks them at the present steps, and ignores the others.
+    # Without a mask every given ratio is read: from CHECK_IN_LOOP_BELOW steps one vectorized
+    # pass checks them (a non-finite sum: a NaN or ±inf somewhere, or |log ρ| ≳ 1e32
+    # overflowing; the Torch path then names it), below that the kernel does. With a mask
+    # the kernel checks them at the present steps, and ignores the others.
     ratios = a.numpy(3)
-    check_given = a.rows.size < CHECK_IN_LOOP_BELOW  # (as for returns' V')
+    check_given = a.rows.size < CHECK_IN_LOOP_BELOW
     if not a.masked and not check_given and not np.isfinite(ratios.sum()):
         return None
     pg = np.empty(a.out.shape, a.rows.dtype)  # in the caller's shape: a view costs 2 µs
-    inf = float("inf")
-    rho_clip, c_clip, pg_clip = (inf if c is None else float(c) for c in clips)
+    rho_clip, c_clip, pg_clip = (_INF if c is None else float(c) for c in clips)
     # exp in one vectorized pass (the kernel's loop cannot vectorize it: measured 4x faster);
     # NumPy's, single-threaded: as fast as Torch's on 2 threads, and no barrier to wait at
     rhos = np.exp(ratios) if kind == "log_rhos" else ratios
     bad = _kernel("vtrace", a)(
-        r, v, nv, rhos, given, check_given, *a.flags, a.gamma, float(lam), rho_clip, c_clip,
-        pg_clip, a.rows, pg.reshape(a.rows.shape))
+        *a.addresses, rhos, check_given, a.gamma, float(lam), rho_clip, c_clip, pg_clip,
+        a.rows, pg.reshape(a.rows.shape))
     return None if bad else (a.out, torch.from_numpy(pg))

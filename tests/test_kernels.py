@@ -103,14 +103,14 @@ def test_serial_and_parallel_kernels_give_the_same_bits(name, monkeypatch):
 
 @pytest.fixture(params=["in the loop", "by one NumPy pass"])
 def finite_check(request, monkeypatch):
-    """Where the kernels check V' (returns) and the given ratios (V-trace): in their loop at
-    small sizes, by one vectorized pass first from CHECK_IN_LOOP_BELOW steps; both, here."""
+    """Where V-trace checks the given ratios: in its loop at small sizes, by one vectorized
+    pass first from CHECK_IN_LOOP_BELOW steps; both, here."""
     monkeypatch.setattr(_kernels, "CHECK_IN_LOOP_BELOW",
                         10**12 if request.param == "in the loop" else 0)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_kernels_never_read_ignored_numbers_and_name_bad_ones(name, finite_check):
+def test_kernels_never_read_ignored_numbers_and_name_bad_ones(name):
     x = _batch((2, 3), 200, seed=3, mask=True)
     clean = _call(name, x)
     dirty = {n: t.clone() for n, t in x.items()}
