@@ -7,6 +7,7 @@ inputs.
     python benchmarks/bench_advantages.py --mask             # with right-padding masks
     python benchmarks/bench_advantages.py --sizes 8x128 --repeats 3   # a quick smoke run
     python benchmarks/bench_advantages.py --contention       # with a busy process competing
+    python benchmarks/bench_advantages.py --sizes 8x128 --calls 200 --no-peers  # warm, per call
     pip install -e '.[bench]'                               # TorchRL, Stable-Baselines3, tianshou
 
 Inputs: float32 rewards/values/next_values, ~1 % terminated and ~1 % truncated steps,
@@ -326,8 +327,11 @@ def _numba_method(function, r, v, nv, term, trunc):
     return call
 
 
-def _time_round_robin(methods: dict[str, Callable[[], Any]], repeats: dict[str, int]):
-    """median, min, max in ms of each method, timed one call of each in turn."""
+def _time_round_robin(methods: dict[str, Callable[[], Any]], repeats: dict[str, int],
+                      calls: int = 1):
+    """median, min, max in ms of each method, timed one call of each in turn (with ``calls``
+    > 1: ``calls`` back-to-back calls of each in turn, per call — the warm per-call cost,
+    where one cold call after the others mostly measures their eviction of the caches)."""
     for fn in methods.values():
         fn()  # warm-up (numba compiles here)
     times: dict[str, list[float]] = {name: [] for name in methods}
@@ -339,8 +343,9 @@ def _time_round_robin(methods: dict[str, Callable[[], Any]], repeats: dict[str, 
             fn = methods[name]
             if round_ < repeats[name]:
                 start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
+                for _ in range(calls):
+                    fn()
+                times[name].append((time.perf_counter() - start) / calls)
     return {name: (statistics.median(t) * 1e3, min(t) * 1e3, max(t) * 1e3)
             for name, t in times.items()}
 
@@ -419,7 +424,7 @@ def _reference(function, name, r, v, nv, term, exact):
 
 
 def run(sizes, repeats, threads, backward=False, peers=True, loop_max_T=None,
-        functions=FUNCTIONS, masked=False, contention=False):
+        functions=FUNCTIONS, masked=False, contention=False, calls=1):
     torch.set_num_threads(threads)
     mode = "forward+backward (∂/∂rewards)" if backward else "forward"
     from refmath_torch import _kernels
@@ -428,12 +433,13 @@ def run(sizes, repeats, threads, backward=False, peers=True, loop_max_T=None,
     print(f"torch {torch.__version__}, {threads} threads, float32, {mode}, γ={GAMMA}, "
           f"λ={LAM}, ~1% terminated, ~1% truncated{', right-padding masks' if masked else ''};"
           f" refmath: {kernels}; {'ONE BUSY PROCESS COMPETING; ' if contention else ''}"
-          f"median [min–max] of {repeats} runs (round-robin), ms")
+          f"median [min–max] of {repeats} runs (round-robin"
+          f"{f', {calls} back-to-back calls each, per call' if calls > 1 else ''}), ms")
     with busy_process(contention):
-        return _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked)
+        return _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked, calls)
 
 
-def _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked):
+def _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked, calls=1):
     rows, skipped = [], {}
     jobs = [(f, size) for f in functions for size in sizes]
     for i, (function, (B, T)) in enumerate(jobs):
@@ -447,7 +453,7 @@ def _run_jobs(sizes, repeats, backward, peers, loop_max_T, functions, masked):
                 methods.pop(name, None)
         slow = ("torch loop", "torchrl loop", "sb3")
         counts = {n: max(1, repeats // 3) if n in slow else repeats for n in methods}
-        timings = _time_round_robin(methods, counts)
+        timings = _time_round_robin(methods, counts, calls)
         results = {}
         for name, fn in methods.items():
             err = float("nan")
@@ -471,7 +477,7 @@ def _print(rows, skipped):
         for name, ((med, lo, hi), mem, err) in results.items():
             mem_s = "n/a" if mem is None else f"{mem:.1f}"
             err_s = "" if err != err else f"{err:.2e}"
-            print(f"{function:<18} {B:>5} x {T:<5}  {name:<13} {f'{med:9.3f} [{lo:.2f}–{hi:.2f}]':>26} "
+            print(f"{function:<18} {B:>5} x {T:<5}  {name:<13} {f'{med:9.4f} [{lo:.3f}–{hi:.3f}]':>26} "
                   f"{med / ours:10.2f}x {med / copy:8.1f}x {mem_s:>8} {err_s:>15}")
     for name, reason in skipped.items():
         print(f"{name}: {reason}")
@@ -496,10 +502,13 @@ def main(argv=None):
                         help="skip the slow loops above this T")
     parser.add_argument("--contention", action="store_true",
                         help="one busy process competing for a core during the timings")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="back-to-back calls per timing (the warm per-call cost of small "
+                             "sizes; with --no-peers, or the slow loops take that much longer)")
     args = parser.parse_args(argv)
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes]
     run(sizes, args.repeats, args.threads, args.backward, not args.no_peers, args.loop_max_T,
-        args.functions, args.mask, args.contention)
+        args.functions, args.mask, args.contention, args.calls)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,18 @@ def test_benchmark_loops_are_correct_references():
         got = loop(r, v, nv, **kw).numpy()
         np.testing.assert_allclose(got, np.asarray(expected[name], dtype=float), rtol=0,
                                    atol=1e-10, err_msg=name)
+
+
+def test_round_robin_times_back_to_back_calls_per_call():
+    """``--calls K``: each timing is K consecutive calls of one method, reported per call."""
+    bench = _bench()
+    made = {"a": 0, "b": 0}
+
+    def counter(name):
+        def call():
+            made[name] += 1
+        return call
+
+    times = bench._time_round_robin({n: counter(n) for n in made}, {"a": 3, "b": 1}, calls=4)
+    assert made == {"a": 1 + 3 * 4, "b": 1 + 1 * 4}  # one warm-up call, then rounds × calls
+    assert set(times) == {"a", "b"} and all(len(t) == 3 for t in times.values())
