@@ -4,6 +4,7 @@ import importlib.util
 import pathlib
 
 import numpy as np
+import pytest
 import torch
 
 import refmath
@@ -71,3 +72,14 @@ def test_round_robin_times_back_to_back_calls_per_call():
     times = bench._time_round_robin({n: counter(n) for n in made}, {"a": 3, "b": 1}, calls=4)
     assert made == {"a": 1 + 3 * 4, "b": 1 + 1 * 4}  # one warm-up call, then rounds × calls
     assert set(times) == {"a", "b"} and all(len(t) == 3 for t in times.values())
+
+
+def test_call_overhead_script_times_every_layer(capsys):
+    pytest.importorskip("numba")  # (in the test extra; without it the script says so, exits)
+    spec = importlib.util.spec_from_file_location(
+        "call_overhead", ROOT / "benchmarks" / "call_overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    times = module.main(calls=20)
+    assert len(times) == 7 and all(t > 0 for t in times.values())
+    assert "refmath_torch.gae" in capsys.readouterr().out
