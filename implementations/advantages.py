@@ -115,8 +115,8 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     ``mask``. Returns ``[..., T]``, 0 where masked. Differentiable with respect to rewards,
     values and next_values. Schulman et al. (2016), eq. (16).
     """
-    # a plain call goes straight to the compiled kernel (measured: each Python frame on the
-    # way costs ~0.5 µs of a 4 µs kernel call at (8, 128))
+    # a plain call goes straight to the compiled kernel, past the half-precision wrapper and
+    # the validating frames (measured: 1.2 µs of an 11.4 µs call at (8, 128))
     k = kernels.plain((rewards, values, next_values), (terminated, truncated, mask), gamma,
                       lam)
     out = None if k is None else kernels.gae_rows(k, lam, False)

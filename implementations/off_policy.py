@@ -119,8 +119,9 @@ def vtrace(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tenso
 
 
 @float32_for_half
-def _validated_vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam, rho_clip,
-                      c_clip, pg_rho_clip, terminated, truncated, mask, rhos):
+def _validated_vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam=1.0,
+                      rho_clip=1.0, c_clip=1.0, pg_rho_clip=1.0, terminated=None,
+                      truncated=None, mask=None, rhos=None):
     """A call :func:`._kernels.plain` declines (or whose result is not finite): validated,
     half precision lifted, then the compiled kernel or the Torch scan."""
     kind = _ratio_name(log_rhos, rhos)

@@ -192,4 +192,3 @@ def n_step_returns(rewards: torch.Tensor, next_values: torch.Tensor, *,
         return s.restore(W + C * tail)
 
     return _returns_checked(compute, rewards, next_values, terminated, mask)
-
