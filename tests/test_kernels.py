@@ -222,3 +222,16 @@ def test_a_sparse_tensor_is_named(name, arg, layout):
     x[arg] = x[arg].to_sparse() if layout == "coo" else x[arg].to_sparse_csr()
     with pytest.raises(TypeError, match=f"{arg} is a torch.sparse_{layout} tensor"):
         _call(name, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_zero_tensor_takes_the_torch_path(name, monkeypatch):
+    """A ZeroTensor (autograd's memoryless zeros) has no memory at its address: the plain path
+    declines it, and the call gives the Torch path's values for real zeros (it used to raise
+    NumPy's conversion error)."""
+    x = _batch((2,), 30, seed=10)
+    zero = dict(x, next_values=torch._efficientzerotensor(x["next_values"].shape,
+                                                          dtype=x["next_values"].dtype))
+    got = _call(name, zero)
+    monkeypatch.setattr(_kernels, "available", lambda *t: False)
+    assert torch.equal(got, _call(name, dict(x, next_values=torch.zeros_like(x["rewards"]))))
