@@ -105,6 +105,7 @@ def _views() -> tuple:
 
     return rows, marks
 
+
 # Every kernel: each row backwards (rows one after another, or in parallel on request). A
 # step is a segment end where it is terminated, truncated, or the row's last present step
 # (the first one met going back); masked steps are skipped (the recursion passes over them)
