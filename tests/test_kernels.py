@@ -147,13 +147,14 @@ def test_vtrace_kernel_within_float64_roundoff_of_the_oracle_and_names_a_nan_rat
 @pytest.mark.parametrize("name", NAMES)
 def test_a_call_needing_conversion_gives_the_plain_calls_bits(name):
     """The plain fast path (:func:`refmath_torch._kernels.plain`) skips validation; a call it
-    declines (0/1 float flags, a 0-dim γ, a NumPy γ, a negative-bit view) is validated, then
-    run by the same kernel: the same bits."""
+    declines (0/1 float flags, a 0-dim γ, a NumPy γ) is validated, then run by the same
+    kernel, and a tensor it cannot read where it lies (a negative-bit view, a strided or
+    offset view) is copied first: the same bits."""
     x = _batch((2, 3), 50, seed=6, mask=True)
     plain = _call(name, x)
     as_numbers = dict(x, **{n: x[n].double() for n in ("terminated", "truncated", "mask")})
     assert torch.equal(_call(name, as_numbers), plain)
-    neg = dict(x, rewards=torch._neg_view(-x["rewards"]))  # .numpy() refuses this view
+    neg = dict(x, rewards=torch._neg_view(-x["rewards"]))  # its memory holds -rewards
     assert neg["rewards"].is_neg() and torch.equal(_call(name, neg), plain)
     flat = {n: t.reshape(6, 50) for n, t in x.items()}
     assert torch.equal(_call(name, flat), plain.reshape(6, 50))
@@ -179,8 +180,8 @@ def test_a_call_needing_conversion_gives_the_plain_calls_bits(name):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_vtrace_names_a_bad_ratio_that_the_clips_would_hide(kind, bad, compiled,
                                                             monkeypatch, finite_check):
-    """Without a mask the ratios are checked by one vectorized pass before the kernel: an
-    inf log-ratio would be clipped to ρ̄ (a finite, wrong-looking-right result), a -inf one
+    """Without a mask every ratio is checked (in the kernel's loop, or by one vectorized pass
+    first; see finite_check): an inf log-ratio would be clipped to ρ̄ (a finite, wrong-looking-right result), a -inf one
     gives ρ = 0; both are bad input, named, as on the Torch path. Masked, the present steps
     only are checked (a negative ρ too: SPEC never reads a masked step), on both paths."""
     if not compiled:
