@@ -77,7 +77,7 @@ def run_main_job(kinds: Sequence[str] | None, profile: str, out=None, seed: int 
             raise UsageError(unknown_profile_message(profile))
         selected = list(kinds) if kinds else all_kinds()
         for kind in selected:
-            family_of(kind)
+            checks_for(kind)  # an unknown kind, or one without checks: exit 2
     except UsageError as err:
         return _usage_error(err)
     header = ("function", "checks", "passed", "failed", "n/a", "worst err/bound", "seconds")

@@ -315,3 +315,74 @@ def test_every_check_factory_has_a_broken_twin():
     missing = sorted(f for f, ids in factories.items() if not ids & rejected)
     assert not missing, f"check factories without a broken twin: {missing}"
     assert len(factories) >= 30
+
+
+def fisher_all_nan(p):
+    """Every entry NaN: ``err > 1e-12`` is False for NaN, so a NaN-blind check passes it."""
+    F = rt.fisher_matrix(p)
+    return torch.full_like(F, float("nan"))
+
+
+class _NanBackward(torch.autograd.Function):
+    """The identity forward; a NaN gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full_like(grad, float("nan"))
+
+
+def gae_nan_gradient(rewards, values, next_values, **kw):
+    """Right values, NaN ∂/∂rewards."""
+    return rt.gae(_NanBackward.apply(rewards), values, next_values, **kw)
+
+
+NAN_TWINS = [  # a NaN is a failure in every comparison (never 'not greater than the bound')
+    ("fisher_matrix.exact_and_kl_hessian", fisher_all_nan),
+    ("gae.jacobian", gae_nan_gradient),
+]
+
+
+@pytest.mark.parametrize("check_id, twin", NAN_TWINS, ids=lambda x: getattr(x, "__name__", x))
+def test_a_nan_result_never_passes_a_comparison(check_id, twin):
+    result = run_check(_check(check_id), twin, "detect")
+    assert result.status == "failed", f"{check_id} let {twin.__name__} pass"
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def wrong_only_in_half(fn):
+    """``fn`` off by 1/32 (relative and absolute) for float16/bfloat16 inputs, exact in
+    float32/float64: far beyond one half-precision rounding (2⁻⁸ relative at worst), far
+    below the scale of most results."""
+    def shifted(x):
+        return x + (x.abs() + 1) / 32 if isinstance(x, torch.Tensor) else x
+
+    def twin(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if not any(t.dtype in _HALF for t in tensors):
+            return out
+        return tuple(shifted(x) for x in out) if isinstance(out, tuple) else shifted(out)
+
+    return twin
+
+
+def _half_checks():
+    from refmath.checks import kinds
+
+    return [c for k in kinds() if k != "identities" for c in checks_for(k)
+            if "half" in c.requires]
+
+
+@pytest.mark.parametrize("check", _half_checks(), ids=lambda c: c.id)
+def test_half_checks_reject_a_function_wrong_only_in_half(check):
+    """The float16/bfloat16 checks hold the result to the float32 bound plus one rounding:
+    with the bound and the expected value swapped (the bound grows to ~|exact|), a function
+    wrong only in half precision would pass."""
+    twin = wrong_only_in_half(getattr(rt, check.kind))
+    assert run_check(check, twin, "detect").status == "failed", check.id

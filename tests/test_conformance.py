@@ -69,8 +69,10 @@ def _run(args, cwd, **env):
 
 
 def test_cli_passes_a_correct_function_outside_the_checkout(scratch):
+    # --timeout 600: a plain Python loop over T = 10^5 steps (long_float32) on a loaded
+    # 2-core machine can pass the default 60 s per call; this test is not about time-outs
     r = _run(["refmath", "check", "gae", "user_gae:good_gae", "--convention", CONVENTION,
-              "--profile", "quick"], scratch)
+              "--profile", "quick", "--timeout", "600"], scratch)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS" in r.stdout and "2 not applicable (declared)" in r.stdout
     assert "declared: no validates input" in r.stdout

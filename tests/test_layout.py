@@ -64,10 +64,31 @@ class _CountOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("name", ["gae", "lambda_returns", "discounted_returns",
-                                  "n_step_returns", "td_errors"])
-def test_no_python_loop_over_time(name):
-    """A loop over T dispatches ≥ T tensor ops; the chunked scan dispatches O(√T)."""
+_RECURSIONS = ["gae", "lambda_returns", "discounted_returns", "n_step_returns", "td_errors"]
+
+
+@pytest.mark.parametrize("name", _RECURSIONS)
+def test_no_python_loop_over_time(name, monkeypatch):
+    """A loop over T dispatches ≥ T tensor ops; the chunked Torch scan dispatches O(√T).
+    The compiled kernels are switched off: with numba installed a no-gradient CPU call takes
+    the kernel (one op), which would hide a loop in the scan this test guards."""
+    from refmath_torch import _kernels
+
+    monkeypatch.setattr(_kernels, "available", lambda *t: False)
+    _count_ops_of(name)
+
+
+@pytest.mark.parametrize("name", ["gae", "lambda_returns", "discounted_returns"])
+def test_kernel_path_dispatches_no_op_per_step(name):
+    """The kernel path (numba installed): a handful of ops for T = 10^4, whatever T is."""
+    pytest.importorskip("numba")
+    from refmath_torch import _kernels
+
+    assert _kernels.available()
+    assert _count_ops_of(name) < 50
+
+
+def _count_ops_of(name: str) -> int:
     T = 10_000
     x = torch.randn(2, T)
     flags = dict(terminated=torch.rand(2, T) < 0.01, truncated=torch.rand(2, T) < 0.01,
@@ -86,3 +107,4 @@ def test_no_python_loop_over_time(name):
     with _CountOps() as counter:
         call()
     assert counter.count < 1000, f"{name} dispatched {counter.count} ops for T = {T}"
+    return counter.count

@@ -95,10 +95,16 @@ class Tracker:
     examples: int = 0
     worst_ratio: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → inputs left out
 
     def saw(self, ratio: float = 0.0) -> None:
         self.examples += 1
         self.worst_ratio = max(self.worst_ratio, float(ratio))
+
+    def skip(self, reason: str) -> None:
+        """An input the check cannot use, and why (a check that uses none of its inputs is
+        not applicable for that reason, never failed and never passed)."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -244,8 +250,14 @@ def kinds() -> list[str]:
 
 
 def checks_for(kind: str) -> list[Check]:
+    """The checks of ``kind``; a kind with a spec row and no check is a usage error, never an
+    empty list (a run of nothing would print PASS)."""
     _load(family_of(kind))
-    return list(REGISTRY.get(kind, ()))
+    found = list(REGISTRY.get(kind, ()))
+    if not found:
+        raise UsageError(f"{kind} has no check to run: refmath cannot verify it (a spec row "
+                         "without checks is a gap in refmath; please report it)")
+    return found
 
 
 def _as_context(ctx: "Context | str | None") -> Context:
@@ -322,7 +334,12 @@ def run_check(check: Check, fn: Any = None, ctx: "Context | str | None" = None) 
     else:
         result = CheckResult(check.id, "passed", ctx.tracker.examples, ctx.tracker.worst_ratio,
                              kind=check.kind)
-        if ctx.tracker.examples == 0:
+        if ctx.tracker.examples == 0 and ctx.tracker.skipped:
+            reasons = sorted(ctx.tracker.skipped.items(), key=lambda kv: -kv[1])
+            result.status = "not applicable"
+            result.message = "no applicable input: " + "; ".join(
+                f"{reason} ({n} input{'s' if n > 1 else ''})" for reason, n in reasons)
+        elif ctx.tracker.examples == 0:
             result.status, result.tier = "failed", "NO EXAMPLES"
             result.message = (f"{check.id} ran no example: every input was rejected or "
                               "skipped, so it proved nothing")

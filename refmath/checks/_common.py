@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from . import CheckFailure
 
-__all__ = ["assert_hygienic", "expect_named_error"]
+__all__ = ["assert_hygienic", "expect_named_error", "exceeds", "worst_of"]
 
 
 def assert_hygienic(name: str, call: Callable[[], Any], inputs: dict[str, Any],
@@ -53,3 +54,15 @@ def expect_named_error(name: str, what: str, word: str, call: Callable[[], Any])
                            f"asks for a ValueError/TypeError naming {word!r}") from None
     else:
         raise CheckFailure(f"{name}: bad {what} ({word}) raised no error")
+
+
+def exceeds(err: Any, tol: Any) -> bool:
+    """Whether any error lies beyond its tolerance; a NaN error counts as beyond (``NaN > tol``
+    is False, so a check written ``if err > tol`` lets an all-NaN result pass)."""
+    return not bool(np.all(np.asarray(err, dtype=np.float64) <= tol))
+
+
+def worst_of(*errors: Any) -> float:
+    """The largest of several errors, NaN if any is NaN (Python's ``max`` drops a NaN that is
+    not its first argument)."""
+    return float(np.max([np.max(np.asarray(e, dtype=np.float64)) for e in errors]))

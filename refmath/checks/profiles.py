@@ -50,13 +50,14 @@ def settings_for(profile: str, *, cap: int | None = None, max_examples: int | No
                  derandomize: bool | None = None) -> settings:
     """A settings object for one check: ``profile``'s values on top of Hypothesis' built-in
     defaults, at most ``cap`` examples (unless the profile lifts caps), ``max_examples``
-    overriding the profile's count."""
+    overriding the profile's count and lifting every cap (``--max-examples 300`` runs 300
+    examples in every check, not 300 in the uncapped ones only)."""
     if profile not in PROFILES:
         raise ValueError(unknown_profile_message(profile))
     values = dict(PROFILES[profile])
     if max_examples is not None:
         values["max_examples"] = max_examples
-    if cap is not None and profile not in UNCAPPED:
+    elif cap is not None and profile not in UNCAPPED:
         values["max_examples"] = min(values["max_examples"], cap)
     if derandomize is not None:
         values["derandomize"] = derandomize

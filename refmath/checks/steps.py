@@ -23,7 +23,7 @@ from ..bounds import recursion_bound, rounded_once
 from ..strategies import (Episode, _consistent_next_values, episodes,
                           floats_as_fractions)
 from . import Capabilities, CheckFailure, Context, register
-from ._common import assert_hygienic, expect_named_error
+from ._common import assert_hygienic, exceeds, expect_named_error
 from .compare import compare, exact_floats
 from .specs import SPECS, FunctionSpec
 
@@ -486,8 +486,9 @@ def _jacobian(spec: StepFunction):
                     exact[:, s] = [float(x) for x in col]
                 err = np.abs(J - exact)
                 ctx.tracker.saw(float(err.max()) / 1e-12 if err.size else 0.0)
-                if err.max() > 1e-12:  # entries are products of ≤ T factors in [0, 1]: ~T·u
-                    t, s = np.unravel_index(int(np.argmax(err)), err.shape)
+                if exceeds(err, 1e-12):  # entries: products of ≤ T factors in [0, 1]: ~T·u
+                    bad = np.where(np.isnan(err), np.inf, err)
+                    t, s = np.unravel_index(int(np.argmax(bad)), err.shape)
                     raise CheckFailure(
                         f"{spec.name}: d out[{t}] / d {wrt}[{s}] = {J[t, s]!r}, exact "
                         f"{exact[t, s]!r} (inputs {row_ep!r})", tier="WRONG",

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from .. import policy_gradient as pg
 from .. import trust_region as tr
 from . import CheckFailure, Context, register
+from ._common import exceeds, worst_of
 
 U64 = 2.0**-53
 
@@ -63,10 +64,9 @@ def _expected_return(fn, ctx: Context) -> None:
         exact_g = np.vectorize(float)(pg.return_gradient(mdp, pi)).astype(np.float64)
         # sums of ≤ (S·A)^H·H products of ≤ 3H rational factors: error ≤ ~(S·A)^H·H·u·scale
         tol = 64 * (np.prod(pi.shape) ** mdp.H) * mdp.H * U64 * _scale(mdp)
-        err = max(abs(float(J.detach()) - exact_J),
-                  float(np.max(np.abs(theta.grad.numpy() - exact_g))))
+        err = worst_of(abs(float(J.detach()) - exact_J), np.abs(theta.grad.numpy() - exact_g))
         ctx.tracker.saw(err / tol)
-        if err > tol:
+        if exceeds(err, tol):
             raise CheckFailure(f"expected_return: J = {float(J.detach())} (exact {exact_J}), ∇J = "
                                f"{theta.grad.numpy().tolist()} (exact {exact_g.tolist()})")
 
@@ -141,10 +141,9 @@ def _fisher(fn, ctx: Context) -> None:
                 return (old * (old.log() - torch.log_softmax(theta, -1))).sum()
 
             H = torch.autograd.functional.hessian(kl, old.log())
-            err = max(float(np.max(np.abs(F[i].numpy() - exact))),
-                      float((H - F[i]).abs().max()))
+            err = worst_of(np.abs(F[i].numpy() - exact), (H - F[i]).abs().numpy())
             ctx.tracker.saw(err / 1e-12)
-            if err > 1e-12:  # entries ≤ 1, a few roundings each
+            if exceeds(err, 1e-12):  # entries ≤ 1, a few roundings each
                 raise CheckFailure(f"fisher_matrix({r}) = {F[i].tolist()}, exact "
                                    f"{exact.tolist()}, Hessian of the KL {H.tolist()}")
 
@@ -180,7 +179,7 @@ def _cg(fn, ctx: Context) -> None:
         err = float(np.max(np.abs(x.numpy() - sol)))
         tol = 1e3 * n * cond * U64 * (float(np.max(np.abs(sol))) + 1)
         ctx.tracker.saw(err / tol)
-        if err > tol:
+        if exceeds(err, tol):
             raise CheckFailure(f"conjugate_gradient on A = {A.tolist()}, g = {g}, damping "
                                f"{damping}: {x.tolist()}, exact {sol.tolist()}")
 
@@ -203,10 +202,10 @@ def _natural(fn, ctx: Context) -> None:
         model = float(0.5 * s @ F @ s)
         cond = float(np.linalg.cond(F.numpy()))
         tol = 1e3 * cond * U64
-        err = max(abs(model - float(delta)) / float(delta),
-                  float(np.max(np.abs(s.numpy() - exact))) / (float(np.max(np.abs(exact))) + 1e-300))
+        err = worst_of(abs(model - float(delta)) / float(delta),
+                       np.abs(s.numpy() - exact) / (float(np.max(np.abs(exact))) + 1e-300))
         ctx.tracker.saw(err / tol)
-        if err > tol:
+        if exceeds(err, tol):
             raise CheckFailure(f"natural_gradient_step(g = {g}, F = {A.tolist()}, δ = {delta})"
                                f" = {s.tolist()} (½sᵀFs = {model}), exact {exact.tolist()}")
 

@@ -553,6 +553,8 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
         if bad:
             raise UsageError(f"--only {key}: {bad} not among {list(allowed)}")
         restrictions[key] = values
+    if only:
+        _check_only(kind, parse_only(only))
     plan = Plan(function, convention, [], lay, renames, restrictions)
     if lay is None:
         adapt(function, kind, convention)  # a convention that does not fit the kind
@@ -573,10 +575,36 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
         selected = [c for c in selected if c.id in wanted]
     elif not plan.capabilities().half:  # opt-in (Convention.half): not run, not reported
         selected = [c for c in selected if "half" not in c.requires]
+    if not selected:  # nothing passes by having nothing to check
+        raise UsageError(f"{kind} has no check to run: refmath cannot verify it (a spec row "
+                         "without checks is a gap in refmath; please report it)")
     plan.checks = selected
     plan.expected_failures = {full_id(cid, "--xfail"): reason for cid, reason in
                               parse_xfails(expected_failures, xfails_file).items()}
     return plan
+
+
+def _check_only(kind: str, only: dict[str, tuple[Any, ...]]) -> None:
+    """``--only`` narrows the options the array checks draw; a kind whose checks choose their
+    own inputs cannot honour it, and a value refmath's own oracle rejects is no option."""
+    from ..checks.policy import honours_only, option_domain_error
+
+    if not honours_only(kind):
+        raise UsageError(f"--only: the checks of {kind} draw their own inputs and cannot be "
+                         "narrowed by option; declare a missing capability with "
+                         "--convention no_<capability> instead")
+    problem = option_domain_error(kind, only)
+    if problem:
+        raise UsageError(f"--only {problem}")
+
+
+def _nothing_checked(report: "Report") -> str | None:
+    """Why a run checked nothing (every check not applicable), or None."""
+    if not report.results or any(r.status != "not applicable" for r in report.results):
+        return None
+    reasons = sorted({r.message for r in report.results if r.message})
+    return (f"nothing was checked: every check of {report.kind} is not applicable ("
+            + "; ".join(reasons)[:600] + "); a PASS would prove nothing")
 
 
 def check(kind: str, fn: Callable | str, *, convention: Convention | str | None = None,
@@ -631,6 +659,10 @@ def check(kind: str, fn: Callable | str, *, convention: Convention | str | None 
         report.results.append(result)
         if progress is not None:
             progress(result)
+    if not checks:  # (one check asked for by id may be not applicable: the plugin skips it)
+        empty = _nothing_checked(report)
+        if empty:
+            raise UsageError(empty)
     return report
 
 
