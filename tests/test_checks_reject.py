@@ -386,3 +386,43 @@ def test_half_checks_reject_a_function_wrong_only_in_half(check):
     wrong only in half precision would pass."""
     twin = wrong_only_in_half(getattr(rt, check.kind))
     assert run_check(check, twin, "detect").status == "failed", check.id
+
+
+def rloo_sum_minus_self_float64_only(rewards, *, method, eps=1e-6, unbiased=True):
+    """RLOO written as r − (Σr − r)/(G − 1), correct otherwise and computed in float64: a
+    group of equal non-dyadic rewards gets a rounding residue of ~1e-16, not exactly 0."""
+    if method != "rloo":
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    x = rewards.double()
+    G = x.shape[-1]
+    return (x - (x.sum(-1, keepdim=True) - x) / (G - 1)).to(rewards.dtype)
+
+
+def grpo_mean_subtracted_in_float32(rewards, *, method, eps=1e-6, unbiased=True):
+    """GRPO written (r − mean)/(std + eps) with the mean as computed: in float32 a group of
+    30 × 0.9 gets its mean's rounding ÷ (std + eps) ≈ −0.15, not 0."""
+    if method != "grpo" or rewards.dtype != torch.float32:
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    G = rewards.shape[-1]
+    mean = rewards.mean(-1, keepdim=True)
+    std = rewards.std(-1, keepdim=True, unbiased=unbiased) if G > 1 else torch.zeros_like(mean)
+    return (rewards - mean) / (std + eps)
+
+
+def test_zero_spread_grades_a_rounding_residue_imprecise_and_an_amplified_one_wrong():
+    from refmath.conformance import check
+
+    residue = check("group_advantages", rloo_sum_minus_self_float64_only,
+                    checks=["zero_spread"], only=["method=rloo"])
+    (r,) = residue.results
+    assert r.status == "failed" and r.tier == "IMPRECISE" and r.severity == "precision", \
+        r.message
+    assert "rounding residue" in r.message
+    assert check("group_advantages", rloo_sum_minus_self_float64_only, checks=["zero_spread"],
+                 only=["method=rloo"], fail_on=["correctness"]).passed
+
+    amplified = check("group_advantages", grpo_mean_subtracted_in_float32,
+                      checks=["zero_spread"], only=["method=grpo"])
+    (w,) = amplified.results
+    assert w.status == "failed" and w.tier == "WRONG" and w.severity == "correctness", \
+        w.message

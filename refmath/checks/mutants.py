@@ -147,6 +147,16 @@ def padding_in_recursion(rewards, values, next_values, *, gamma, lam, terminated
                   truncated=truncated) * m
 
 
+@mutant("gae", "gae.ignored_numbers", "padded outputs written as 0·values (to keep the "
+        "autograd graph) instead of selected: a NaN or inf value at a padded step becomes a NaN "
+        "advantage there")
+def padded_output_multiplied(rewards, values, next_values, *, gamma, lam, terminated=None,
+                             truncated=None, mask=None):
+    out = rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                 truncated=truncated, mask=mask)
+    return out if mask is None else torch.where(mask, out, 0 * values)
+
+
 @mutant("gae", "gae.exact_small", "the mask applied twice in the carry: a masked step stops "
         "the recursion instead of being skipped")
 def mask_stops_recursion(rewards, values, next_values, *, gamma, lam, terminated=None,
@@ -250,6 +260,15 @@ def clip_on_advantage(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_c
 
 
 @mutant("clipped_surrogate", "clipped_surrogate.float64",
+        "the asymmetric clip range swapped: clip(r, 1 − ε_high, 1 + ε_low) (clip-higher's "
+        "ε_high applied below 1)")
+def clip_range_swapped(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_clip=None):
+    hi = clip_low if clip_high is None else clip_high
+    return rt.clipped_surrogate(ratio, advantages, clip_low=hi, clip_high=clip_low,
+                                dual_clip=dual_clip)
+
+
+@mutant("clipped_surrogate", "clipped_surrogate.float64",
         "the dual clip applied for positive advantages too")
 def dual_clip_for_positive_advantages(ratio, advantages, *, clip_low=0.2, clip_high=None,
                                       dual_clip=None):
@@ -262,6 +281,29 @@ def dual_clip_for_positive_advantages(ratio, advantages, *, clip_low=0.2, clip_h
 def clip_without_min(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_clip=None):
     hi = clip_low if clip_high is None else clip_high
     return torch.clamp(ratio, 1 - clip_low, 1 + hi) * advantages
+
+
+@mutant("adaptive_kl_coefficient", "adaptive_kl_coefficient.walk",
+        "the lower threshold written target·(2 − tolerance) instead of target/tolerance "
+        "(0.5·target for tolerance 1.5, not 0.667·target): β is kept where it should halve")
+def adaptive_kl_lower_threshold_mirrored(beta, kl, *, target, tolerance=1.5, factor=2.0):
+    if kl < target * (2 - tolerance):
+        return beta / factor
+    if kl > target * tolerance:
+        return beta * factor
+    return beta
+
+
+@mutant("adaptive_kl_coefficient", "adaptive_kl_coefficient.walk",
+        "the thresholds written with the tolerance as a margin (target ± tolerance·target/3) "
+        "that equals the rule only at the PPO paper's tolerance 1.5")
+def adaptive_kl_margin_thresholds(beta, kl, *, target, tolerance=1.5, factor=2.0):
+    margin = (tolerance - 1) * 2 / 3 * target  # = target/3 at tolerance 1.5: low = 2/3·target
+    if kl < target - margin:
+        return beta / factor
+    if kl > target + 3 * margin / 2:  # = 1.5·target at tolerance 1.5
+        return beta * factor
+    return beta
 
 
 @mutant("group_advantages", "group_advantages.float64",
@@ -597,6 +639,14 @@ def _pg_weight(log_rhos, kw):
         "(c_clip)")
 def vtrace_c_clipped_with_rho_bar(rewards, values, next_values, log_rhos=None, **kw):
     kw["c_clip"] = kw.get("rho_clip", 1.0)
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "a clip of None (no clip) read as the default 1.0 "
+        "(`rho_clip or 1.0`): ratios above 1 are clipped where SPEC asks for none")
+def vtrace_no_clip_as_one(rewards, values, next_values, log_rhos=None, **kw):
+    for clip in ("rho_clip", "c_clip", "pg_rho_clip"):
+        kw[clip] = kw.get(clip) or 1.0
     return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
 
 

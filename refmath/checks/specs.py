@@ -106,12 +106,12 @@ class FunctionSpec:
 
     def bind(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Positional parameters in order while all are given, every other given one by
-        keyword; ``None`` values of optional parameters are left out."""
+        keyword; a ``None`` is left out where it is the parameter's default (the same call)
+        and passed where it means something else (V-trace's ``rho_clip=None``: no clip)."""
         args, kwargs, gap = [], {}, False
         params = self.signature.parameters
         for name, p in params.items():
-            if name not in values or (values[name] is None
-                                      and p.default is not inspect.Parameter.empty):
+            if name not in values or (values[name] is None and p.default is None):
                 gap = True
                 continue
             if p.kind is p.POSITIONAL_OR_KEYWORD and not gap:

@@ -122,6 +122,9 @@ class StepFunction:
         return ret.n_step_returns(a["rewards"], a["next_values"], **kw)
 
 
+_POISON = (float("nan"), float("inf"), float("-inf"))
+
+
 def _present(ep: Episode) -> np.ndarray:
     return np.ones(ep.shape) if ep.mask is None else ep.mask.astype(float)
 
@@ -225,6 +228,7 @@ PINNED = [  # each a [1, 3] batch, so that functions limited to [B, T] take them
     _row([1, 2, 4], [1, 2, 4], truncated=(0, 1, 0)),
     _row([1, 2, 4], [1, 2, 4], mask=(1, 0, 1)),
     _row([1, 2, 4], [1, 2, 4], mask=(1, 0, 1), truncated=(0, 1, 0), terminated=(1, 0, 0)),
+    _row([1, 2, 4], [1, 2, 4], mask=(1, 1, 0)),  # right padding, as LM batches have it
     _row([1, 2, 4], [1, 2, 4], gamma=np.array([Fraction(1, 2), Fraction(1, 4), Fraction(1)],
                                               dtype=object)),
 ]
@@ -433,21 +437,31 @@ def _ignored_numbers(spec: StepFunction):
             if "next_values" in dirty and ep.terminated.any():
                 dirty["next_values"][torch.tensor(ep.terminated)] = float("nan")
             if ep.mask is not None and "mask" in spec.flags:
-                for k in spec.steps:
-                    dirty[k][~torch.tensor(ep.mask)] = float("inf")
+                for i, k in enumerate(spec.steps):  # NaN, +inf, −inf in turn
+                    dirty[k][~torch.tensor(ep.mask)] = _POISON[i % 3]
             expected = _as_array(spec.call(fn, ep, clean, n, caps), spec.name, ep.shape)
             got = _as_array(spec.call(fn, ep, dirty, n, caps), spec.name, ep.shape)
             ctx.tracker.saw()
             if not np.array_equal(got, expected, equal_nan=True):
+                from .mutants import diagnose
+
+                causes = [m.name for m in diagnose(
+                    spec.name, lambda f: spec.call(f, ep, copy.deepcopy(dirty), n, caps), got,
+                    np.zeros(got.shape), ctx)]
                 raise CheckFailure(f"{spec.name}: numbers that SPEC says are ignored changed "
                                    f"the result: {got.tolist()} vs {expected.tolist()}\n"
                                    f"  inputs: {ep!r} (NaN in next_values of terminated "
-                                   "steps, inf at masked steps)", tier="WRONG",
-                                   counterexample=repr(ep))
+                                   "steps; NaN, +inf, −inf at masked steps)"
+                                   + ("\n  likely cause   matches known mistake "
+                                      + ", ".join(f"'{c}'" for c in causes) if causes else ""),
+                                   tier="WRONG", counterexample=repr(ep), causes=causes)
 
-        _with_known(prop, spec, ctx)()
+        # the pinned rows first: an interior hole and a padded end, on every run
+        _with_pinned(prop, spec, ctx)()
 
     return run
+
+
 def _jacobian(spec: StepFunction):
     """Every function of §2 is linear in its per-step inputs: the exact Jacobian's column s
     is the oracle applied to the unit vector e_s (all other numeric inputs 0)."""
