@@ -2,222 +2,77 @@
 
 A :class:`Check` has a stable id (``gae.float32``, ``gae.jacobian``, ``identity.gae_summed``),
 the kind of function it applies to (``gae``, ``discounted_returns``, … or ``identities`` for
-checks of refmath's own oracles), a one-line summary, and a function ``func(fn, ctx)`` that
-raises :class:`CheckFailure` when ``fn`` violates the property. :func:`run_check` turns that
-into a :class:`CheckResult` (fields, JSON-serialisable).
+checks of refmath's own oracles), a one-line summary, a tier, and a function ``func(fn, ctx)``
+that raises :class:`CheckFailure` when ``fn`` violates the property. :func:`run_check` turns
+that into a :class:`CheckResult` (fields, JSON-serialisable). The machinery is in
+:mod:`refmath.checks.core`; everything a check needs travels in one explicit
+:class:`Context` (no global state, no global Hypothesis profile: see
+:mod:`refmath.checks.profiles`).
 
-Everything a check needs travels in one explicit :class:`Context` (capabilities, the
-reproduction target, the Hypothesis profile, seed and example count, the per-call timeout,
-the counterexamples found so far in this run): no global state, and no global Hypothesis
-profile is ever registered or loaded here (see :mod:`refmath.checks.profiles`).
+The registry is built here, by one explicit call per family (:func:`checks_for`): each family
+module (``steps``, ``policy``, ``trust``, ``identities``, ``lm``, ``off_policy``) only fills its
+own ``CHECKS`` list from :mod:`refmath.checks.core`, and never imports this package's
+registry back. Only the family of the requested kind is built (``checks_for("gae")`` never
+builds the §3–4 checks). :func:`get` finds a check (and so its function) by id.
 
 The tests of the bundled Torch implementations, the ``refmath`` command, ``refmath check``,
-the pytest plugin and ``refmath peers`` all run this one registry. Only the family module of
-the requested kind is imported (``checks_for("gae")`` never builds the §3–4 checks).
-Importing this package imports hypothesis; the family modules import torch.
+the pytest plugin and ``refmath peers`` all run this one registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import time
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["Check", "CheckResult", "CheckFailure", "Context", "Capabilities", "Target",
-           "NotApplicable", "UsageError", "register", "checks_for", "run_check", "run_checks",
-           "kinds", "family_of", "suggest"]
+from .core import (TIERS, Capabilities, Check, CheckFailure, CheckList, CheckResult, Context,
+                   NotApplicable, Target, Tracker, UsageError, _as_context, run_check, suggest)
 
-
-class UsageError(ValueError):
-    """A mistake in how refmath was asked to check (unknown kind, profile, target): exit 2."""
-
-
-class CheckFailure(AssertionError):
-    """Raised inside a check when the function under test violates the property.
-
-    The keyword fields (``tier``, ``worst``, ``yours``, ``exact``, ``bound``,
-    ``counterexample``, ``reproduction``, ``causes``, ``example``) are copied into the
-    :class:`CheckResult`; ``example`` (the failing input as the check's keyword arguments)
-    lets later checks of the same run try it first instead of searching again."""
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.details = details
-
-
-class NotApplicable(Exception):
-    """Raised by a check that does not apply (declared capability missing)."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What the function under test declares it supports (all True for refmath's own).
-
-    A check that needs an undeclared capability is reported "not applicable (declared)";
-    the random inputs of the other checks are drawn without the undeclared features
-    (no truncation flags, no masks, one scalar gamma, consistent next_values, [B, T] only).
-    """
-
-    truncated: bool = True  # distinguishes truncation from termination
-    mask: bool = True  # takes a mask (compression semantics)
-    per_step_gamma: bool = True  # gamma may be a per-step array
-    batch: bool = True  # any number of leading batch axes (else exactly [B, T])
-    inconsistent_values: bool = True  # reads next_values (else only values[t + 1])
-    gradients: bool = True  # differentiable with torch autograd
-    validates_input: bool = True  # raises on bad input (SPEC §1)
-    flags: bool = True  # takes terminated/truncated (else: every row ends terminally at its
-    # last present step, as token-level RLHF code has it: no bootstrap at the response end)
-    half: bool = True  # takes float16/bfloat16 tensors (SPEC §1: computed in float32, rounded
-    # once to the input dtype)
-
-    def missing(self, required: frozenset[str]) -> list[str]:
-        return [r for r in sorted(required) if not getattr(self, r)]
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-
-@dataclass(frozen=True)
-class Target:
-    """How a reproduction snippet imports and calls the function under test."""
-
-    imports: str
-    callee: str
-
-
-@dataclass
-class Tracker:
-    """What a check saw across its examples."""
-
-    examples: int = 0
-    worst_ratio: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)  # reason → inputs left out
-
-    def saw(self, ratio: float = 0.0) -> None:
-        self.examples += 1
-        self.worst_ratio = max(self.worst_ratio, float(ratio))
-
-    def skip(self, reason: str) -> None:
-        """An input the check cannot use, and why (a check that uses none of its inputs is
-        not applicable for that reason, never failed and never passed)."""
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-
-@dataclass(frozen=True)
-class Context:
-    """Everything a check needs besides the function: passed explicitly to every check."""
-
-    capabilities: Capabilities = Capabilities()
-    target: Target | None = None
-    profile: str = "ci"
-    seed: int | None = None
-    max_examples: int | None = None
-    timeout: float | None = None
-    tracker: Tracker = field(default_factory=Tracker)
-    # failing inputs found by earlier checks of this run, by kind: tried first by later ones
-    known: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    # option values the function supports (--only, or fixed by a layout): inputs use only these
-    only: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    # accepts(kind, values): whether the function's layout can express an input at all
-    accepts: Callable[[str, dict[str, Any]], bool] | None = None
-    layout: str | None = None  # the built-in layout the function is written in
-    wrap: Callable[[Callable], Callable] | None = None  # layout function → SPEC signature
-
-    def settings(self, cap: int | None = None) -> Callable[[Callable], Callable]:
-        """Decorator for a check's ``@given`` test: this context's settings (at most ``cap``
-        examples unless the profile lifts caps) and seed."""
-        from hypothesis import seed as hypothesis_seed
-
-        from .profiles import settings_for
-
-        s = settings_for(self.profile, cap=cap, max_examples=self.max_examples,
-                         derandomize=False if self.seed is not None else None)
-
-        def apply(test: Callable) -> Callable:
-            test = s(test)
-            return hypothesis_seed(self.seed)(test) if self.seed is not None else test
-
-        return apply
-
-    def examples_for(self, kind: str, keys: set[str]) -> list[dict[str, Any]]:
-        """Failing inputs earlier checks of this run found for ``kind``, given as exactly the
-        keyword arguments ``keys`` of the asking check's test."""
-        return [ex for ex in self.known.get(kind, ()) if set(ex) == keys]
-
-    def for_check(self) -> "Context":
-        return dataclasses.replace(self, tracker=Tracker())
-
-
-@dataclass
-class CheckResult:
-    """The outcome of one check on one function."""
-
-    id: str
-    status: str  # "passed", "failed", "not applicable"
-    examples: int = 0
-    worst_ratio: float = 0.0  # worst error / allowed bound seen (value checks), else 0
-    message: str = ""
-    kind: str = ""
-    tier: str = ""  # WRONG, IMPRECISE, ERROR (the function raised), TIMEOUT, NO EXAMPLES
-    worst: str = ""  # the worst element, e.g. "batch=(0,), t=2"
-    yours: str = ""
-    exact: str = ""
-    bound: str = ""
-    counterexample: str = ""
-    reproduction: str = ""
-    causes: list[str] = field(default_factory=list)
-    output: str = ""  # what the function printed (failed checks only), truncated
-    seconds: float = 0.0
-    severity: str = ""  # correctness, precision, robustness, hygiene, validation
-    waiver: str = ""  # the reason given for an expected failure (status xfail / xpass)
-
-    @property
-    def passed(self) -> bool:
-        return self.status not in ("failed",)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    kind: str
-    summary: str
-    func: Callable[[Any, Context], None]
-    requires: frozenset[str] = frozenset()
-
-    def __call__(self, fn: Any = None, ctx: "Context | str" = "ci") -> CheckResult:
-        return run_check(self, fn, ctx)
-
-
-REGISTRY: dict[str, list[Check]] = {}
-_LOADED: set[str] = set()
-
-
-def register(kind: str, name: str, summary: str, requires: tuple[str, ...] = ()):
-    """Decorator: register ``func(fn, ctx)`` as check ``{kind}.{name}`` (or as ``name``
-    itself when it already has a dotted prefix, e.g. ``identity.gae_summed``).
-    ``requires`` names the :class:`Capabilities` the check cannot run without."""
-
-    def wrap(func):
-        check_id = name if "." in name else f"{kind}.{name}"
-        REGISTRY.setdefault(kind, []).append(
-            Check(check_id, kind, summary, func, frozenset(requires)))
-        return func
-
-    return wrap
-
+__all__ = ["Check", "CheckList", "CheckResult", "CheckFailure", "Context", "Capabilities",
+           "Target", "Tracker", "NotApplicable", "UsageError", "TIERS", "checks_for", "get",
+           "run_check", "run_checks", "kinds", "family_of", "suggest", "IDENTITIES",
+           "array_row"]
 
 IDENTITIES = "identities"
 
+# kind → its checks, filled one family at a time by _build (never by an import)
+REGISTRY: dict[str, list[Check]] = {}
+_BUILT: set[str] = set()
+
+
+def _family_module(family: str):
+    """The family module itself (imported here and nowhere else)."""
+    if family == "steps":
+        from . import steps as module
+    elif family == "policy":
+        from . import policy as module
+    elif family == "lm":
+        from . import lm as module
+    elif family == "off_policy":
+        from . import off_policy as module
+    elif family == "trust":
+        from . import trust as module
+    elif family == IDENTITIES:
+        from . import identities as module
+    else:
+        raise UsageError(f"unknown check family {family!r}")
+    return module
+
+
+def array_row(kind: str) -> Any:
+    """The row (:class:`refmath.checks.arrays.ArrayFunction`) of an array function, or None
+    for a kind whose checks draw their own inputs (SPEC §2, §5, the identities)."""
+    return getattr(_family_module(family_of(kind)), "ROWS", {}).get(kind)
+
+
+def _build(family: str) -> None:
+    if family in _BUILT:
+        return
+    for check in _family_module(family).CHECKS:
+        REGISTRY.setdefault(check.kind, []).append(check)
+    _BUILT.add(family)
+
 
 def family_of(kind: str) -> str:
-    """The check module of ``kind`` (``steps``, ``policy``, ``trust``, ``identities``)."""
+    """The check module of ``kind`` (``steps``, ``policy``, ``trust``, ``identities``, …)."""
     from .specs import SPECS
 
     if kind == IDENTITIES:
@@ -226,20 +81,6 @@ def family_of(kind: str) -> str:
         raise UsageError(f"unknown kind {kind!r}{suggest(kind, kinds())}; known: "
                          f"{', '.join(kinds())}")
     return SPECS[kind].family
-
-
-def suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _load(family: str) -> None:
-    if family in _LOADED:
-        return
-    import importlib
-
-    importlib.import_module(f"{__name__}.{family}")
-    _LOADED.add(family)
 
 
 def kinds() -> list[str]:
@@ -252,7 +93,7 @@ def kinds() -> list[str]:
 def checks_for(kind: str) -> list[Check]:
     """The checks of ``kind``; a kind with a spec row and no check is a usage error, never an
     empty list (a run of nothing would print PASS)."""
-    _load(family_of(kind))
+    _build(family_of(kind))
     found = list(REGISTRY.get(kind, ()))
     if not found:
         raise UsageError(f"{kind} has no check to run: refmath cannot verify it (a spec row "
@@ -260,91 +101,16 @@ def checks_for(kind: str) -> list[Check]:
     return found
 
 
-def _as_context(ctx: "Context | str | None") -> Context:
-    if ctx is None:
-        return Context()
-    if isinstance(ctx, str):
-        from .profiles import PROFILES, unknown_profile_message
-
-        if ctx not in PROFILES:
-            raise UsageError(unknown_profile_message(ctx))
-        return Context(profile=ctx)
-    return ctx
-
-
-def _notes(err: BaseException) -> str:
-    return "\n".join(n for n in getattr(err, "__notes__", [])
-                     if not n.startswith(("Falsifying", "Failing explicit", "You can add",
-                                          "Explanation", "    The test ", "Trying example")))
-
-
-def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckResult:
-    from .guard import FunctionExited, FunctionTimeout, has_user_frames, user_traceback
-
-    result = CheckResult(check.id, "failed", ctx.tracker.examples, ctx.tracker.worst_ratio,
-                         kind=check.kind)
-    if isinstance(err, CheckFailure):
-        result.message = str(err)
-        d = err.details
-        for name in ("tier", "worst", "yours", "exact", "bound", "counterexample",
-                     "reproduction"):
-            if name in d:
-                setattr(result, name, str(d[name]))
-        result.causes = list(d.get("causes", ()))
-        if d.get("example") is not None:
-            ctx.known.setdefault(check.kind, []).append(d["example"])
-    elif not isinstance(err, (FunctionExited, FunctionTimeout)) and not has_user_frames(err):
-        import traceback
-
-        result.tier = "INTERNAL"
-        result.message = (f"{check.id}: refmath itself raised {type(err).__name__} (a bug in "
-                          "refmath, not in your function: please report it)\n"
-                          + "".join(traceback.format_exception(err)))
-    else:
-        result.tier = ("TIMEOUT" if isinstance(err, FunctionTimeout) else
-                       "EXITED" if isinstance(err, FunctionExited) else "ERROR")
-        counterexample = "\n".join(n for n in getattr(err, "__notes__", [])
-                                   if n.startswith(("Falsifying", "Failing explicit"))
-                                   or n.startswith("    "))
-        result.counterexample = counterexample
-        result.message = (f"{check.id}: the function raised {type(err).__name__} "
-                          f"({result.tier})\n" + user_traceback(err)
-                          + (f"\n{_notes(err)}" if _notes(err) else ""))
-    return result
-
-
-def run_check(check: Check, fn: Any = None, ctx: "Context | str | None" = None) -> CheckResult:
-    """Run one check: passed, failed (with its fields), or not applicable. A check that ran
-    no example fails: it proved nothing."""
-    ctx = _as_context(ctx).for_check()
-    missing = ctx.capabilities.missing(check.requires)
-    if missing:
-        return CheckResult(check.id, "not applicable", kind=check.kind, message=(
-            "declared: no " + ", no ".join(m.replace("_", " ") for m in missing)))
-    start = time.perf_counter()
-    try:
-        check.func(fn, ctx)
-    except NotApplicable as na:
-        result = CheckResult(check.id, "not applicable", ctx.tracker.examples, 0.0, str(na),
-                             kind=check.kind)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:  # noqa: BLE001 - any failure of the function under test
-        result = _failure(check, ctx, err, fn)
-    else:
-        result = CheckResult(check.id, "passed", ctx.tracker.examples, ctx.tracker.worst_ratio,
-                             kind=check.kind)
-        if ctx.tracker.examples == 0 and ctx.tracker.skipped:
-            reasons = sorted(ctx.tracker.skipped.items(), key=lambda kv: -kv[1])
-            result.status = "not applicable"
-            result.message = "no applicable input: " + "; ".join(
-                f"{reason} ({n} input{'s' if n > 1 else ''})" for reason, n in reasons)
-        elif ctx.tracker.examples == 0:
-            result.status, result.tier = "failed", "NO EXAMPLES"
-            result.message = (f"{check.id} ran no example: every input was rejected or "
-                              "skipped, so it proved nothing")
-    result.seconds = round(time.perf_counter() - start, 3)
-    return result
+def get(check_id: str) -> Check:
+    """The check with id ``check_id`` (``gae.float32``, ``identity.gae_summed``): its
+    ``func`` is the code a maintainer opens. An id that names no check is a usage error."""
+    kind = check_id.split(".", 1)[0]
+    candidates = (checks_for(kind) if kind in kinds() else checks_for(IDENTITIES))
+    for check in candidates:
+        if check.id == check_id:
+            return check
+    ids = [c.id for c in candidates]
+    raise UsageError(f"no check {check_id!r}{suggest(check_id, ids)}")
 
 
 def run_checks(kind: str, fn: Any = None, ctx: "Context | str | None" = None

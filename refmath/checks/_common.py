@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import CheckFailure
+from .core import CheckFailure
 
 __all__ = ["assert_hygienic", "expect_named_error", "exceeds", "worst_of"]
 

@@ -386,3 +386,42 @@ def _cispo_cases(draw):
     return Case(a, {"clip_low": draw(eps, label="clip_low"),
                     "clip_high": draw(eps, label="clip_high")},
                 {"mask": _mask(draw, shape)})
+
+
+# --- bad inputs, as data ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class T:
+    """A tensor literal of a bad input (built at call time, so that a row imports no tensor):
+    ``T([[1.0, 2.0]])`` is float64, ``M([[True, False]])`` a boolean mask."""
+
+    values: Any
+    dtype: str = "float64"
+
+    def build(self) -> torch.Tensor:
+        return torch.tensor(self.values, dtype=getattr(torch, self.dtype))
+
+
+def M(values: Any) -> T:  # noqa: N802 - reads as the literal it is
+    return T(values, "bool")
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One call SPEC §1 says must raise ValueError/TypeError naming ``word``."""
+
+    word: str
+    args: tuple
+    kwargs: tuple  # (name, value) pairs
+
+    def call(self, fn: Any) -> Any:
+        def build(x):
+            return x.build() if isinstance(x, T) else x
+
+        return fn(*map(build, self.args), **{k: build(v) for k, v in self.kwargs})
+
+
+def bad(word: str, *args: Any, **kwargs: Any) -> BadInput:
+    """``bad("clip_low", T([1.0]), T([1.0]), clip_low=-0.1)``: called so, the function must
+    raise an error naming ``clip_low``."""
+    return BadInput(word, args, tuple(kwargs.items()))

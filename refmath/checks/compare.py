@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import CheckFailure, Context, Target
+from .core import CheckFailure, Context, Target
 from .specs import FunctionSpec
 
 __all__ = ["compare", "literal", "reproduction", "exact_floats"]

@@ -22,9 +22,13 @@ from .. import advantages as adv
 from .. import returns as ret
 from ..strategies import Episode, episodes
 from ..exact import is_zero
-from . import CheckFailure, Context, register
+from .core import CheckFailure, CheckList, Context
 from .specs import SPECS
 
+
+__all__ = ["CHECKS"]
+
+CHECKS = CheckList()
 KIND = "identities"
 
 
@@ -58,7 +62,7 @@ def _exact_identity(name: str, summary: str, consistent: bool,
 
         prop()
 
-    register(KIND, f"identity.{name}", summary)(run)
+    CHECKS.register(KIND, f"identity.{name}", summary)(run)
 
 
 def _k(ep: Episode) -> dict[str, Any]:
@@ -249,7 +253,7 @@ def _symbolic_check(name: str, summary: str, consistent: bool, sides, max_T: int
             _equal(lhs, rhs, name, f"T={T}, terminated={terminated}, truncated={truncated}")
             ctx.tracker.saw()
 
-    register(KIND, f"symbolic.{name}", summary + " — SymPy, all T ≤ 5, all boundary patterns")(
+    CHECKS.register(KIND, f"symbolic.{name}", summary + " — SymPy, all T ≤ 5, all boundary patterns")(
         run)
 
 
@@ -291,7 +295,7 @@ def _symbolic_structure(name: str, sides_for: Callable[[str], Callable], masks: 
                     _equal(lhs, rhs, f"{f} {name}", ep)
                 ctx.tracker.saw()
 
-    register(KIND, f"symbolic.{name}",
+    CHECKS.register(KIND, f"symbolic.{name}",
              f"gae, returns, n-step: {name.replace('_', ' ')} — SymPy, all T ≤ {max_T}, all "
              f"boundary{' and mask' if masks else ''} patterns")(run)
 
@@ -319,7 +323,7 @@ def _oracle_identity(name: str, summary: str, strategy, sides, cap: int | None =
 
         prop()
 
-    register(KIND, f"identity.{name}", summary)(run)
+    CHECKS.register(KIND, f"identity.{name}", summary)(run)
 
 
 def _vectors(min_size=1, max_size=6, elements=None):

@@ -1,7 +1,7 @@
 """Checks for the language-model objectives of SPEC §7 added after the first four (those are
 in :mod:`refmath.checks.policy`): rollout correction, GSPO and GSPO-token, micro-batch loss
 splitting, ReMax. They run through the same factories, comparison and failure anatomy as
-SPEC §3–4 (:func:`refmath.checks.policy.register_array_checks`), plus the exact gradient
+SPEC §3–4 (:func:`refmath.checks.arrays.array_checks`), plus the exact gradient
 facts §7 states: no gradient through the correction weights, GSPO-token's gradient."""
 
 from __future__ import annotations
@@ -10,14 +10,18 @@ import math
 from fractions import Fraction
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
 from .. import bounds as B
 from .. import objectives as ob
 from .. import ratios as ra
-from .cases import Case, _arrays, _mask, _matrix, _numbers
-from .policy import _add, _bad, _t, register_array_checks, register_logp_gradient
+from .arrays import array_checks, array_row, logp_gradient_check, rows
+from .cases import Case, M, T, _arrays, _mask, _matrix, _numbers, bad
+from .core import CheckList
+
+__all__ = ["ROWS", "CHECKS"]
+
+nan, inf = math.nan, math.inf
 
 _HIGH = st.sampled_from([Fraction(2), Fraction(3, 2), Fraction(4), Fraction(1)])
 _LOW = st.sampled_from([None, Fraction(0), Fraction(1, 2), Fraction(1, 4)])
@@ -141,21 +145,8 @@ def _near_gspo_kink(case: Case) -> bool:
                 or np.any(A == 0))
 
 
-_add("rollout_correction", ra.rollout_correction, _rollout_cases, B.bound_rollout,
-     differentiable=(), pinned=_rollout_pinned())
-_add("gspo_surrogate", ob.gspo_surrogate, _gspo_cases, B.bound_gspo, differentiable=(0, 1),
-     kink=_near_gspo_kink, pinned=_gspo_pinned(False))
-# GSPO-token's value and gradient differ by design (stop-gradients): no gradcheck; its own
-# gradient check below
-_add("gspo_token_surrogate", ob.gspo_token_surrogate, lambda: _gspo_cases(per_token=True),
-     B.bound_gspo, differentiable=(), pinned=_gspo_pinned(True))
-_add("split_aggregate_loss", ob.split_aggregate_loss, _split_cases, B.bound_split_aggregate,
-     pinned=_SPLIT_PINNED)
-_add("remax_advantages", ob.remax_advantages, _remax_cases, B.bound_remax,
-     differentiable=(0, 1))
-for _name in ("rollout_correction", "gspo_surrogate", "gspo_token_surrogate",
-              "split_aggregate_loss", "remax_advantages"):
-    register_array_checks(_name)
+def _gspo_token_cases():
+    return _gspo_cases(per_token=True)
 
 
 def _no_weight_gradient(logp, rollout_logp, mask, **options):
@@ -163,44 +154,52 @@ def _no_weight_gradient(logp, rollout_logp, mask, **options):
     return np.zeros(np.shape(logp), dtype=object)
 
 
-register_logp_gradient(
-    "rollout_correction", "no gradient flows through the weights (SPEC §7): ∂(Σ w)/∂logp is "
-    "None or exactly 0, for every level and mode", _no_weight_gradient,
+_PAIR = T([[0.0, 0.0]])
+_MASK = M([[True, True]])
+
+ROWS = rows(
+    array_row("rollout_correction", ra.rollout_correction, _rollout_cases, B.bound_rollout,
+              differentiable=(), pinned=_rollout_pinned(), bad_inputs=(
+                  bad("level", _PAIR, _PAIR, _MASK, level="batch"),
+                  bad("mode", _PAIR, _PAIR, _MASK, mode="clip"),
+                  bad("low", _PAIR, _PAIR, _MASK, low=0.5),
+                  bad("high", _PAIR, _PAIR, _MASK, high=0.0),
+                  bad("low", _PAIR, _PAIR, _MASK, mode="mask", low=3.0),
+                  bad("rollout_logp", _PAIR, T([[0.0, nan]]), _MASK))),
+    array_row("gspo_surrogate", ob.gspo_surrogate, _gspo_cases, B.bound_gspo,
+              differentiable=(0, 1), kink=_near_gspo_kink, pinned=_gspo_pinned(False),
+              bad_inputs=(
+                  bad("advantages", _PAIR, _PAIR, T([[1.0, 1.0]]), _MASK, clip_low=0.2),
+                  bad("clip_low", _PAIR, _PAIR, T([1.0]), _MASK, clip_low=-0.2),
+                  bad("old_logp", _PAIR, T([[0.0, inf]]), T([1.0]), _MASK, clip_low=0.2))),
+    # GSPO-token's value and gradient differ by design (stop-gradients): no gradcheck; its
+    # own gradient check below
+    array_row("gspo_token_surrogate", ob.gspo_token_surrogate, _gspo_token_cases,
+              B.bound_gspo, differentiable=(), pinned=_gspo_pinned(True), bad_inputs=(
+                  bad("advantages", _PAIR, _PAIR, T([1.0, 1.0]), _MASK, clip_low=0.2),
+                  bad("clip_high", _PAIR, _PAIR, T([1.0]), _MASK, clip_low=0.2,
+                      clip_high=-1.0))),
+    array_row("split_aggregate_loss", ob.split_aggregate_loss, _split_cases,
+              B.bound_split_aggregate, pinned=_SPLIT_PINNED, reduces_batch=True, bad_inputs=(
+                  bad("splits", T([[1.0, 2.0]]), _MASK, "token-mean", splits=[2]),
+                  bad("splits", T([[1.0, 2.0]]), _MASK, "token-mean", splits=0),
+                  bad("splits", T([[1.0, 2.0]]), _MASK, "token-mean", splits=[-1, 2]),
+                  bad("mode", T([[1.0, 2.0]]), _MASK, "sum", splits=1),
+                  bad("mask", T([[1.0, 2.0]]), M([[False, False]]), "token-mean", splits=1))),
+    array_row("remax_advantages", ob.remax_advantages, _remax_cases, B.bound_remax,
+              differentiable=(0, 1), bad_inputs=(
+                  bad("greedy_rewards", T([1.0, 2.0]), T([1.0])),
+                  bad("rewards", T([nan]), T([1.0])))),
+)
+CHECKS = CheckList(check for row in ROWS.values() for check in array_checks(row))
+CHECKS.append(logp_gradient_check(
+    ROWS["rollout_correction"], "no gradient flows through the weights (SPEC §7): ∂(Σ w)/∂logp "
+    "is None or exactly 0, for every level and mode", _no_weight_gradient,
     "= 0: the weights must be detached (a correction weight on the gradient path changes "
-    "the policy gradient)", check_id="no_gradient")
-register_logp_gradient(
-    "gspo_token_surrogate", "∂(Σ L)/∂logp_t by autograd = s·A_t where the clip is not active "
-    "(0 where it is, and where masked), s the sequence ratio: GSPO-token's gradient (Zheng "
-    "et al. 2025, eq. 17)", ob.gspo_token_surrogate_gradient,
+    "the policy gradient)", check_id="no_gradient"))
+CHECKS.append(logp_gradient_check(
+    ROWS["gspo_token_surrogate"], "∂(Σ L)/∂logp_t by autograd = s·A_t where the clip is not "
+    "active (0 where it is, and where masked), s the sequence ratio: GSPO-token's gradient "
+    "(Zheng et al. 2025, eq. 17)", ob.gspo_token_surrogate_gradient,
     "= s·A_t: the sequence ratio stop-gradiented, the token's own probability on the "
-    "gradient path")
-
-
-_M = torch.ones(1, 2, dtype=torch.bool)
-_bad("rollout_correction",
-     ("level", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, level="batch")),
-     ("mode", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, mode="clip")),
-     ("low", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, low=0.5)),
-     ("high", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, high=0.0)),
-     ("low", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _M, mode="mask", low=3.0)),
-     ("rollout_logp", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, math.nan)[None], _M)))
-_bad("gspo_surrogate",
-     ("advantages", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0, 1.0)[None],
-                                _M, clip_low=0.2)),
-     ("clip_low", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0), _M,
-                              clip_low=-0.2)),
-     ("old_logp", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, math.inf)[None], _t(1.0), _M,
-                              clip_low=0.2)))
-_bad("gspo_token_surrogate",
-     ("advantages", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0, 1.0), _M,
-                                clip_low=0.2)),
-     ("clip_high", lambda f: f(_t(0.0, 0.0)[None], _t(0.0, 0.0)[None], _t(1.0), _M,
-                               clip_low=0.2, clip_high=-1.0)))
-_bad("split_aggregate_loss",
-     ("splits", lambda f: f(_t(1.0, 2.0)[None], _M, "token-mean", splits=[2])),
-     ("splits", lambda f: f(_t(1.0, 2.0)[None], _M, "token-mean", splits=0)),
-     ("splits", lambda f: f(_t(1.0, 2.0)[None], _M, "token-mean", splits=[-1, 2])),
-     ("mode", lambda f: f(_t(1.0, 2.0)[None], _M, "sum", splits=1)),
-     ("mask", lambda f: f(_t(1.0, 2.0)[None], ~_M, "token-mean", splits=1)))
-_bad("remax_advantages", ("greedy_rewards", lambda f: f(_t(1.0, 2.0), _t(1.0))),
-     ("rewards", lambda f: f(_t(math.nan), _t(1.0))))
+    "gradient path"))

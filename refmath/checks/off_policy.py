@@ -1,20 +1,23 @@
 """Checks for the off-policy returns of SPEC §6: V-trace, the general off-policy Q return,
 the trace coefficients. They run through the same factories, comparison and failure anatomy
-as SPEC §3–4 (:func:`refmath.checks.policy.register_array_checks`); V-trace's two outputs are
+as SPEC §3–4 (:func:`refmath.checks.arrays.array_checks`); V-trace's two outputs are
 compared as one array with ``(vs, pg_advantages)`` on a new last axis."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
 from .. import bounds as B
 from .. import off_policy as op
-from .cases import Case, _arrays, _grid, _mask, _numbers
-from .policy import _add, _bad, _t, register_array_checks
+from .arrays import array_checks, array_row, rows
+from .cases import Case, T, _arrays, _grid, _mask, _numbers, bad
+from .core import CheckList
+
+__all__ = ["ROWS", "CHECKS"]
 
 _CLIPS = st.sampled_from([Fraction(1), Fraction(1, 2), Fraction(2), None])
 
@@ -101,35 +104,29 @@ _Q_PINNED = (
           "truncated": np.array([[0, 0, 0, 0]], bool)}),
 )
 
-_add("vtrace", op.vtrace, _vtrace_cases, B.bound_vtrace, differentiable=(0, 1, 2),
-     pinned=_VTRACE_PINNED)
-_add("off_policy_q_targets", op.off_policy_q_targets, _q_cases, B.bound_q_targets,
-     differentiable=(0, 1, 2, 3), pinned=_Q_PINNED)
-_add("trace_coefficients", op.trace_coefficients, _trace_cases, B.bound_traces,
-     differentiable=())
-for _name in ("vtrace", "off_policy_q_targets", "trace_coefficients"):
-    register_array_checks(_name)
+_ONES = T([[1.0, 1.0, 1.0]])
+_NANS = T([[math.nan] * 3])
 
-
-def _row(n=3):
-    return _t(*[1.0] * n).reshape(1, n)
-
-
-_bad("vtrace", ("log_rhos", lambda f: f(_row(), _row(), _row(), _row(2), gamma=0.9)),
-     ("rhos", lambda f: f(_row(), _row(), _row(), gamma=0.9, rhos=-_row())),
-     ("rho_clip", lambda f: f(_row(), _row(), _row(), _row(), gamma=0.9, rho_clip=0.0)),
-     ("c_clip", lambda f: f(_row(), _row(), _row(), _row(), gamma=0.9, c_clip=-1.0)),
-     ("lam", lambda f: f(_row(), _row(), _row(), _row(), gamma=0.9, lam=1.5)),
-     ("gamma", lambda f: f(_row(), _row(), _row(), _row(), gamma=1.5)),
-     ("log_rhos", lambda f: f(_row(), _row(), _row(), torch.full((1, 3), float("nan"),
-                                                                  dtype=torch.float64),
-                              gamma=0.9)))
-_bad("off_policy_q_targets",
-     ("traces", lambda f: f(_row(), _row(), _row(), _row(2), gamma=0.9)),
-     ("gamma", lambda f: f(_row(), _row(), _row(), _row(), gamma=-0.1)),
-     ("q_values", lambda f: f(_row(), torch.full((1, 3), float("nan"), dtype=torch.float64),
-                              _row(), _row(), gamma=0.9)))
-_bad("trace_coefficients", ("method", lambda f: f("vtrace", lam=0.5, log_rhos=_row())),
-     ("pi_probs", lambda f: f("tree_backup", lam=0.5)),
-     ("lam", lambda f: f("retrace", lam=2.0, log_rhos=_row())),
-     ("pi_probs", lambda f: f("tree_backup", lam=0.5, pi_probs=_row() * 2)))
+ROWS = rows(
+    array_row("vtrace", op.vtrace, _vtrace_cases, B.bound_vtrace, differentiable=(0, 1, 2),
+              pinned=_VTRACE_PINNED, bad_inputs=(
+                  bad("log_rhos", _ONES, _ONES, _ONES, T([[1.0, 1.0]]), gamma=0.9),
+                  bad("rhos", _ONES, _ONES, _ONES, gamma=0.9, rhos=T([[-1.0, -1.0, -1.0]])),
+                  bad("rho_clip", _ONES, _ONES, _ONES, _ONES, gamma=0.9, rho_clip=0.0),
+                  bad("c_clip", _ONES, _ONES, _ONES, _ONES, gamma=0.9, c_clip=-1.0),
+                  bad("lam", _ONES, _ONES, _ONES, _ONES, gamma=0.9, lam=1.5),
+                  bad("gamma", _ONES, _ONES, _ONES, _ONES, gamma=1.5),
+                  bad("log_rhos", _ONES, _ONES, _ONES, _NANS, gamma=0.9))),
+    array_row("off_policy_q_targets", op.off_policy_q_targets, _q_cases, B.bound_q_targets,
+              differentiable=(0, 1, 2, 3), pinned=_Q_PINNED, bad_inputs=(
+                  bad("traces", _ONES, _ONES, _ONES, T([[1.0, 1.0]]), gamma=0.9),
+                  bad("gamma", _ONES, _ONES, _ONES, _ONES, gamma=-0.1),
+                  bad("q_values", _ONES, _NANS, _ONES, _ONES, gamma=0.9))),
+    array_row("trace_coefficients", op.trace_coefficients, _trace_cases, B.bound_traces,
+              differentiable=(), bad_inputs=(
+                  bad("method", "vtrace", lam=0.5, log_rhos=_ONES),
+                  bad("pi_probs", "tree_backup", lam=0.5),
+                  bad("lam", "retrace", lam=2.0, log_rhos=_ONES),
+                  bad("pi_probs", "tree_backup", lam=0.5, pi_probs=T([[2.0, 2.0, 2.0]])))),
+)
+CHECKS = CheckList(check for row in ROWS.values() for check in array_checks(row))

@@ -22,10 +22,13 @@ from .. import returns as ret
 from ..bounds import recursion_bound, rounded_once
 from ..strategies import (Episode, _consistent_next_values, episodes,
                           floats_as_fractions)
-from . import Capabilities, CheckFailure, Context, register
+from .core import Capabilities, Check, CheckFailure, CheckList, Context
 from ._common import assert_hygienic, exceeds, expect_named_error
 from .compare import compare, exact_floats
+from .episodes import BAD_INPUTS, PINNED, as_batch, half_pinned, terminal_ends
 from .specs import SPECS, FunctionSpec
+
+__all__ = ["STEP_FUNCTIONS", "StepFunction", "CHECKS"]
 
 
 @dataclass(frozen=True)
@@ -163,18 +166,6 @@ def _eps(spec: StepFunction, caps: Capabilities, **kw: Any) -> st.SearchStrategy
     return episodes(**kw)
 
 
-def terminal_ends(ep: Episode) -> Episode:
-    """The episode with no flags but a termination at each row's last present step (what a
-    function without flags computes: token-level RLHF code never bootstraps at the end)."""
-    term = np.zeros(ep.shape, dtype=bool)
-    for idx in np.ndindex(ep.shape[:-1]):
-        present = [t for t in range(ep.shape[-1]) if ep.mask is None or ep.mask[idx + (t,)]]
-        if present:
-            term[idx + (present[-1],)] = True
-    return Episode(ep.rewards, ep.values, ep.next_values, term, np.zeros(ep.shape, bool),
-                   ep.mask, ep.gamma, ep.lam)
-
-
 def _episode_strategy(spec: StepFunction, regime: str, caps: Capabilities
                       ) -> st.SearchStrategy:
     if regime == "exact":
@@ -210,52 +201,6 @@ def _nan_free(name: str, a: np.ndarray, what: str) -> None:
         raise CheckFailure(f"{name} returned NaN at {idx} ({what})", tier="WRONG")
 
 
-def _row(rewards, next_values, *, terminated=(0, 0, 0), truncated=(0, 0, 0), mask=None,
-         gamma=Fraction(1, 2), lam=Fraction(1, 2)) -> Episode:
-    def frac(xs):
-        return np.array([Fraction(x) for x in xs], dtype=object)
-
-    return Episode(frac(rewards), frac([Fraction(1, 8), Fraction(1, 4), Fraction(3, 8)]),
-                   frac(next_values), np.array(terminated, bool), np.array(truncated, bool),
-                   None if mask is None else np.array(mask, bool), gamma, lam)
-
-
-# Boundary structures every implementation must get right, tried before the random search:
-# a termination, a truncation and an interior masked step in the middle of a row, and a
-# per-step discount. (Random search alone can miss an interior hole with 0 < γλ < 1.)
-PINNED = [  # each a [1, 3] batch, so that functions limited to [B, T] take them too
-    _row([1, 2, 4], [1, 2, 4], terminated=(0, 1, 0)),
-    _row([1, 2, 4], [1, 2, 4], truncated=(0, 1, 0)),
-    _row([1, 2, 4], [1, 2, 4], mask=(1, 0, 1)),
-    _row([1, 2, 4], [1, 2, 4], mask=(1, 0, 1), truncated=(0, 1, 0), terminated=(1, 0, 0)),
-    _row([1, 2, 4], [1, 2, 4], mask=(1, 1, 0)),  # right padding, as LM batches have it
-    _row([1, 2, 4], [1, 2, 4], gamma=np.array([Fraction(1, 2), Fraction(1, 4), Fraction(1)],
-                                              dtype=object)),
-]
-
-
-def _half_pinned() -> Episode:
-    """40 steps of rewards near 1 with γ = 0.99 and λ = 0.95 (float32 values): bfloat16 has
-    γ = 0.98828125, and a running sum near 30 in float16 loses 2⁻⁷ per addition, so a
-    computation in the half dtype itself is off by far more than one final rounding."""
-    T = 40
-    frac = lambda xs: np.array([Fraction(float(np.float32(x))) for x in xs], dtype=object)  # noqa: E731
-    rewards = frac([1 + ((7 * t) % 5) / 8 for t in range(T)])
-    values = frac([((3 * t) % 7) / 4 for t in range(T)])
-    next_values = np.concatenate([values[1:], frac([0.5])])
-    g, lam = (Fraction(float(np.float32(x))) for x in (0.99, 0.95))
-    return Episode(rewards, values, next_values, np.zeros(T, bool), np.zeros(T, bool), None,
-                   g, lam)
-
-
-def _as_batch(ep: Episode) -> Episode:
-    def two_d(a):
-        return None if a is None else a.reshape(1, -1)
-
-    return Episode(two_d(ep.rewards), two_d(ep.values), two_d(ep.next_values),
-                   two_d(ep.terminated), two_d(ep.truncated), two_d(ep.mask), ep.gamma, ep.lam)
-
-
 def _with_pinned(prop, spec: StepFunction, ctx: Context, extra: tuple[Episode, ...] = ()):
     """The pinned boundary rows (and ``extra`` ones), after the counterexamples earlier
     checks of this run found (tried first: a bug found once is not searched for and shrunk
@@ -272,7 +217,7 @@ def _with_pinned(prop, spec: StepFunction, ctx: Context, extra: tuple[Episode, .
             continue
         if isinstance(ep.gamma, np.ndarray) and not caps.per_step_gamma:
             continue
-        ep = _as_batch(ep)
+        ep = as_batch(ep)
         if not caps.inconsistent_values:
             ep.next_values = _consistent_next_values(ep.values, ep.next_values, ep.terminated,
                                                      ep.truncated, ep.mask)
@@ -315,7 +260,7 @@ def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
                     rerun=lambda f: spec.call(f, ep, copy.deepcopy(pristine), n, caps),
                     example={"ep": ep, "n": n}, time_axis=True)
 
-        _with_pinned(prop, spec, ctx, (_half_pinned(),) if regime == "half" else ())()
+        _with_pinned(prop, spec, ctx, (half_pinned(),) if regime == "half" else ())()
 
     return run
 
@@ -543,29 +488,6 @@ def _gradcheck(spec: StepFunction):
     return run
 
 
-BAD_INPUTS: list[tuple[str, str, Callable[[dict], dict]]] = [
-    # "shape": rewards one step shorter than the other per-step inputs
-    ("shape", "rewards", lambda kw: dict(kw, rewards=kw["rewards"][..., :-1])),
-    ("gamma", "gamma", lambda kw: dict(kw, gamma=1.5)),
-    ("gamma", "gamma", lambda kw: dict(kw, gamma=-0.1)),
-    ("lam", "lam", lambda kw: dict(kw, lam=1.01)),
-    ("mask", "mask", lambda kw: dict(kw, mask=torch.full(kw["rewards"].shape, 2.0))),
-    ("terminated", "terminated",
-     lambda kw: dict(kw, terminated=torch.full(kw["rewards"].shape, 0.5))),
-    ("rewards", "rewards", lambda kw: dict(kw, rewards=_with_nan(kw["rewards"]))),
-    ("values", "values", lambda kw: dict(kw, values=_with_nan(kw["values"]))),
-    ("next_values", "next_values",
-     lambda kw: dict(kw, next_values=_with_nan(kw["next_values"]))),
-    ("n", "n", lambda kw: dict(kw, n=0)),
-]
-
-
-def _with_nan(x: torch.Tensor) -> torch.Tensor:
-    y = x.clone()
-    y[..., 0] = float("nan")
-    return y
-
-
 def _bad_input(spec: StepFunction):
     """Each mistake of SPEC §1 'Bad input' raises ValueError/TypeError naming the argument."""
 
@@ -578,8 +500,9 @@ def _bad_input(spec: StepFunction):
                 "terminated": torch.zeros(2, T, dtype=torch.bool),
                 "truncated": torch.zeros(2, T, dtype=torch.bool),
                 "mask": torch.ones(2, T, dtype=torch.bool)}
-        for needs, word, mutate in BAD_INPUTS:
-            kw = mutate(dict(base))
+        for bad in BAD_INPUTS:
+            needs, word = bad.needs, bad.word
+            kw = bad.apply(dict(base))
             caps = ctx.capabilities
             present = set(spec.steps) | {"gamma"} | {
                 f for f in spec.flags if getattr(caps, f, True)
@@ -598,32 +521,40 @@ def _bad_input(spec: StepFunction):
     return run
 
 
-for _name, _spec in STEP_FUNCTIONS.items():
-    register(_name, "exact_small",
-             "exact dyadic inputs, T <= 6, float64: equals the exact oracle")(
-        _value_check(_spec, "exact", torch.float64))
-    register(_name, "float64", "general floats, T <= 40, float64, within the derived bound")(
-        _value_check(_spec, "float", torch.float64))
-    register(_name, "float32", "general floats, T <= 40, float32, within the derived bound")(
-        _value_check(_spec, "float", torch.float32))
-    for _half in (torch.float16, torch.bfloat16):
-        register(_name, str(_half).replace("torch.", ""),
-                 "general floats rounded to the half dtype, T <= 40: within the float32 bound "
-                 "plus one final rounding (SPEC §1)", requires=("half",))(
-            _value_check(_spec, "half", _half))
-    if _name != "td_errors":
-        register(_name, "long_float32", "T = 100000 in float32, within the derived bound")(
-            _long_check(_spec))
-    register(_name, "batch_consistency", "row i of a batch equals row i alone")(
-        _batch_consistency(_spec))
-    register(_name, "hygiene", "inputs untouched; dtype, device, shape kept; deterministic")(
-        _hygiene(_spec))
-    register(_name, "ignored_numbers",
-             "NaN/inf at masked steps and terminated next_values do not leak")(
-        _ignored_numbers(_spec))
-    register(_name, "jacobian", "Jacobian equals the exact one (float64)",
-             requires=("gradients", "inconsistent_values"))(_jacobian(_spec))
-    register(_name, "gradcheck", "torch.autograd.gradcheck in float64",
-             requires=("gradients", "mask", "truncated", "flags"))(_gradcheck(_spec))
-    register(_name, "bad_input", "bad input raises ValueError/TypeError naming the argument",
-             requires=("validates_input",))(_bad_input(_spec))
+def _checks(spec: StepFunction) -> list[Check]:
+    """The checks of one §2 function."""
+    name = spec.name
+
+    def check(suffix, summary, func, requires=(), tier="correctness") -> Check:
+        return Check(f"{name}.{suffix}", name, summary, func, frozenset(requires), tier)
+
+    made = [
+        check("exact_small", "exact dyadic inputs, T <= 6, float64: equals the exact oracle",
+              _value_check(spec, "exact", torch.float64)),
+        check("float64", "general floats, T <= 40, float64, within the derived bound",
+              _value_check(spec, "float", torch.float64)),
+        check("float32", "general floats, T <= 40, float32, within the derived bound",
+              _value_check(spec, "float", torch.float32))]
+    made += [check(str(half).replace("torch.", ""), "general floats rounded to the half dtype, "
+                   "T <= 40: within the float32 bound plus one final rounding (SPEC §1)",
+                   _value_check(spec, "half", half), requires=("half",))
+             for half in (torch.float16, torch.bfloat16)]
+    if name != "td_errors":
+        made.append(check("long_float32", "T = 100000 in float32, within the derived bound",
+                          _long_check(spec)))
+    return made + [
+        check("batch_consistency", "row i of a batch equals row i alone",
+              _batch_consistency(spec), tier="robustness"),
+        check("hygiene", "inputs untouched; dtype, device, shape kept; deterministic",
+              _hygiene(spec), tier="hygiene"),
+        check("ignored_numbers", "NaN/inf at masked steps and terminated next_values do not "
+              "leak", _ignored_numbers(spec), tier="robustness"),
+        check("jacobian", "Jacobian equals the exact one (float64)", _jacobian(spec),
+              requires=("gradients", "inconsistent_values")),
+        check("gradcheck", "torch.autograd.gradcheck in float64", _gradcheck(spec),
+              requires=("gradients", "mask", "truncated", "flags")),
+        check("bad_input", "bad input raises ValueError/TypeError naming the argument",
+              _bad_input(spec), requires=("validates_input",), tier="validation")]
+
+
+CHECKS = CheckList(c for spec in STEP_FUNCTIONS.values() for c in _checks(spec))

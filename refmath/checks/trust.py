@@ -15,10 +15,14 @@ from hypothesis import strategies as st
 
 from .. import policy_gradient as pg
 from .. import trust_region as tr
-from . import CheckFailure, Context, register
+from .core import CheckFailure, CheckList, Context
 from ._common import exceeds, worst_of
 
 U64 = 2.0**-53
+
+__all__ = ["CHECKS"]
+
+CHECKS = CheckList()
 
 
 
@@ -49,7 +53,7 @@ def _scale(mdp) -> float:
     return float(sum(abs(x) for row in mdp.R for x in row)) * mdp.H + 1
 
 
-@register("expected_return", "value_and_autograd",
+@CHECKS.register("expected_return", "value_and_autograd",
           "J and autograd ∇_θ J (π = softmax(θ), float64) equal the exact enumeration")
 def _expected_return(fn, ctx: Context) -> None:
     @ctx.settings(25)
@@ -73,7 +77,7 @@ def _expected_return(fn, ctx: Context) -> None:
     prop()
 
 
-@register("critic_loss", "value", "(V − G)² equals the oracle exactly on dyadic inputs")
+@CHECKS.register("critic_loss", "value", "(V − G)² equals the oracle exactly on dyadic inputs")
 def _critic_value(fn, ctx: Context) -> None:
     dyadic = st.integers(-64, 64).map(lambda k: Fraction(k, 8))
 
@@ -92,7 +96,7 @@ def _critic_value(fn, ctx: Context) -> None:
     prop()
 
 
-@register("actor_loss", "no_critic_gradient",
+@CHECKS.register("actor_loss", "no_critic_gradient",
           "−log π·A with A = G − V(s) from a critic: the actor loss sends zero gradient into "
           "the critic, and its value and gradient in log π are the oracle's")
 def _actor_detached(fn, ctx: Context) -> None:
@@ -123,7 +127,7 @@ def _actor_detached(fn, ctx: Context) -> None:
     prop()
 
 
-@register("fisher_matrix", "exact_and_kl_hessian",
+@CHECKS.register("fisher_matrix", "exact_and_kl_hessian",
           "diag(p) − ppᵀ equals the exact Fisher matrix and autograd's Hessian of "
           "KL(π_old‖softmax(θ)) at θ_old, batched")
 def _fisher(fn, ctx: Context) -> None:
@@ -161,7 +165,7 @@ def spd_systems(draw, max_n: int = 6):
     return A, g
 
 
-@register("conjugate_gradient", "solves",
+@CHECKS.register("conjugate_gradient", "solves",
           "n iterations on an n×n SPD system (float64) give the direct solve, within the "
           "condition-number bound; damping adds to the diagonal")
 def _cg(fn, ctx: Context) -> None:
@@ -186,7 +190,7 @@ def _cg(fn, ctx: Context) -> None:
     prop()
 
 
-@register("natural_gradient_step", "quadratic_model",
+@CHECKS.register("natural_gradient_step", "quadratic_model",
           "s = sqrt(2δ/gᵀF⁻¹g)·F⁻¹g: ½ sᵀF s = δ and s equals the exact step (float64)")
 def _natural(fn, ctx: Context) -> None:
     @ctx.settings(25)
@@ -212,7 +216,7 @@ def _natural(fn, ctx: Context) -> None:
     prop()
 
 
-@register("backtracking_line_search", "accepts_only_feasible_improvements",
+@CHECKS.register("backtracking_line_search", "accepts_only_feasible_improvements",
           "the full step violates KL ≤ δ: the search backtracks to the oracle's step; a step "
           "without improvement is never accepted")
 def _line_search(fn, ctx: Context) -> None:

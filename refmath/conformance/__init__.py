@@ -190,7 +190,7 @@ def adapt(fn: Callable, kind: str, convention: Convention) -> Callable:
     return wrapper
 
 
-SEVERITIES = ("correctness", "precision", "robustness", "hygiene", "validation")
+SEVERITIES = ("correctness", "precision", "robustness", "hygiene", "validation")  # TIERS + precision
 
 
 @dataclass
@@ -319,31 +319,6 @@ def _target(fn: Callable | str, kind: str, plan: "Plan") -> tuple[str, Target]:
                f"fn = adapt({target.callee}, {kind!r}, "
                f"parse_convention({str(plan.convention)!r}))")
     return text, Target(imports, "fn")
-
-
-_ROBUSTNESS = ("ignored_numbers", "extremes", "overflowed_ratio", "batch_consistency")
-
-
-def check_tier(check_id: str) -> str:
-    """The tier a check belongs to: correctness (values, gradients), robustness (ignored
-    numbers, extremes, batch consistency), hygiene (inputs untouched; dtype, device,
-    determinism), validation (bad input)."""
-    name = check_id.split(".", 1)[-1]
-    if name == "hygiene":
-        return "hygiene"
-    if name == "bad_input":
-        return "validation"
-    return "robustness" if name in _ROBUSTNESS else "correctness"
-
-
-def severity(result: CheckResult) -> str:
-    """The tier of a result: its check's, except that a value check failed as IMPRECISE
-    (beyond the bound, within 1e-5 of the result's scale) is precision."""
-    tier = check_tier(result.id)
-    if tier == "correctness" and result.status == "failed" and result.tier.startswith(
-            "IMPRECISE"):
-        return "precision"
-    return tier
 
 
 @dataclass
@@ -587,13 +562,15 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
 def _check_only(kind: str, only: dict[str, tuple[Any, ...]]) -> None:
     """``--only`` narrows the options the array checks draw; a kind whose checks choose their
     own inputs cannot honour it, and a value refmath's own oracle rejects is no option."""
-    from ..checks.policy import honours_only, option_domain_error
+    from ..checks import array_row
+    from ..checks.arrays import option_domain_error
 
-    if not honours_only(kind):
+    row = array_row(kind)
+    if row is None:
         raise UsageError(f"--only: the checks of {kind} draw their own inputs and cannot be "
                          "narrowed by option; declare a missing capability with "
                          "--convention no_<capability> instead")
-    problem = option_domain_error(kind, only)
+    problem = option_domain_error(row, only)
     if problem:
         raise UsageError(f"--only {problem}")
 
@@ -650,7 +627,6 @@ def check(kind: str, fn: Callable | str, *, convention: Convention | str | None 
         output = guarded.take_output()  # what it printed during this check only
         if result.status == "failed":
             result.output = output[-2000:]
-        result.severity = severity(result)
         reason = plan.expected_failures.get(c.id)
         if reason is not None and result.status == "failed":
             result.status, result.waiver = "xfail", reason

@@ -1,0 +1,228 @@
+"""Known mistakes of the token-level policy loss, the off-policy returns (SPEC §6) and the
+language-model objectives (SPEC §7): the second half of the catalogue of
+:mod:`refmath.checks.mutants` (which imports this module, so the catalogue is whole)."""
+
+from __future__ import annotations
+
+import torch
+
+import refmath_torch as rt
+
+from .mutants import mutant
+
+__all__: list[str] = []
+
+
+# --- the token-level policy loss ------------------------------------------------------------
+
+@mutant("policy_loss", "policy_loss.float64",
+        "padding in the mean: token-mean divides by every position B·T, response tokens or "
+        "not (the loss shrinks with the padding)")
+def policy_loss_padding_in_mean(logp, old_logp, advantages, mask, *, mode="token-mean",
+                                **kw):
+    if mode != "token-mean":
+        return rt.policy_loss(logp, old_logp, advantages, mask, mode=mode, **kw)
+    total = rt.policy_loss(logp, old_logp, advantages, mask, mode="token-mean", **kw)
+    return total * mask.sum() / mask.numel()
+
+
+@mutant("policy_loss", "policy_loss.float64",
+        "the surrogate objective returned instead of the loss: + where a loss to minimise "
+        "needs −")
+def policy_loss_not_negated(logp, old_logp, advantages, mask, **kw):
+    return -rt.policy_loss(logp, old_logp, advantages, mask, **kw)
+
+
+@mutant("policy_loss", "policy_loss.float64", "verl-style padding in the mean: the masked "
+        "token-mean over (loss·mask).sum() / numel", layout="verl")
+def verl_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask, cliprange,
+                              loss_agg_mode):
+    ratio = torch.exp(log_prob - old_log_prob)
+    losses = torch.maximum(-advantages * ratio,
+                           -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange))
+    losses = torch.where(advantages < 0, torch.minimum(-advantages * 3.0, losses), losses)
+    kept = torch.where(response_mask.bool(), losses, torch.zeros_like(losses))
+    if loss_agg_mode == "token-mean":
+        return kept.sum() / kept.numel()
+    rows = response_mask.sum(-1) > 0
+    sums = kept.sum(-1)
+    if loss_agg_mode == "seq-mean-token-sum":
+        return sums[rows].mean()
+    return (sums / response_mask.sum(-1).clamp(min=1))[rows].mean()
+
+
+# --- off-policy returns (SPEC §6) ---------------------------------------------------------------
+
+def _pg_weight(log_rhos, kw):
+    """min(pg_rho_clip, ρ): V-trace's policy-gradient weight, for the mutants that rebuild
+    the advantage."""
+    rho = torch.exp(log_rhos) if log_rhos is not None else kw["rhos"]
+    clip = kw.get("pg_rho_clip", 1.0)
+    return rho if clip is None else rho.clamp(max=clip)
+
+
+@mutant("vtrace", "vtrace.float64", "the trace c clipped with ρ̄ (rho_clip) instead of c̄ "
+        "(c_clip)")
+def vtrace_c_clipped_with_rho_bar(rewards, values, next_values, log_rhos=None, **kw):
+    kw["c_clip"] = kw.get("rho_clip", 1.0)
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "a clip of None (no clip) read as the default 1.0 "
+        "(`rho_clip or 1.0`): ratios above 1 are clipped where SPEC asks for none")
+def vtrace_no_clip_as_one(rewards, values, next_values, log_rhos=None, **kw):
+    for clip in ("rho_clip", "c_clip", "pg_rho_clip"):
+        kw[clip] = kw.get(clip) or 1.0
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "λ missing from the trace: c_t = min(c̄, ρ_t)")
+def vtrace_lambda_missing(rewards, values, next_values, log_rhos=None, **kw):
+    kw["lam"] = 1.0
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "the unclipped ρ in the TD term δ_t (ρ̄ not applied)")
+def vtrace_unclipped_rho(rewards, values, next_values, log_rhos=None, **kw):
+    kw["rho_clip"] = None
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "the log-ratio sign flipped: log μ − log π (ρ = μ/π)")
+def vtrace_log_ratio_flipped(rewards, values, next_values, log_rhos=None, **kw):
+    if log_rhos is not None:
+        return rt.vtrace(rewards, values, next_values, -log_rhos, **kw)
+    kw["rhos"] = 1 / kw["rhos"].clamp(min=1e-300)
+    return rt.vtrace(rewards, values, next_values, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "the policy-gradient advantage built from V' instead of "
+        "vs: min(ρ̄_pg, ρ)·δ_t, the one-step TD error")
+def vtrace_pg_from_values(rewards, values, next_values, log_rhos=None, **kw):
+    vs, _ = rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+    weight = _pg_weight(log_rhos, kw)
+    delta = rt.td_errors(rewards, values, next_values, gamma=kw["gamma"],
+                         terminated=kw.get("terminated"))
+    keep = kw.get("mask")
+    pg = weight * delta
+    return vs, pg if keep is None else torch.where(keep, pg, torch.zeros_like(pg))
+
+
+@mutant("off_policy_q_targets", "off_policy_q_targets.float64",
+        "the trace indexed at t instead of t+1: G_t = r_t + γ(E_t + c_t·(G_{t+1} − Q_{t+1}))")
+def q_trace_index_shifted(rewards, q_values, next_expected_q, traces, **kw):
+    shifted = torch.cat([traces[..., :1], traces[..., :-1]], dim=-1)
+    return rt.off_policy_q_targets(rewards, q_values, next_expected_q, shifted, **kw)
+
+
+@mutant("vtrace", "vtrace.float64", "at a truncation the advantage bootstraps from vs_{t+1}, "
+        "the NEXT episode's first target, instead of V'_t (the cut state's value)")
+def vtrace_bootstrap_across_truncation(rewards, values, next_values, log_rhos=None, **kw):
+    vs, pg = rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+    truncated = kw.get("truncated")
+    if truncated is None:
+        return vs, pg
+    weight = _pg_weight(log_rhos, kw)
+    following = torch.cat([vs[..., 1:], next_values[..., -1:]], dim=-1)
+    wrong = weight * (rewards + kw["gamma"] * following - values)
+    cut = truncated.clone()
+    cut[..., -1] = False
+    return vs, torch.where(cut, wrong, pg)
+
+
+# --- language-model objectives (SPEC §7) ------------------------------------------------------
+
+@mutant("importance_weighted_kl_estimate", "importance_weighted_kl_estimate.float64",
+        "the ratio weight missing from the off-policy KL: k alone on samples from π_old")
+def iw_kl_without_ratio(logp, ref_logp, old_logp, kind):
+    return rt.kl_estimate(logp, ref_logp, kind)
+
+
+@mutant("overlong_penalty", "overlong_penalty.float64",
+        "the overlong penalty off by the cache window: the ramp starts at L_max, not "
+        "L_max − L_cache")
+def overlong_from_max_length(lengths, *, max_length, cache_length):
+    return rt.overlong_penalty(lengths, max_length=max_length + cache_length,
+                               cache_length=cache_length).clamp(min=-1.0)
+
+
+@mutant("cispo_surrogate", "cispo_surrogate.gradient",
+        "CISPO's clipped weight left on the gradient path (not detached): the clip's own "
+        "derivative leaks in, and clipped tokens lose the weight's stop-gradient")
+def cispo_weight_not_detached(logp, old_logp, advantages, mask, *, clip_low, clip_high):
+    keep = mask.bool()
+    weight = torch.clamp(torch.exp(torch.where(keep, logp - old_logp, torch.zeros_like(logp))),
+                         1 - clip_low, 1 + clip_high)
+    return torch.where(keep, weight * advantages * logp, torch.zeros_like(logp))
+
+
+@mutant("rollout_correction", "rollout_correction.no_gradient",
+        "the TIS weight not stop-gradiented: min(exp(logp − rollout_logp), C) left on the "
+        "gradient path, so the correction also rescales the policy gradient's direction")
+def tis_weight_not_detached(logp, rollout_logp, mask, *, level="token", mode="truncate",
+                            low=None, high=2.0):
+    keep = mask.bool()
+    d = torch.where(keep, logp - rollout_logp, torch.zeros_like(logp))
+    if level == "sequence":
+        d = d.sum(-1, keepdim=True).expand_as(d)
+    w = torch.exp(d)
+    lo = 0.0 if low is None else low
+    w = torch.clamp(w, max=high) if mode == "truncate" else torch.where(
+        (w >= lo) & (w <= high), w, torch.zeros_like(w))
+    return torch.where(keep, w, torch.zeros_like(w))
+
+
+def _masked_mean_log_ratio(logp, old_logp, mask):
+    keep = mask.bool()
+    d = torch.where(keep, logp - old_logp, torch.zeros_like(logp))
+    return d.sum(-1, keepdim=True), keep.sum(-1, keepdim=True).clamp(min=1).to(d.dtype), keep
+
+
+@mutant("gspo_surrogate", "gspo_surrogate.float64",
+        "GSPO's sequence ratio from the SUM of the token log-ratios (the plain product of "
+        "ratios) instead of their mean: its length normalisation lost")
+def gspo_ratio_from_sum(logp, old_logp, advantages, mask, *, clip_low, clip_high=None):
+    total, _, keep = _masked_mean_log_ratio(logp, old_logp, mask)
+    hi = clip_low if clip_high is None else clip_high
+    s = torch.exp(total).expand_as(logp)
+    A = advantages.unsqueeze(-1).expand_as(logp)
+    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+@mutant("gspo_token_surrogate", "gspo_token_surrogate.gradient",
+        "GSPO-token's sequence ratio left on the gradient path (no sg[s]): each token's "
+        "gradient becomes s·A_t/|y| summed over the sequence instead of s·A_t")
+def gspo_token_ratio_not_detached(logp, old_logp, advantages, mask, *, clip_low,
+                                  clip_high=None):
+    total, n, keep = _masked_mean_log_ratio(logp, old_logp, mask)
+    hi = clip_low if clip_high is None else clip_high
+    s = torch.exp(total / n).expand_as(logp)
+    A = advantages if advantages.shape == logp.shape else advantages.unsqueeze(-1).expand_as(
+        logp)
+    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
+@mutant("split_aggregate_loss", "split_aggregate_loss.float64",
+        "each micro-batch normalised by its own token (or sequence) count and the results "
+        "averaged over the micro-batches (loss / grad_accum_steps): not the full-batch loss "
+        "unless every micro-batch has the same count")
+def micro_batches_self_normalised(per_step_loss, mask, mode, *, splits, normalizer=None):
+    parts = []
+    chunks = list(zip(torch.split(per_step_loss, splits), torch.split(mask, splits)))
+    for loss, m in chunks:
+        if m.numel() == 0 or not m.bool().any():
+            parts.append(per_step_loss.new_zeros(()))
+        else:
+            parts.append(rt.aggregate_loss(loss, m, mode, normalizer=normalizer) / len(chunks))
+    return torch.stack(parts)
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "REINFORCE++-baseline whitened within each group (GRPO's normalisation) instead of "
+        "over the whole batch")
+def reinforce_pp_whitened_per_group(rewards, *, method, eps=1e-6, unbiased=True):
+    if method == "reinforce_pp":
+        return rt.group_advantages(rewards, method="grpo", eps=eps, unbiased=unbiased)
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
