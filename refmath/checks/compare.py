@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .core import CheckFailure, Context, Target
+from .core import LIKELY, CheckFailure, Context, Target
 from .specs import FunctionSpec
 
 __all__ = ["compare", "literal", "reproduction", "exact_floats"]
@@ -115,15 +115,14 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
     message = (f"{spec.name} {label}: {tier} (error is {float(ratio[worst]):.3g} x the allowed "
                f"bound)\n  worst element {where}: yours = {yours}  exact = {exact_text}  "
                f"bound = {float(bound[worst]):.3g}")
-    causes: list[str] = []
+    diagnosis = None
     if rerun is not None:
         from .mutants import diagnose
 
-        matches = diagnose(spec.name, rerun, got, bound, ctx, exact=exact_f)
-        causes = [m.name for m in matches]
-        if matches:
-            message += "\n  likely cause   matches known mistake " + ", ".join(
-                f"'{m.name}' ({m.description})" for m in matches)
+        message += LIKELY
+
+        def diagnosis():
+            return diagnose(spec.name, rerun, got, bound, ctx, exact=exact_f)
     message += f"\n  inputs: {inputs}"
     repro = ""
     if values is not None:
@@ -132,4 +131,4 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
                                                   for line in repro.splitlines())
     raise CheckFailure(message, tier=tier, worst=where, yours=yours, exact=exact_text,
                        bound=f"{float(bound[worst]):.3g}", counterexample=inputs,
-                       reproduction=repro, causes=causes, example=example)
+                       reproduction=repro, diagnosis=diagnosis, example=example)

@@ -249,6 +249,21 @@ def _notes(err: BaseException) -> str:
                                           "Explanation", "    The test ", "Trying example")))
 
 
+# Where a failure message names its likely cause: a check raises CheckFailure with this
+# marker in its message and ``diagnosis=`` a thunk returning the matching known mistakes; the
+# thunk runs once, after Hypothesis has shrunk the counterexample (not at every shrink step:
+# a diagnosis runs every mutant of the kind).
+LIKELY = "\x00likely cause\x00"
+
+
+def likely_causes(matches: list) -> tuple[list[str], str]:
+    """The names of the matching mistakes, and the message line naming them ("" if none)."""
+    if not matches:
+        return [], ""
+    return [m.name for m in matches], "\n  likely cause   matches known mistake " + ", ".join(
+        f"'{m.name}' ({m.description})" for m in matches)
+
+
 def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckResult:
     from .guard import FunctionExited, FunctionTimeout, has_user_frames, user_traceback
 
@@ -262,6 +277,9 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
             if name in d:
                 setattr(result, name, str(d[name]))
         result.causes = list(d.get("causes", ()))
+        if d.get("diagnosis") is not None:  # once, on the final (shrunk) counterexample
+            result.causes, line = likely_causes(d["diagnosis"]())
+            result.message = result.message.replace(LIKELY, line)
         if d.get("example") is not None:
             ctx.known.setdefault(check.kind, []).append(d["example"])
     elif not isinstance(err, (FunctionExited, FunctionTimeout)) and not has_user_frames(err):
