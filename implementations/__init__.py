@@ -5,55 +5,20 @@ Same names and keyword arguments as the exact oracles in :mod:`refmath`; inputs 
 source folder ``implementations/`` under the import name ``refmath_torch``.
 """
 
+from . import (advantages, divergences, objectives, off_policy, policy_gradient, ratios,
+               returns, trust_region)
 from ._inputs import unchecked as unchecked  # re-exported: a context manager, no oracle twin
-from .advantages import gae, lambda_returns
-from .divergences import (entropy, entropy_from_logits, importance_weighted_kl_estimate,
-                          kl_divergence, kl_estimate)
-from .objectives import (
-    adaptive_kl_coefficient,
-    aggregate_loss,
-    cispo_surrogate,
-    clipped_surrogate,
-    group_advantages,
-    gspo_surrogate,
-    gspo_token_surrogate,
-    kl_penalized_surrogate,
-    kl_shaped_rewards,
-    overlong_penalty,
-    policy_loss,
-    remax_advantages,
-    split_aggregate_loss,
-    value_loss,
-    whiten,
-)
-from .ratios import (
-    geometric_mean_ratio,
-    importance_ratio,
-    rollout_correction,
-    sequence_log_ratio,
-    truncated_importance_weight,
-)
-from .off_policy import off_policy_q_targets, trace_coefficients, vtrace
-from .policy_gradient import actor_loss, critic_loss, expected_return
-from .returns import discounted_returns, n_step_returns, td_errors
-from .trust_region import (
-    backtracking_line_search,
-    conjugate_gradient,
-    fisher_matrix,
-    natural_gradient_step,
-)
+from .advantages import *  # noqa: F401,F403 - each module's __all__ holds its twins
+from .divergences import *  # noqa: F401,F403
+from .objectives import *  # noqa: F401,F403
+from .off_policy import *  # noqa: F401,F403
+from .policy_gradient import *  # noqa: F401,F403
+from .ratios import *  # noqa: F401,F403
+from .returns import *  # noqa: F401,F403
+from .trust_region import *  # noqa: F401,F403
 
-__all__ = [
-    "td_errors", "discounted_returns", "n_step_returns", "gae", "lambda_returns",
-    "importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
-    "truncated_importance_weight",
-    "kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
-    "clipped_surrogate", "kl_penalized_surrogate", "adaptive_kl_coefficient", "value_loss",
-    "whiten", "aggregate_loss", "group_advantages", "policy_loss",
-    "expected_return", "critic_loss", "actor_loss",
-    "fisher_matrix", "conjugate_gradient", "natural_gradient_step", "backtracking_line_search",
-    "vtrace", "off_policy_q_targets", "trace_coefficients",
-    "importance_weighted_kl_estimate", "kl_shaped_rewards", "overlong_penalty",
-    "cispo_surrogate", "rollout_correction", "gspo_surrogate", "gspo_token_surrogate",
-    "split_aggregate_loss", "remax_advantages",
-]  # the twins of the oracles; `unchecked` (a context manager, no oracle) is imported by name
+# the twins of the oracles, derived from the modules' __all__ (adding a twin to its module
+# adds it here); `unchecked` (a context manager, no oracle) is imported by name
+_MODULES = (returns, advantages, ratios, divergences, objectives, policy_gradient,
+            trust_region, off_policy)
+__all__ = [name for module in _MODULES for name in module.__all__]

@@ -18,12 +18,34 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from numbers import Integral, Real
-from typing import Any, Callable, Iterator, Sequence
+from typing import Annotated, Any, Callable, Iterator, Sequence, get_args, get_origin
 
 import numpy as np
 import sympy
 
-__all__ = ["Prepared", "prepare", "map_rows", "check_unit_interval", "check_positive_int"]
+__all__ = ["Array", "is_array", "Prepared", "prepare", "map_rows", "check_unit_interval",
+           "check_positive_int"]
+
+
+class _ArrayParameter:
+    """The tag of :data:`Array` (what the checker reads to know a parameter is an array)."""
+
+    def __repr__(self) -> str:
+        return "array"
+
+
+ARRAY = _ArrayParameter()
+# An array of numbers: a NumPy array, nested lists, of floats, Fractions or SymPy numbers.
+# The one array type of every oracle: ``typing.get_type_hints(oracle, include_extras=True)``
+# tells the checker which parameters are arrays (refmath.checks.specs), not a string.
+Array = Annotated[Any, ARRAY]
+
+
+def is_array(hint: Any) -> bool:
+    """Whether a resolved annotation is :data:`Array` (or ``Array | None``)."""
+    if get_origin(hint) is Annotated:
+        return ARRAY in hint.__metadata__
+    return any(is_array(arg) for arg in get_args(hint))
 
 
 def _elements(x: Any) -> Iterator[Any]:

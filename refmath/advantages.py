@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import map_rows, prepare
+from ._arrays import Array, map_rows, prepare
 from .returns import _bootstrap, _segment_last, _td_row, discounted_returns, n_step_row, segment_end
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "lambda_returns_recursive",
 ]
 
-Array = Any
 _STEPS = ["rewards", "values", "next_values", "gamma"]
 
 

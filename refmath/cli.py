@@ -17,6 +17,8 @@ from typing import Sequence
 
 from . import __version__
 
+__all__ = ["main", "run_main_job", "run_claims", "run_user_check", "run_discover", "run_list"]
+
 IDENTITIES = "identities"
 
 
@@ -70,7 +72,7 @@ def run_main_job(kinds: Sequence[str] | None, profile: str, out=None, seed: int 
 
     from .checks import Context, UsageError, checks_for, family_of, kinds as all_kinds, \
         run_check
-    from .checks.profiles import PROFILES, unknown_profile_message
+    from .profiles import PROFILES, unknown_profile_message
 
     try:
         if profile not in PROFILES:

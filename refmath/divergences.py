@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ._arrays import exp, log, prepare_arrays
+from ._arrays import Array, exp, log, prepare_arrays
 
 __all__ = ["KL_WEIGHTS", "kl_divergence", "entropy", "entropy_from_logits", "kl_estimate",
            "importance_weighted_kl_estimate",
            "kl_estimator_moments", "kl_divergence_gradient", "KL_ESTIMATORS"]
 
-Array = Any
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 

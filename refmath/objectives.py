@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import check_bool, check_nonnegative, plain, prepare_arrays, sqrt
+from ._arrays import Array, check_bool, check_nonnegative, plain, prepare_arrays, sqrt
 
 __all__ = [
     "clipped_surrogate",
@@ -39,7 +39,6 @@ __all__ = [
     "BATCH_GROUP_METHODS",
 ]
 
-Array = Any
 VALUE_CLIP_FORMS = ("max_of_squares", "clipped_prediction")
 AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
                      "seq-mean-token-sum-norm")

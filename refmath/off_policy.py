@@ -22,12 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 import sympy
 
-from ._arrays import exp, map_rows, prepare, prepare_arrays
+from ._arrays import Array, exp, map_rows, prepare, prepare_arrays
 from .returns import _bootstrap, segment_end
 
 __all__ = ["vtrace", "off_policy_q_targets", "trace_coefficients", "TRACE_METHODS"]
 
-Array = Any
 TRACE_METHODS = ("retrace", "tree_backup", "q_lambda", "importance_sampling")
 
 

@@ -79,7 +79,8 @@ class TabularMDP:
 
 
 def softmax_policy(theta: Any) -> np.ndarray:
-    """``π[s, a] = exp(θ[s, a]) / Σ_b exp(θ[s, b])`` (exact SymPy for exact θ)."""
+    """``π[s, a] = exp(θ[s, a]) / Σ_b exp(θ[s, b])`` (exact SymPy for exact θ): the softmax
+    policy of Sutton & Barto (2018), §13.1."""
     theta = np.asarray(theta, dtype=object)
     out = np.empty(theta.shape, dtype=object)
     for s in range(theta.shape[0]):
@@ -106,8 +107,8 @@ def _check_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
 
 
 def trajectories(mdp: TabularMDP, pi: Any) -> Iterator[tuple[list[tuple[int, int]], Any]]:
-    """Every trajectory ``[(s_0, a_0), …]`` with its probability (zero-probability ones
-    skipped)."""
+    """Every trajectory ``[(s_0, a_0), …]`` with its probability ``ρ(s_0)·Π π(a_t|s_t)·
+    P(s_{t+1}|s_t, a_t)`` (zero-probability ones skipped; Sutton & Barto 2018, §3.1)."""
     P, rho = np.asarray(mdp.P, dtype=object), np.asarray(mdp.rho, dtype=object)
     S, A = mdp.shape
     for states in itertools.product(range(S), repeat=mdp.H):

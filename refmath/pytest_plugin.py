@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+__all__ = ["pytest_addoption", "pytest_report_header", "pytest_generate_tests"]
+
 ENV = "REFMATH_IMPL"
 _SPEC = re.compile(r"^\s*(?P<kind>[a-z_0-9]+)\s*=\s*(?P<target>[\w.]+:[\w.]+)"
                    r"\s*(\[(?P<convention>[\w,\s]*)\])?\s*$")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import check_nonnegative, exp, prepare_arrays
+from ._arrays import Array, check_nonnegative, exp, prepare_arrays
 
 __all__ = ["importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
            "truncated_importance_weight", "rollout_correction", "CORRECTION_LEVELS",
@@ -20,7 +20,6 @@ __all__ = ["importance_ratio", "sequence_log_ratio", "geometric_mean_ratio",
 CORRECTION_LEVELS = ("token", "sequence")
 CORRECTION_MODES = ("truncate", "mask")
 
-Array = Any
 
 
 def importance_ratio(logp: Array, old_logp: Array) -> np.ndarray:

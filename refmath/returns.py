@@ -20,11 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._arrays import check_positive_int, map_rows, prepare
+from ._arrays import Array, check_positive_int, map_rows, prepare
 
 __all__ = ["td_errors", "discounted_returns", "n_step_returns", "segment_end"]
 
-Array = Any
 
 
 def segment_end(t: int, terminated: Sequence[bool], truncated: Sequence[bool]) -> bool:

@@ -38,10 +38,10 @@ __all__ = [
 
 def register_profiles() -> None:
     """Register refmath's profiles (``ci``, ``quick``, ``detect``, ``thorough``, ``random``,
-    ``dev``; :mod:`refmath.checks.profiles`) under their names in YOUR Hypothesis session,
+    ``dev``; :mod:`refmath.profiles`) under their names in YOUR Hypothesis session,
     for your own tests to load. Opt-in: refmath itself never calls this, and never loads a
     profile — its checks apply their own settings objects."""
-    from .checks.profiles import PROFILES
+    from .profiles import PROFILES
 
     for name, values in PROFILES.items():
         settings.register_profile(name, settings.get_profile("default"), **values)

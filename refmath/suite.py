@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+__all__ = ["test_refmath_conformance"]
+
 
 def test_refmath_conformance(refmath_check, request):
     if refmath_check is None:

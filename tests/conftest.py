@@ -1,6 +1,6 @@
 """Test configuration: the Hypothesis profile.
 
-The project's tests register refmath's profiles (``refmath.checks.profiles``) and load one,
+The project's tests register refmath's profiles (``refmath.profiles``) and load one,
 deliberately: ``ci`` replaces Hypothesis' built-in ``ci`` profile when ``CI`` is set. It is
 derandomized, deadline-free and bounded: the suite is deterministic and never flaky.
 ``REFMATH_PROFILE=thorough pytest`` runs the long randomized version. (Library code never does

@@ -7,7 +7,7 @@ that raises :class:`CheckFailure` when ``fn`` violates the property. :func:`run_
 that into a :class:`CheckResult` (fields, JSON-serialisable). The machinery is in
 :mod:`refmath.checks.core`; everything a check needs travels in one explicit
 :class:`Context` (no global state, no global Hypothesis profile: see
-:mod:`refmath.checks.profiles`).
+:mod:`refmath.profiles`).
 
 The registry is built here, by one explicit call per family (:func:`checks_for`): each family
 module (``steps``, ``policy``, ``trust``, ``identities``, ``lm``, ``off_policy``) only fills its

@@ -122,7 +122,7 @@ def first_case(spec: ArrayFunction) -> Case:
         return spec.pinned[0]
     from hypothesis import given
 
-    from .profiles import settings_for
+    from ..profiles import settings_for
 
     drawn: list[Case] = []
 

@@ -15,6 +15,8 @@ from .. import divergences as dv
 from .. import objectives as ob
 from ..strategies import batch_shapes
 
+__all__ = ["Case", "T", "M", "BadInput", "bad"]
+
 
 @dataclass
 class Case:

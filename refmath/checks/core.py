@@ -9,7 +9,7 @@ into a :class:`CheckResult` (fields, JSON-serialisable).
 Everything a check needs travels in one explicit :class:`Context` (capabilities, the
 reproduction target, the Hypothesis profile, seed and example count, the per-call timeout,
 the counterexamples found so far in this run): no global state, and no global Hypothesis
-profile is ever registered or loaded here (see :mod:`refmath.checks.profiles`).
+profile is ever registered or loaded here (see :mod:`refmath.profiles`).
 
 The family modules (``steps``, ``policy``, ``trust``, ``identities``, ``lm``, ``off_policy``)
 each build their :class:`CheckList` from this module alone; the registry
@@ -137,7 +137,7 @@ class Context:
         examples unless the profile lifts caps) and seed."""
         from hypothesis import seed as hypothesis_seed
 
-        from .profiles import settings_for
+        from ..profiles import settings_for
 
         s = settings_for(self.profile, cap=cap, max_examples=self.max_examples,
                          derandomize=False if self.seed is not None else None)
@@ -235,7 +235,7 @@ def _as_context(ctx: "Context | str | None") -> Context:
     if ctx is None:
         return Context()
     if isinstance(ctx, str):
-        from .profiles import PROFILES, unknown_profile_message
+        from ..profiles import PROFILES, unknown_profile_message
 
         if ctx not in PROFILES:
             raise UsageError(unknown_profile_message(ctx))

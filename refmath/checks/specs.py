@@ -2,9 +2,9 @@
 
 The oracle (``refmath.gae``) and its Torch twin (``refmath_torch.gae``) have the same
 parameters (``tests/test_specs.py`` keeps them so). From the oracle's signature a
-:class:`FunctionSpec` reads which parameters are arrays (annotated ``Array``), which of them
-are the boolean flags of SPEC §1 (``terminated``, ``truncated``, ``mask``), which are
-positional and which keyword-only; the few facts a signature cannot say (the family of checks,
+:class:`FunctionSpec` reads which parameters are arrays (annotated
+:data:`refmath._arrays.Array`, read as a type), which of them are the boolean flags of SPEC §1
+(``terminated``, ``truncated``, ``mask``), which are positional and which keyword-only; the few facts a signature cannot say (the family of checks,
 the allowed values of an enumerated option) are the one table row below. Adding a function
 is: its oracle, its twin, its row.
 """
@@ -12,7 +12,9 @@ is: its oracle, its twin, its row.
 from __future__ import annotations
 
 import inspect
+import typing
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable
 
 from .. import divergences as dv
@@ -20,6 +22,7 @@ from .. import objectives as ob
 from .. import policy_gradient as pg
 from .. import ratios as ra
 from .. import returns as ret
+from .._arrays import is_array
 from .. import advantages as adv
 from .. import off_policy as op
 from .. import trust_region as tr
@@ -27,6 +30,12 @@ from .. import trust_region as tr
 __all__ = ["FunctionSpec", "SPECS", "FLAG_NAMES"]
 
 FLAG_NAMES = ("terminated", "truncated", "mask")
+
+
+@lru_cache(maxsize=None)
+def _type_hints(oracle: Callable[..., Any]) -> dict[str, Any]:
+    """The oracle's resolved annotations (``Array`` is a real type: see refmath._arrays)."""
+    return typing.get_type_hints(oracle, include_extras=True)
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class FunctionSpec:
                      if p.kind is p.KEYWORD_ONLY)
 
     def _annotated_array(self, name: str) -> bool:
-        return str(self.signature.parameters[name].annotation).startswith("Array")
+        return is_array(_type_hints(self.oracle).get(name))
 
     @property
     def flags(self) -> tuple[str, ...]:

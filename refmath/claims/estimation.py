@@ -15,6 +15,8 @@ import sympy
 
 from . import CONDITIONAL, FALSE, TRUE, Verdict, claim
 
+__all__: list[str] = []  # claims, registered in refmath.claims.all_claims()
+
 NOTES = "notes §{}"
 
 

@@ -14,6 +14,8 @@ import sympy
 
 from . import FALSE, TRUE, Verdict, claim
 
+__all__: list[str] = []  # claims, registered in refmath.claims.all_claims()
+
 # --- micro-batches ------------------------------------------------------------------------------
 
 

@@ -21,6 +21,8 @@ from .. import trust_region as tr
 from ..exact import is_zero
 from . import CONDITIONAL, FALSE, TRUE, Verdict, check_identity, check_value, claim
 
+__all__: list[str] = []  # claims, registered in refmath.claims.all_claims()
+
 NOTES = "notes §{}"  # ../shared/notes/policy_optimization_notes.md, by section
 LOG = sympy.log
 

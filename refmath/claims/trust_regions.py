@@ -10,6 +10,8 @@ import sympy
 from . import CONDITIONAL, FALSE, TRUE, Verdict, claim
 from .estimation import X, Y, _J, _grad, _surrogate
 
+__all__: list[str] = []  # claims, registered in refmath.claims.all_claims()
+
 NOTES = "notes §{}"
 EPS = sympy.Rational(1, 5)
 

@@ -477,7 +477,7 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
     """Every usage mistake, found before any example runs: the kind, the convention or
     layout, the profile, the function and its signature, the check ids, the renames, the
     option subsets and the waivers."""
-    from ..checks.profiles import PROFILES, unknown_profile_message
+    from ..profiles import PROFILES, unknown_profile_message
     from .layouts import LAYOUTS
 
     if kind == "identities":
