@@ -54,7 +54,26 @@ STEP = dict(terminated=TERM, truncated=TRUNC, mask=MASK)
 MDP = pg.TabularMDP(P=[[[0.5, 0.5], [0.25, 0.75]], [[1.0, 0.0], [0.5, 0.5]]],
                     R=[[1.0, 0.0], [0.5, 2.0]], rho=[0.5, 0.5], H=2, gamma=0.5)
 
-BASE: dict[str, dict[str, Any]] = {
+class _Base(dict):
+    """One valid input per function: listed below, or else derived from the function's
+    spec row (its first pinned input, :func:`refmath.checks.arrays.first_case`), so that
+    adding a function to refmath needs no entry here."""
+
+    def __missing__(self, name: str) -> dict[str, Any]:
+        from refmath.checks import array_row
+        from refmath.checks.arrays import first_case
+
+        row = array_row(name)
+        if row is None:
+            raise KeyError(f"{name}: no base input listed and no array row to derive one from")
+        values = first_case(row).values(torch.float64)
+        self[name] = {k: (v.numpy() if isinstance(v, torch.Tensor) else
+                          float(v) if isinstance(v, Fraction) else v)
+                      for k, v in values.items()}
+        return self[name]
+
+
+BASE: dict[str, dict[str, Any]] = _Base({
     "td_errors": dict(rewards=R, values=V, next_values=NV, gamma=0.5, terminated=TERM),
     "discounted_returns": dict(rewards=R, gamma=0.5, next_values=NV, **STEP),
     "n_step_returns": dict(rewards=R, next_values=NV, gamma=0.5, n=2, **STEP),
@@ -107,7 +126,7 @@ BASE: dict[str, dict[str, Any]] = {
                                  clip_low=0.2, clip_high=0.25),
     "split_aggregate_loss": dict(per_step_loss=R, mask=MASK, mode="token-mean", splits=[1, 1]),
     "remax_advantages": dict(rewards=R, greedy_rewards=V),
-}
+})
 # Avp, objective and kl are given as the matrix/vector they apply; ``_side`` makes the
 # callable of each side: Avp(v) = M·v, objective(x) = g·x, kl(x) = ½ xᵀMx.
 OPERATORS = {"Avp": "matvec", "objective": "dot", "kl": "quadratic"}
@@ -492,7 +511,7 @@ def huge_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     cases = []
-    for name in BASE:
+    for name in rt.__all__:
         for gen in (shape_cases, nonfinite_cases, ignored_cases, flag_cases,
                     tensor_type_cases, view_cases, half_cases, shape_extreme_cases,
                     scalar_cases):
