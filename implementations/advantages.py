@@ -8,6 +8,7 @@ end, computed as one reverse linear scan (no Python loop over T, no cumulative p
 from __future__ import annotations
 
 import functools
+import numbers
 
 import torch
 
@@ -18,7 +19,7 @@ from ._precision import float32_for_half
 from ._scan import FusedScan, at, reverse_scan
 from .returns import used_where
 
-__all__ = ["gae", "lambda_returns"]
+__all__ = ["gae", "lambda_returns", "length_adaptive_gae"]
 
 
 def _td(s: StepInputs) -> torch.Tensor:
@@ -137,6 +138,57 @@ def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, next_values: tor
     return out if out is not None else _validated(
         rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
         truncated=truncated, mask=mask, plus_values=True)
+
+
+def _positive_scalar(name: str, value: object) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {type(value).__name__}")
+    if not 0 < float(value) < float("inf"):
+        raise ValueError(f"{name} must be positive and finite, got {value}")
+    return float(value)
+
+
+@float32_for_half
+def _length_adaptive(rewards, values, next_values, mask, *, alpha, gamma, terminated,
+                     truncated):
+    def compute(sanitize: bool) -> torch.Tensor:
+        s = prepare(rewards, {"values": values, "next_values": next_values}, gamma=gamma,
+                    terminated=terminated, truncated=truncated, mask=mask, sanitize=sanitize)
+        T = rewards.shape[-1]
+        # l per row in float64 (exact counts), λ = 1 − 1/(α·l) rounded once to the dtype
+        al = alpha * (mask.reshape(-1, T) != 0).sum(-1, keepdim=True).to(torch.float64)
+        lam = torch.where(al > 1, 1 - 1 / al.clamp(min=1), torch.zeros_like(al))
+        return s.restore(reverse_scan(_td(s), s.cont * (s.gamma * lam.to(s.cont.dtype))))
+
+    def used():
+        return {"rewards": used_where(mask), "values": used_where(mask),
+                "next_values": used_where(mask, terminated)}
+
+    return finite_or_retry(compute, {"rewards": rewards, "values": values,
+                                     "next_values": next_values}, used)
+
+
+def length_adaptive_gae(rewards: torch.Tensor, values: torch.Tensor,
+                        next_values: torch.Tensor, mask: torch.Tensor, *, alpha: float,
+                        gamma: float | torch.Tensor = 1.0,
+                        terminated: torch.Tensor | None = None,
+                        truncated: torch.Tensor | None = None) -> torch.Tensor:
+    """VAPO's length-adaptive GAE: :func:`gae` with ``λ = 1 − 1/(α·l)`` per row (``l`` the
+    row's response tokens, the ``mask`` sum; ``λ = 0`` where ``α·l ≤ 1``).
+
+    Args: ``[..., T]`` tensors of one floating dtype and device; ``mask`` boolean (or 0/1),
+    required; ``alpha`` > 0 (VAPO: 0.05); ``gamma`` in [0, 1]. Returns ``[..., T]``, 0 where
+    masked. One reverse scan with a per-row coefficient γ_t·λ_row (no loop over T);
+    differentiable with respect to rewards, values and next_values. Yue et al. (2025),
+    arXiv:2504.05118.
+    """
+    if mask is None:
+        raise ValueError("mask is required: it says which steps are response tokens (l)")
+    return _length_adaptive(rewards, values, next_values, mask,
+                            alpha=_positive_scalar("alpha", alpha), gamma=gamma,
+                            terminated=terminated, truncated=truncated)
 
 
 gae.in_input_dtype = _validated.in_input_dtype  # type: ignore[attr-defined]

@@ -8,7 +8,8 @@ that the identities between them are real checks:
 * :func:`gae_mixture` — ``A_t = (1−λ) Σ_{n=1}^{N−1} λ^{n−1} A^(n)_t + λ^{N−1} A^(N)_t``;
 * :func:`monte_carlo_advantage` — ``G_t − V_t``;
 * :func:`lambda_returns` — ``G^λ_t = A_t + V_t``, and :func:`lambda_returns_recursive`, the
-  textbook recursion ``G^λ_t = r_t + γ_t((1−λ)V'_t + λ G^λ_{t+1})``.
+  textbook recursion ``G^λ_t = r_t + γ_t((1−λ)V'_t + λ G^λ_{t+1})``;
+* :func:`length_adaptive_gae` — VAPO's GAE with ``λ = 1 − 1/(α·l)`` per row (SPEC §7).
 
 Schulman, Moritz, Levine, Jordan, Abbeel (2016), "High-Dimensional Continuous Control Using
 Generalized Advantage Estimation", eqs. (11)–(16). Conventions as in :mod:`refmath.returns`.
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import Array, map_rows, prepare
+from ._arrays import Array, _convert, check_nonnegative, map_rows, plain, prepare
 from .returns import _bootstrap, _segment_last, _td_row, discounted_returns, n_step_row, segment_end
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "monte_carlo_advantage",
     "lambda_returns",
     "lambda_returns_recursive",
+    "length_adaptive_gae",
 ]
 
 _STEPS = ["rewards", "values", "next_values", "gamma"]
@@ -186,3 +188,51 @@ def lambda_returns_recursive(rewards: Array, values: Array, next_values: Array, 
     """
     p = _prepare(rewards, values, next_values, gamma, lam, terminated, truncated, mask)
     return map_rows(p, _lambda_recursive_row, _STEPS, lam=p.scalars["lam"])
+
+
+def length_adaptive_gae(rewards: Array, values: Array, next_values: Array, mask: Array, *,
+                        alpha: Any, gamma: Any = 1.0, terminated: Array | None = None,
+                        truncated: Array | None = None) -> np.ndarray:
+    """VAPO's length-adaptive GAE: each row is :func:`gae` with its own λ.
+
+    ``λ = 1 − 1/(α·l)`` for a row of ``l`` response tokens (``l`` = the row's ``mask`` sum),
+    and ``λ = 0`` where ``α·l ≤ 1``; masked steps are deleted as in :func:`gae`. Long
+    responses get λ near 1 (little bias from the value model over a long horizon), short
+    ones a smaller λ. VAPO uses α = 0.05 for the policy's advantages (and λ = 1 for the
+    critic's targets). Yue et al. (2025), "VAPO: Efficient and Reliable Reinforcement
+    Learning for Advanced Reasoning Tasks", arXiv:2504.05118, "Length-Adaptive GAE".
+
+    Args:
+        rewards, values, next_values: ``[..., T]``. mask: ``[..., T]`` booleans, the response
+        tokens. alpha: > 0. gamma: in [0, 1] (a number or ``[..., T]``).
+        terminated, truncated: ``[..., T]`` booleans (SPEC §1).
+
+    Returns: ``[..., T]`` advantages (0 at masked steps).
+
+    Two rows, α = 1/2, γ = 1, every δ_t = 1. Row 0 has l = 3 tokens: λ = 1 − 1/(3/2) = 1/3,
+    so A_2 = 1, A_1 = 1 + A_2/3 = 4/3, A_0 = 1 + A_1/3 = 13/9. Row 1 has l = 2 (its last
+    step masked): α·l = 1, so λ = 0 and A = δ = 1 on its two tokens.
+
+    >>> from fractions import Fraction as F
+    >>> one, zero = [F(1)] * 3, [F(0)] * 3
+    >>> A = length_adaptive_gae([one, one], [zero, zero], [zero, zero],
+    ...                         [[True, True, True], [True, True, False]], alpha=F(1, 2))
+    >>> [[str(a) for a in row] for row in A]
+    [['13/9', '4/3', '1'], ['1', '1', '0']]
+    """
+    if mask is None:
+        raise ValueError("mask is required: it says which steps are response tokens (l)")
+    check_nonnegative("alpha", alpha, strict=True)
+    p = _prepare(rewards, values, next_values, gamma, 0, terminated, truncated, mask)
+    alpha = _convert(plain("alpha", alpha), p.mode)[()]  # exact for exact inputs
+    out = p.zeros()
+    for idx in np.ndindex(p.shape[:-1]):
+        keep = [t for t in range(p.shape[-1]) if p.flags["mask"][idx + (t,)]]
+        l = len(keep)  # the row's response tokens
+        lam = 1 - 1 / (alpha * l) if alpha * l > 1 else p.zero
+        rows = {n: [p.arrays[n][idx + (t,)] for t in keep] for n in _STEPS}
+        flags = {f: [bool(p.flags[f][idx + (t,)]) for t in keep]
+                 for f in ("terminated", "truncated")}
+        for t, a in zip(keep, _gae_row(**rows, **flags, lam=lam)):
+            out[idx + (t,)] = a
+    return out

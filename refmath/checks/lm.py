@@ -1,6 +1,6 @@
 """Checks for the language-model objectives of SPEC §7 added after the first four (those are
 in :mod:`refmath.checks.policy`): rollout correction, GSPO and GSPO-token, micro-batch loss
-splitting, ReMax. They run through the same factories, comparison and failure anatomy as
+splitting, ReMax, VAPO's length-adaptive GAE. They run through the same factories, comparison and failure anatomy as
 SPEC §3–4 (:func:`refmath.checks.arrays.array_checks`), plus the exact gradient
 facts §7 states: no gradient through the correction weights, GSPO-token's gradient."""
 
@@ -12,11 +12,12 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import strategies as st
 
+from .. import advantages as adv
 from .. import bounds as B
 from .. import objectives as ob
 from .. import ratios as ra
 from .arrays import array_checks, array_row, logp_gradient_check, rows
-from .cases import Case, M, T, _arrays, _mask, _matrix, _numbers, bad
+from .cases import Case, M, T, _arrays, _grid, _mask, _matrix, _numbers, bad
 from .core import CheckList
 
 __all__ = ["ROWS", "CHECKS"]
@@ -145,6 +146,62 @@ def _near_gspo_kink(case: Case) -> bool:
                 or np.any(A == 0))
 
 
+# --- VAPO's length-adaptive GAE (Yue et al. 2025) ---------------------------------------------
+
+_ALPHAS = st.sampled_from([Fraction(1, 2), Fraction(1, 4), Fraction(1), Fraction(3, 4),
+                           Fraction(2), Fraction(1, 8)])
+
+
+@st.composite
+def _length_adaptive_cases(draw):
+    """Rows of up to 12 steps, so that α·l crosses 1 inside the draws (λ = 0, then
+    1 − 1/(α·l) for longer rows); a termination every few steps, a truncation elsewhere."""
+    a = draw(_arrays(("rewards", "values", "next_values"),
+                     {k: _numbers(4) for k in ("rewards", "values", "next_values")},
+                     min_ndim=1, max_T=12))
+    shape = a["rewards"].shape
+    T = np.arange(shape[-1])
+    term = _mask(draw, shape, "terminated") & (T % 4 == 3)
+    trunc = _mask(draw, shape, "truncated") & (T % 5 == 2) & ~term
+    unit = st.one_of(st.sampled_from([Fraction(0), Fraction(1)]), _grid(1, 64).map(abs))
+    return Case(a, {"alpha": draw(_ALPHAS, label="alpha"), "gamma": draw(unit, label="gamma")},
+                {"mask": _mask(draw, shape), "terminated": term, "truncated": trunc})
+
+
+def _length_adaptive_pinned() -> tuple[Case, ...]:
+    """α = 1/2 on rows of 2, 3 and 4 response tokens: α·l = 1 exactly (λ = 0, the boundary),
+    then λ = 1/3 and 1/2; an interior hole and a padded end (masked steps deleted, not
+    counted in l); a truncation inside the holed row and a termination inside the full one
+    (segment ends do not change l)."""
+    def rows(*xs):
+        return np.array([[Fraction(x) for x in row] for row in xs], dtype=object)
+
+    r = rows([1, 2, 4, -1], [1, 2, 4, -1], [1, 2, 4, -1])
+    v = rows(["1/8", "1/4", "3/8", "1/2"], ["1/8", "1/4", "3/8", "1/2"],
+             ["1/8", "1/4", "3/8", "1/2"])
+    mask = np.array([[1, 1, 0, 0], [1, 0, 1, 1], [1, 1, 1, 1]], bool)
+    terminated = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0]], bool)
+    truncated = np.array([[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]], bool)
+    return (Case({"rewards": r, "values": v, "next_values": r},
+                 {"alpha": Fraction(1, 2), "gamma": Fraction(3, 4)},
+                 {"mask": mask, "terminated": terminated, "truncated": truncated}),)
+
+
+def _bound_length_adaptive(case, f, exact, u):
+    """GAE's recursion bound (:func:`refmath.bounds.recursion_bound`, S the oracle on |r|,
+    −|V|, |V'|: every term positive), plus λ's own rounding: λ = 1 − 1/(α·l) is computed in
+    float64 and rounded once, a relative error ≤ u in each of the ≤ T factors γλ of a term:
+    ≤ T·u·S more."""
+    r, v, nv = (np.asarray(x, dtype=np.float64) for x in f[:3])
+    kw = {"alpha": float(case.kwargs["alpha"]), "gamma": float(case.kwargs["gamma"])}
+    S = np.asarray(adv.length_adaptive_gae(np.abs(r), -np.abs(v), np.abs(nv), case.flags["mask"],
+                                           terminated=case.flags.get("terminated"),
+                                           truncated=case.flags.get("truncated"), **kw),
+                   dtype=np.float64)
+    T = r.shape[-1]
+    return B.recursion_bound(S, T, B._dtype_of(u)) + T * u * S
+
+
 def _gspo_token_cases():
     return _gspo_cases(per_token=True)
 
@@ -190,6 +247,16 @@ ROWS = rows(
               differentiable=(0, 1), bad_inputs=(
                   bad("greedy_rewards", T([1.0, 2.0]), T([1.0])),
                   bad("rewards", T([nan]), T([1.0])))),
+    array_row("length_adaptive_gae", adv.length_adaptive_gae, _length_adaptive_cases,
+              _bound_length_adaptive, differentiable=(0, 1, 2),
+              pinned=_length_adaptive_pinned(), bad_inputs=(
+                  bad("alpha", _PAIR, _PAIR, _PAIR, _MASK, alpha=0.0),
+                  bad("alpha", _PAIR, _PAIR, _PAIR, _MASK, alpha=-0.05),
+                  bad("mask", _PAIR, _PAIR, _PAIR, None, alpha=0.05),
+                  bad("mask", _PAIR, _PAIR, _PAIR, T([[2.0, 1.0]]), alpha=0.05),
+                  bad("gamma", _PAIR, _PAIR, _PAIR, _MASK, alpha=0.05, gamma=1.5),
+                  bad("next_values", _PAIR, _PAIR, T([[0.0]]), _MASK, alpha=0.05),
+                  bad("values", _PAIR, T([[0.0, nan]]), _PAIR, _MASK, alpha=0.05))),
 )
 CHECKS = CheckList(check for row in ROWS.values() for check in array_checks(row))
 CHECKS.append(logp_gradient_check(

@@ -179,6 +179,7 @@ SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
     _spec("lm", ob.gspo_token_surrogate),
     _spec("lm", ob.split_aggregate_loss, mode=ob.AGGREGATION_MODES),
     _spec("lm", ob.remax_advantages),
+    _spec("lm", adv.length_adaptive_gae),
     _spec("off_policy", op.vtrace),
     _spec("off_policy", op.off_policy_q_targets),
     _spec("off_policy", op.trace_coefficients, method=op.TRACE_METHODS),
