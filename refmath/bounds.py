@@ -313,7 +313,8 @@ def _bound_batch_group(r, method, eps, unbiased, u):
         return np.zeros(r.shape)
     G, N = r.shape[-1], r.size
     S = np.max(np.abs(r), axis=-1, keepdims=True)
-    e_n = 2 * u * (G + 5) * (np.abs(r) + S)
+    # r − group mean: exactly 0 for a group of one (its mean is itself)
+    e_n = 2 * u * (G + 5) * (np.abs(r) + S) if G > 1 else np.zeros(r.shape)
     n = r - r.mean(-1, keepdims=True)
     divisor = N - 1 if unbiased and N > 1 else N
     if method == "batch_std":
@@ -352,6 +353,11 @@ def bound_policy_loss(case, f, exact, u):
 
 
 # --- SPEC §6: off-policy returns -------------------------------------------------------------
+
+def _numpy_dtype(u: float) -> Any:
+    """The NumPy dtype of a unit roundoff (float32 for half precision, computed in it)."""
+    return np.float64 if u == _UNIT["float64"] else np.float32
+
 
 def _dtype_of(u: float) -> str:
     """The computing dtype of a unit roundoff (half precision computes in float32)."""
@@ -477,7 +483,9 @@ def bound_rollout(case, f, exact, u):
     """w = exp(x): x = d_t (one rounding) or Σ_t m·d_t (n roundings of the differences, n of
     the sum: ≤ 2(n + 1)u·Σ|d|); exp adds 4 ulps: |ŵ − w| ≤ 2w·(e_x + 4u). min(w, high) is
     1-Lipschitz. MIS (mode="mask") is discontinuous at low and high: within that error of
-    either, 0 and w are both right answers, so the bound there is |w| + the error."""
+    either (plus the edge's own rounding to the dtype), 0 and w are both right answers, so
+    the bound there is |w| + the error; a weight computed exactly (w = exp(0) = 1) on an
+    exactly representable edge is decided: kept, since low ≤ w ≤ high is inclusive."""
     lp, ro = (np.asarray(x, dtype=np.float64) for x in f)
     keep = case.flags["mask"]
     kw = case.kwargs
@@ -490,7 +498,8 @@ def bound_rollout(case, f, exact, u):
         e_x = np.broadcast_to(2 * (n + 1) * u * np.abs(d).sum(-1, keepdims=True), d.shape)
     with np.errstate(over="ignore"):
         w = np.exp(x)
-        b = 2 * w * (e_x + 4 * u)
+        # exp of an exact 0 is exactly 1 (IEEE 754; every libm and Torch kernel): no ulps
+        b = 2 * w * (e_x + np.where((x == 0) & (e_x == 0), 0.0, 4 * u))
     high = float(kw.get("high", 2.0))
     if kw.get("mode", "truncate") == "truncate":  # beyond high + the error: exactly high
         with np.errstate(invalid="ignore"):
@@ -498,8 +507,9 @@ def bound_rollout(case, f, exact, u):
     else:
         edges = [float(kw.get("low") or 0.0), high]
         near = np.zeros(w.shape, dtype=bool)
-        for e in edges:
-            near |= np.abs(w - e) <= 2 * b + 4 * u * e
+        for e in edges:  # the edge as the function compares it: rounded to its dtype
+            tol = 2 * b + abs(e - float(np.float64(e).astype(_numpy_dtype(u))))
+            near |= (np.abs(w - e) <= tol) & (tol > 0)  # w and the edge exact: decided
         with np.errstate(invalid="ignore"):
             outside = np.isinf(w) | (w - b > high) | (w + b < edges[0])  # exactly 0
         b = np.where(near, np.abs(w) + b, np.where(outside, 0.0, b))

@@ -321,11 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("kind", help="the function kind, e.g. gae, discounted_returns, "
                                   "clipped_surrogate")
     chk.add_argument("target", help="module:function (importable from the current directory)")
+    from .checks.core import Capabilities
+
     chk.add_argument("--convention", default=None,
                      help="comma-separated flags: time_major, done, values_with_bootstrap, "
-                          "trailing_singleton, numpy, and no_<capability> for mask, truncated,"
-                          " per_step_gamma, batch, gradients, validates_input, "
-                          "inconsistent_values")
+                          "trailing_singleton, numpy, and no_<capability> for "
+                          + ", ".join(Capabilities.names()))
     chk.add_argument("--check", dest="checks", action="append", metavar="ID",
                      help="run only this check (repeatable), e.g. exact_small or "
                           "gae.exact_small")

@@ -36,10 +36,41 @@ def test_spec_reads_the_oracle_and_matches_the_twin(name):
 
 
 def test_enumerations_agree_on_both_sides():
-    # refmath_torch never imports refmath, so each side keeps its own copy: they must agree
-    for name in ("VALUE_CLIP_FORMS", "AGGREGATION_MODES", "GROUP_METHODS"):
-        assert getattr(objectives, name) == getattr(torch_objectives, name)
-    assert divergences.KL_ESTIMATORS == torch_divergences.KL_ESTIMATORS
+    """refmath_torch never imports refmath, so each side keeps its own copy of an
+    enumeration: every one the twin module keeps (found, not listed here) equals the
+    oracle module's."""
+    import importlib
+
+    mirrored = 0
+    for name in refmath._MODULES:
+        twin = importlib.import_module(name.__name__.replace("refmath.", "refmath_torch.", 1))
+        for const in (n for n in dir(twin) if n.isupper() and not n.startswith("_")):
+            if hasattr(name, const) and isinstance(getattr(twin, const), tuple):
+                assert getattr(name, const) == getattr(twin, const), \
+                    f"{twin.__name__}.{const} differs from {name.__name__}.{const}"
+                mirrored += 1
+    assert mirrored >= 7  # KL_ESTIMATORS, the clip forms, modes, group methods, correction
+    # levels and modes, trace methods
+
+
+def test_every_kind_is_in_the_readme_and_the_cli_help_names_every_capability():
+    import pathlib
+
+    from refmath.checks.core import Capabilities
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [k for k in SPECS if f"`{k}(" not in readme]
+    assert not missing, f"README tables lack {missing}"
+    from refmath.cli import main
+
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = " ".join(out.getvalue().split())
+    assert all(c in text for c in Capabilities.names()), text
 
 
 def test_derived_call_shapes():

@@ -73,13 +73,23 @@ def _gae_args(ep: Episode) -> tuple:
     return ep.rewards, ep.values, ep.next_values
 
 
+def _sides_gae_summed(ep, n):
+    return (adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep)),
+            adv.gae_summed(*_gae_args(ep), lam=ep.lam, **_k(ep)))
+
+
 _exact_identity("gae_summed", "recursive GAE = summed form Σ(γλ)^l δ (any inputs)", False,
-                lambda ep, n: (adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep)),
-                               adv.gae_summed(*_gae_args(ep), lam=ep.lam, **_k(ep))))
+                _sides_gae_summed)
+
+
+def _sides_gae_mixture(ep, n):
+    return (adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep)),
+            adv.gae_mixture(*_gae_args(ep), lam=ep.lam, **_k(ep)))
+
+
 _exact_identity("gae_mixture", "recursive GAE = n-step mixture with tail mass (consistent)",
                 True,
-                lambda ep, n: (adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep)),
-                               adv.gae_mixture(*_gae_args(ep), lam=ep.lam, **_k(ep))))
+                _sides_gae_mixture)
 
 
 def _td_on_present(ep: Episode) -> np.ndarray:
@@ -89,13 +99,23 @@ def _td_on_present(ep: Episode) -> np.ndarray:
     return delta
 
 
+def _sides_lambda0_td(ep, n):
+    return (adv.gae(*_gae_args(ep), lam=Fraction(0), **_k(ep)),
+            _td_on_present(ep))
+
+
 _exact_identity("lambda0_td", "GAE with λ = 0 = TD errors", False,
-                lambda ep, n: (adv.gae(*_gae_args(ep), lam=Fraction(0), **_k(ep)),
-                               _td_on_present(ep)))
+                _sides_lambda0_td)
+
+
+def _sides_lambda1_mc(ep, n):
+    return (adv.gae(*_gae_args(ep), lam=Fraction(1), **_k(ep)),
+            adv.monte_carlo_advantage(*_gae_args(ep), **_k(ep)))
+
+
 _exact_identity("lambda1_mc", "GAE with λ = 1 = discounted_returns(next_values) − values "
                 "(consistent)", True,
-                lambda ep, n: (adv.gae(*_gae_args(ep), lam=Fraction(1), **_k(ep)),
-                               adv.monte_carlo_advantage(*_gae_args(ep), **_k(ep))))
+                _sides_lambda1_mc)
 
 
 def _mc_minus_values(ep: Episode) -> np.ndarray:
@@ -104,14 +124,24 @@ def _mc_minus_values(ep: Episode) -> np.ndarray:
     return np.where(keep, G - ep.values, Fraction(0))
 
 
+def _sides_mc_advantage(ep, n):
+    return (adv.monte_carlo_advantage(*_gae_args(ep), **_k(ep)),
+            _mc_minus_values(ep))
+
+
 _exact_identity("mc_advantage", "monte_carlo_advantage = discounted_returns − values", False,
-                lambda ep, n: (adv.monte_carlo_advantage(*_gae_args(ep), **_k(ep)),
-                               _mc_minus_values(ep)))
+                _sides_mc_advantage)
+
+
+def _sides_nstep_long_is_mc(ep, n):
+    return (ret.n_step_returns(ep.rewards, ep.next_values,
+                              n=ep.shape[-1] + n - 1, **_k(ep)),
+            ret.discounted_returns(ep.rewards, next_values=ep.next_values,
+                                  **_k(ep)))
+
+
 _exact_identity("nstep_long_is_mc", "n_step_returns with n ≥ T = discounted_returns", False,
-                lambda ep, n: (ret.n_step_returns(ep.rewards, ep.next_values,
-                                                  n=ep.shape[-1] + n - 1, **_k(ep)),
-                               ret.discounted_returns(ep.rewards, next_values=ep.next_values,
-                                                      **_k(ep))))
+                _sides_nstep_long_is_mc)
 
 
 def _one_step(ep: Episode) -> np.ndarray:
@@ -121,20 +151,36 @@ def _one_step(ep: Episode) -> np.ndarray:
     return np.where(ep.mask, delta, Fraction(0)) if ep.mask is not None else delta
 
 
+def _sides_nstep_one(ep, n):
+    return (ret.n_step_returns(ep.rewards, ep.next_values, n=1, **_k(ep)),
+            _one_step(ep))
+
+
 _exact_identity("nstep_one", "n_step_returns with n = 1 = r + γ·nt·V'", False,
-                lambda ep, n: (ret.n_step_returns(ep.rewards, ep.next_values, n=1, **_k(ep)),
-                               _one_step(ep)))
+                _sides_nstep_one)
+
+
+def _sides_lambda_returns_minus_values(ep, n):
+    return (adv.lambda_returns(*_gae_args(ep), lam=ep.lam, **_k(ep)),
+            adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep))
+            + np.where(ep.mask if ep.mask is not None else True,
+                      ep.values, Fraction(0)))
+
+
 _exact_identity("lambda_returns_minus_values", "lambda_returns − values = gae (masked: 0)",
                 False,
-                lambda ep, n: (adv.lambda_returns(*_gae_args(ep), lam=ep.lam, **_k(ep)),
-                               adv.gae(*_gae_args(ep), lam=ep.lam, **_k(ep))
-                               + np.where(ep.mask if ep.mask is not None else True,
-                                          ep.values, Fraction(0))))
+                _sides_lambda_returns_minus_values)
+
+
+def _sides_lambda_returns_recursive(ep, n):
+    return (adv.lambda_returns_recursive(*_gae_args(ep), lam=ep.lam,
+                                        **_k(ep)),
+            adv.lambda_returns(*_gae_args(ep), lam=ep.lam, **_k(ep)))
+
+
 _exact_identity("lambda_returns_recursive", "textbook λ-return recursion = gae + values "
                 "(consistent)", True,
-                lambda ep, n: (adv.lambda_returns_recursive(*_gae_args(ep), lam=ep.lam,
-                                                            **_k(ep)),
-                               adv.lambda_returns(*_gae_args(ep), lam=ep.lam, **_k(ep))))
+                _sides_lambda_returns_recursive)
 
 # --- structural identities: compression and splitting ------------------------------------
 
@@ -257,25 +303,59 @@ def _symbolic_check(name: str, summary: str, consistent: bool, sides, max_T: int
         run)
 
 
+def _symbolic_sides_gae_summed(r, v, nv, kw):
+    return (adv.gae(r, v, nv, lam=LAM, **kw),
+            adv.gae_summed(r, v, nv, lam=LAM, **kw))
+
+
 _symbolic_check("gae_summed", "recursive GAE = summed form", False,
-                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=LAM, **kw),
-                                      adv.gae_summed(r, v, nv, lam=LAM, **kw)))
+                _symbolic_sides_gae_summed)
+
+
+def _symbolic_sides_gae_mixture(r, v, nv, kw):
+    return (adv.gae(r, v, nv, lam=LAM, **kw),
+            adv.gae_mixture(r, v, nv, lam=LAM, **kw))
+
+
 _symbolic_check("gae_mixture", "recursive GAE = n-step mixture", True,
-                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=LAM, **kw),
-                                      adv.gae_mixture(r, v, nv, lam=LAM, **kw)))
+                _symbolic_sides_gae_mixture)
+
+
+def _symbolic_sides_lambda0_td(r, v, nv, kw):
+    return (adv.gae(r, v, nv, lam=0, **kw),
+            ret.td_errors(r, v, nv, gamma=kw["gamma"],
+                         terminated=kw["terminated"]))
+
+
 _symbolic_check("lambda0_td", "GAE(λ=0) = TD errors", False,
-                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=0, **kw),
-                                      ret.td_errors(r, v, nv, gamma=kw["gamma"],
-                                                    terminated=kw["terminated"])))
+                _symbolic_sides_lambda0_td)
+
+
+def _symbolic_sides_lambda1_mc(r, v, nv, kw):
+    return (adv.gae(r, v, nv, lam=1, **kw),
+            ret.discounted_returns(r, next_values=nv, **kw) - v)
+
+
 _symbolic_check("lambda1_mc", "GAE(λ=1) = discounted_returns(next_values) − values", True,
-                lambda r, v, nv, kw: (adv.gae(r, v, nv, lam=1, **kw),
-                                      ret.discounted_returns(r, next_values=nv, **kw) - v))
+                _symbolic_sides_lambda1_mc)
+
+
+def _symbolic_sides_nstep_long_is_mc(r, v, nv, kw):
+    return (ret.n_step_returns(r, nv, n=len(r), **kw),
+            ret.discounted_returns(r, next_values=nv, **kw))
+
+
 _symbolic_check("nstep_long_is_mc", "n_step_returns(n = T) = discounted_returns", False,
-                lambda r, v, nv, kw: (ret.n_step_returns(r, nv, n=len(r), **kw),
-                                      ret.discounted_returns(r, next_values=nv, **kw)))
+                _symbolic_sides_nstep_long_is_mc)
+
+
+def _symbolic_sides_lambda_returns_recursive(r, v, nv, kw):
+    return (adv.lambda_returns_recursive(r, v, nv, lam=LAM, **kw),
+            adv.gae(r, v, nv, lam=LAM, **kw) + v)
+
+
 _symbolic_check("lambda_returns_recursive", "λ-return recursion = gae + values", True,
-                lambda r, v, nv, kw: (adv.lambda_returns_recursive(r, v, nv, lam=LAM, **kw),
-                                      adv.gae(r, v, nv, lam=LAM, **kw) + v))
+                _symbolic_sides_lambda_returns_recursive)
 
 
 def _symbolic_structure(name: str, sides_for: Callable[[str], Callable], masks: bool,
@@ -335,19 +415,36 @@ def _vectors(min_size=1, max_size=6, elements=None):
 _pairs = st.integers(1, 6).flatmap(lambda n: st.tuples(
     _vectors(n, n, dyadics().map(abs)), _vectors(n, n)))
 
+
+def _oracle_identity_sides_clip_wide_is_ratio_times_advantage(c):
+    return (ob.clipped_surrogate(c[0], c[1], clip_low=1, clip_high=100),
+            c[0] * c[1])
+
+
 _oracle_identity("clip_wide_is_ratio_times_advantage",
                  "clipped_surrogate with ε_low = 1, ε_high ≥ max r equals r·A", _pairs,
-                 lambda c: (ob.clipped_surrogate(c[0], c[1], clip_low=1, clip_high=100),
-                            c[0] * c[1]))
+                 _oracle_identity_sides_clip_wide_is_ratio_times_advantage)
+
+
+def _oracle_identity_sides_kl_penalty_beta0(c):
+    ratio, advantages = c[0]
+    return (ob.kl_penalized_surrogate(ratio, advantages, c[1][:len(ratio)], beta=0),
+            ratio * advantages)
+
+
 _oracle_identity("kl_penalty_beta0", "kl_penalized_surrogate with β = 0 equals r·A",
                  st.tuples(_pairs, _vectors(6, 6)),
-                 lambda c: (ob.kl_penalized_surrogate(c[0][0], c[0][1], c[1][:len(c[0][0])],
-                                                      beta=0), c[0][0] * c[0][1]))
+                 _oracle_identity_sides_kl_penalty_beta0)
+
+
+def _oracle_identity_sides_rloo_is_scaled_dr_grpo(r):
+    return (ob.group_advantages(r, method="rloo"),
+            Fraction(len(r), len(r) - 1) * ob.group_advantages(r, method="dr_grpo"))
+
+
 _oracle_identity("rloo_is_scaled_dr_grpo", "rloo = G/(G−1)·dr_grpo (G ≥ 2)",
                  _vectors(2, 8),
-                 lambda r: (ob.group_advantages(r, method="rloo"),
-                            Fraction(len(r), len(r) - 1) * ob.group_advantages(r,
-                                                                               method="dr_grpo")))
+                 _oracle_identity_sides_rloo_is_scaled_dr_grpo)
 
 
 @st.composite
@@ -363,11 +460,15 @@ def _equal_length_batches(draw):
     return loss, mask
 
 
+def _oracle_identity_sides_token_mean_equal_lengths(c):
+    return (ob.aggregate_loss(c[0], c[1], "token-mean"),
+            ob.aggregate_loss(c[0], c[1], "seq-mean-token-mean"))
+
+
 _oracle_identity("token_mean_equal_lengths",
                  "token-mean = seq-mean-token-mean when every sequence has the same length",
                  _equal_length_batches(),
-                 lambda c: (ob.aggregate_loss(c[0], c[1], "token-mean"),
-                            ob.aggregate_loss(c[0], c[1], "seq-mean-token-mean")))
+                 _oracle_identity_sides_token_mean_equal_lengths)
 
 
 @st.composite
@@ -385,25 +486,59 @@ def _kl_fact(name: str, summary: str, sides):
     _oracle_identity(name, summary + " (exact, SymPy)", _positive_distributions(), sides, cap=4)
 
 
+def _kl_fact_sides_k1_unbiased(c):
+    return (dv.kl_estimator_moments(c[0], c[1], "k1")["expectation"],
+            dv.kl_divergence(c[0], c[1]))
+
+
 _kl_fact("k1_unbiased", "E_π[k1] = KL(π‖π_ref)",
-         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k1")["expectation"],
-                    dv.kl_divergence(c[0], c[1])))
+         _kl_fact_sides_k1_unbiased)
+
+
+def _kl_fact_sides_k3_unbiased(c):
+    return (dv.kl_estimator_moments(c[0], c[1], "k3")["expectation"],
+            dv.kl_divergence(c[0], c[1]))
+
+
 _kl_fact("k3_unbiased", "E_π[k3] = KL(π‖π_ref)",
-         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k3")["expectation"],
-                    dv.kl_divergence(c[0], c[1])))
+         _kl_fact_sides_k3_unbiased)
+
+
+def _kl_fact_sides_k1_pathwise_zero(c):
+    return (dv.kl_estimator_moments(c[0], c[1], "k1")["pathwise_gradient"],
+            np.zeros(len(c[0]), dtype=int))
+
+
 _kl_fact("k1_pathwise_zero", "E_π[∇k1] (autograd on sampled k1) = 0",
-         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k1")["pathwise_gradient"],
-                    np.zeros(len(c[0]), dtype=int)))
+         _kl_fact_sides_k1_pathwise_zero)
+
+
+def _kl_fact_sides_k2_pathwise_reverse_kl(c):
+    return (dv.kl_estimator_moments(c[0], c[1], "k2")["pathwise_gradient"],
+            dv.kl_divergence_gradient(c[0], c[1], "reverse"))
+
+
 _kl_fact("k2_pathwise_reverse_kl", "E_π[∇k2] = ∇KL(π‖π_ref)",
-         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k2")["pathwise_gradient"],
-                    dv.kl_divergence_gradient(c[0], c[1], "reverse")))
+         _kl_fact_sides_k2_pathwise_reverse_kl)
+
+
+def _kl_fact_sides_k3_pathwise_forward_kl(c):
+    return (dv.kl_estimator_moments(c[0], c[1], "k3")["pathwise_gradient"],
+            dv.kl_divergence_gradient(c[0], c[1], "forward"))
+
+
 _kl_fact("k3_pathwise_forward_kl", "E_π[∇k3] = ∇KL(π_ref‖π), the FORWARD KL",
-         lambda c: (dv.kl_estimator_moments(c[0], c[1], "k3")["pathwise_gradient"],
-                    dv.kl_divergence_gradient(c[0], c[1], "forward")))
+         _kl_fact_sides_k3_pathwise_forward_kl)
+
+
+def _kl_fact_sides_k1_k3_full_gradient(c):
+    return (np.concatenate([dv.kl_estimator_moments(c[0], c[1], k)["gradient"]
+                            for k in ("k1", "k3")]),
+            np.concatenate([dv.kl_divergence_gradient(c[0], c[1], "reverse")] * 2))
+
+
 _kl_fact("k1_k3_full_gradient", "∇E_π[k1] = ∇E_π[k3] = ∇KL(π‖π_ref)",
-         lambda c: (np.concatenate([dv.kl_estimator_moments(c[0], c[1], k)["gradient"]
-                                    for k in ("k1", "k3")]),
-                    np.concatenate([dv.kl_divergence_gradient(c[0], c[1], "reverse")] * 2)))
+         _kl_fact_sides_k1_k3_full_gradient)
 
 
 def _score_plus_pathwise(c):

@@ -266,3 +266,29 @@ def vapo_lambda_from_mean_length(rewards, values, next_values, mask, *, alpha, g
     n = rewards.reshape(-1, T).shape[0]
     return _per_row_gae(rewards, values, next_values, mask, [lam] * n, gamma=gamma,
                         terminated=terminated, truncated=truncated)
+
+
+# --- thresholds written at the wrong place -----------------------------------------------------
+
+@mutant("rollout_correction", "rollout_correction.float64",
+        "MIS's bounds exclusive (low < w < high): a weight exactly on a bound is dropped, "
+        "where SPEC keeps it (low ≤ w ≤ high)")
+def rollout_bounds_exclusive(logp, rollout_logp, mask, *, level="token", mode="truncate",
+                             low=None, high=2.0):
+    if mode != "mask":
+        return rt.rollout_correction(logp, rollout_logp, mask, level=level, mode=mode,
+                                     low=low, high=high)
+    keep = mask.bool()
+    d = torch.where(keep, logp - rollout_logp, torch.zeros_like(logp))
+    if level == "sequence":
+        d = d.sum(-1, keepdim=True).expand_as(logp)
+    w = torch.exp(d)
+    inside = (w > (0.0 if low is None else low)) & (w < high)
+    return torch.where(keep & inside, w, torch.zeros_like(w)).detach()
+
+
+@mutant("truncated_importance_weight", "truncated_importance_weight.float64",
+        "the ratio clipped to [1/cap, cap] (both sides, as PPO clips) instead of truncated "
+        "above only: min(r, cap)")
+def truncation_clipped_below(ratio, cap):
+    return torch.clamp(ratio, min=1 / cap, max=cap)

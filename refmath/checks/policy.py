@@ -100,6 +100,13 @@ def _clip_pinned() -> tuple[Case, ...]:
                  for extra in ({}, {"dual_clip": Fraction(3)}))
 
 
+def _cap_pinned() -> tuple[Case, ...]:
+    """Ratios 0, exactly the cap c = 3/2, and 1/64 to either side of it."""
+    c = Fraction(3, 2)
+    return (Case({"ratio": _vector(0, c - Fraction(1, 64), c, c + Fraction(1, 64))},
+                 kwargs={"cap": c}),)
+
+
 def _k3_pinned() -> tuple[Case, ...]:
     """Small log-ratios: k3 ≈ (log r)²/2 must keep its digits (expm1, not exp − 1)."""
     return tuple(Case({"logp": _vector(0, Fraction(1, 64), Fraction(1, 1024)),
@@ -133,7 +140,7 @@ ROWS = rows(
                   bad("old_logp", T([0.0, 1.0]), T([0.0])),
                   bad("mask", T([0.0, 1.0]), T([0.0, 0.0]), mask=T([0.5, 1.0])))),
     array_row("truncated_importance_weight", ra.truncated_importance_weight, _truncation_cases,
-              B.bound_truncation, kink=_near_cap, bad_inputs=(
+              B.bound_truncation, kink=_near_cap, pinned=_cap_pinned(), bad_inputs=(
                   bad("cap", T([1.0]), cap=0.0),
                   bad("cap", T([1.0]), cap=-1.0),
                   bad("ratio", T([-1.0]), cap=1.0))),
