@@ -230,42 +230,37 @@ def reinforce_pp_whitened_per_group(rewards, *, method, eps=1e-6, unbiased=True)
 
 # --- VAPO's length-adaptive GAE (Yue et al. 2025) ----------------------------------------------
 
-def _per_row_gae(rewards, values, next_values, mask, lams, *, gamma=1.0, terminated=None,
-                 truncated=None):
-    """gae row by row with the given λ per row (a slow reference for the mutants below)."""
+def _one_lambda(rewards, values, next_values, mask, lam, *, gamma=1.0, terminated=None,
+                truncated=None):
+    """gae row by row, every row with the same λ (a slow reference for the mutants below)."""
+    T = rewards.shape[-1]
     rows = []
-    flat = [x.reshape(-1, x.shape[-1]) if x is not None else None
+    flat = [x.reshape(-1, T) if x is not None else None
             for x in (rewards, values, next_values, mask, terminated, truncated)]
-    for i, lam in enumerate(lams):
+    for i in range(flat[0].shape[0]):
         r, v, nv, m, term, trunc = (None if x is None else x[i:i + 1] for x in flat)
         rows.append(rt.gae(r, v, nv, gamma=gamma, lam=lam, terminated=term, truncated=trunc,
                            mask=m))
     return torch.cat(rows).reshape(rewards.shape)
 
 
+def _lam(alpha, l):
+    return 1 - 1 / (alpha * l) if alpha * l > 1 else 0.0
+
+
 @mutant("length_adaptive_gae", "length_adaptive_gae.float64",
         "the response length l counted over every position of the row (padding included, "
         "l = T) instead of the response tokens (the mask's sum)")
-def vapo_length_with_padding(rewards, values, next_values, mask, *, alpha, gamma=1.0,
-                             terminated=None, truncated=None):
-    T = rewards.shape[-1]
-    lam = max(0.0, 1 - 1 / (alpha * T)) if alpha * T > 1 else 0.0
-    n = rewards.reshape(-1, T).shape[0]
-    return _per_row_gae(rewards, values, next_values, mask, [lam] * n, gamma=gamma,
-                        terminated=terminated, truncated=truncated)
+def vapo_length_with_padding(rewards, values, next_values, mask, *, alpha, **kw):
+    return _one_lambda(rewards, values, next_values, mask, _lam(alpha, rewards.shape[-1]), **kw)
 
 
 @mutant("length_adaptive_gae", "length_adaptive_gae.float64",
         "one λ for the whole batch, from the mean response length, instead of one per "
         "sequence")
-def vapo_lambda_from_mean_length(rewards, values, next_values, mask, *, alpha, gamma=1.0,
-                                 terminated=None, truncated=None):
-    T = rewards.shape[-1]
-    mean_l = float(mask.reshape(-1, T).sum(-1).double().mean())
-    lam = 1 - 1 / (alpha * mean_l) if alpha * mean_l > 1 else 0.0
-    n = rewards.reshape(-1, T).shape[0]
-    return _per_row_gae(rewards, values, next_values, mask, [lam] * n, gamma=gamma,
-                        terminated=terminated, truncated=truncated)
+def vapo_lambda_from_mean_length(rewards, values, next_values, mask, *, alpha, **kw):
+    mean_l = float(mask.reshape(-1, rewards.shape[-1]).sum(-1).double().mean())
+    return _one_lambda(rewards, values, next_values, mask, _lam(alpha, mean_l), **kw)
 
 
 # --- thresholds written at the wrong place -----------------------------------------------------
