@@ -45,7 +45,9 @@ class CheckFailure(AssertionError):
     The keyword fields (``tier``, ``worst``, ``yours``, ``exact``, ``bound``,
     ``counterexample``, ``reproduction``, ``causes``, ``example``) are copied into the
     :class:`CheckResult`; ``example`` (the failing input as the check's keyword arguments)
-    lets later checks of the same run try it first instead of searching again."""
+    lets later checks of the same run try it first instead of searching again;
+    ``diagnosis`` (a thunk returning the matching known mistakes) is run once, on the final
+    counterexample, and replaces the :data:`LIKELY` marker of the message."""
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
