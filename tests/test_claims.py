@@ -225,3 +225,24 @@ def test_check_identity_says_when_a_function_is_not_symbolic():
     v = C.check_identity(lambda a: float(a) * 2, lambda a: a + a)
     assert "does not accept SymPy symbols" in v.evidence
     assert v.status in (C.FALSE, C.UNPROVEN)
+
+
+def test_check_identity_falls_back_to_rational_points_when_an_oracle_refuses_symbols():
+    """kl_estimator_moments cannot take SymPy symbols (AttributeError: Symbol.numerator): the
+    claim is still decided at exact rational points — FALSE with a counterexample for a wrong
+    identity (E[k2] is not the KL), never a raw exception."""
+    from refmath import divergences as dv
+    from refmath.claims import FALSE, UNPROVEN, check_identity
+
+    def kl(a, b):
+        return dv.kl_divergence([a, 1 - a], [b, 1 - b])
+
+    def expectation(kind):
+        return lambda a, b: dv.kl_estimator_moments([a, 1 - a], [b, 1 - b], kind)[
+            "expectation"]
+
+    interval = {"a": (0, 1), "b": (0, 1)}
+    wrong = check_identity(expectation("k2"), kl, ["a", "b"], interval, trials=20)
+    assert wrong.status == FALSE and wrong.counterexample
+    right = check_identity(expectation("k3"), kl, ["a", "b"], interval, trials=20)
+    assert right.status == UNPROVEN and "does not accept SymPy symbols" in right.evidence

@@ -230,7 +230,9 @@ def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
     note = ""
     try:
         diff = _evaluate(lhs, syms) - _evaluate(rhs, syms)
-    except (TypeError, ValueError) as err:  # a function that cannot take SymPy symbols
+    except Exception as err:  # noqa: BLE001 - a function that cannot take SymPy symbols
+        # (TypeError, ValueError, or an AttributeError such as Symbol.numerator): the exact
+        # rational points below still decide FALSE, or leave it UNPROVEN
         diff = None
         note = (f" (no symbolic proof attempted: a side does not accept SymPy symbols — "
                 f"{type(err).__name__}: {err})")
