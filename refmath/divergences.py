@@ -191,7 +191,7 @@ def _symbolic_policy(K: int):
 
 def _at(expr: Any, theta, p_row) -> Any:
     """Evaluate at θ = log p, where softmax(θ) = p exactly."""
-    sub = {t: sympy.log(sympy.Rational(x.numerator, x.denominator)) for t, x in zip(theta, p_row)}
+    sub = {t: sympy.log(_rational(x)) for t, x in zip(theta, p_row)}
     return sympy.simplify(sympy.expand_log(expr.subs(sub), force=True))
 
 
@@ -269,7 +269,7 @@ def kl_estimator_moments(p: Array, q: Array, kind: str, behaviour: Array | None 
     for idx, d, p_row, q_row, mu in _behaviour_rows(p, q, behaviour):
         K = len(p_row)
         theta, logpi = _symbolic_policy(K)
-        log_q = [sympy.log(sympy.Rational(x.numerator, x.denominator)) for x in q_row]
+        log_q = [sympy.log(_rational(x)) for x in q_row]
         k = [_estimator(kind, log_q[a] - logpi[a]) for a in range(K)]
         pi = [sympy.exp(lp) for lp in logpi]
         sampler = pi if mu is None else [_rational(x) for x in mu]
@@ -320,8 +320,8 @@ def kl_divergence_gradient(p: Array, q: Array, direction: str = "reverse") -> np
     for idx, d, p_row, q_row in _rows(p, q):
         K = len(p_row)
         theta, logpi = _symbolic_policy(K)
-        log_q = [sympy.log(sympy.Rational(x.numerator, x.denominator)) for x in q_row]
-        qs = [sympy.Rational(x.numerator, x.denominator) for x in q_row]
+        log_q = [sympy.log(_rational(x)) for x in q_row]
+        qs = [_rational(x) for x in q_row]
         if direction == "reverse":
             kl = sum(sympy.exp(logpi[a]) * (logpi[a] - log_q[a]) for a in range(K))
         else:

@@ -227,12 +227,28 @@ def test_check_identity_says_when_a_function_is_not_symbolic():
     assert v.status in (C.FALSE, C.UNPROVEN)
 
 
-def test_check_identity_falls_back_to_rational_points_when_an_oracle_refuses_symbols():
-    """kl_estimator_moments cannot take SymPy symbols (AttributeError: Symbol.numerator): the
-    claim is still decided at exact rational points — FALSE with a counterexample for a wrong
-    identity (E[k2] is not the KL), never a raw exception."""
-    from refmath import divergences as dv
+def test_check_identity_falls_back_to_rational_points_when_a_side_refuses_symbols():
+    """A side that raises on SymPy symbols (here an AttributeError, as kl_estimator_moments
+    once did) is decided at exact rational points: FALSE with a counterexample for a wrong
+    identity, UNPROVEN for a right one — never a raw exception."""
     from refmath.claims import FALSE, UNPROVEN, check_identity
+
+    def refuses(a):
+        return a.numerator * 0 + a  # Fraction/Rational have .numerator; a Symbol has not
+
+    wrong = check_identity(refuses, lambda a: a + 1, ["a"], trials=20)
+    assert wrong.status == FALSE and wrong.counterexample
+    right = check_identity(refuses, lambda a: a, ["a"], trials=20)
+    assert right.status == UNPROVEN and "does not accept SymPy symbols" in right.evidence
+
+
+def test_k3_is_unbiased_proven_on_symbolic_two_point_distributions():
+    """E_π[k3] = KL(π‖π_ref) for π = (a, 1 − a), π_ref = (b, 1 − b), a, b in (0, 1): the
+    oracles take SymPy symbols, the logs of products are split (expand_log(force=True)) and
+    every log argument (a/b, 1 − a, (1 − a)/(1 − b), …) is shown positive on the intervals:
+    TRUE. E[k2] = KL is FALSE with a counterexample."""
+    from refmath import divergences as dv
+    from refmath.claims import FALSE, TRUE, check_identity
 
     def kl(a, b):
         return dv.kl_divergence([a, 1 - a], [b, 1 - b])
@@ -242,7 +258,31 @@ def test_check_identity_falls_back_to_rational_points_when_an_oracle_refuses_sym
             "expectation"]
 
     interval = {"a": (0, 1), "b": (0, 1)}
+    assert check_identity(expectation("k3"), kl, ["a", "b"], interval, trials=20).status == TRUE
     wrong = check_identity(expectation("k2"), kl, ["a", "b"], interval, trials=20)
     assert wrong.status == FALSE and wrong.counterexample
-    right = check_identity(expectation("k3"), kl, ["a", "b"], interval, trials=20)
-    assert right.status == UNPROVEN and "does not accept SymPy symbols" in right.evidence
+
+
+def test_a_log_split_is_proven_only_where_its_arguments_are_positive():
+    """log(xy) = log x + log y: FALSE for real x, y (a counterexample with both negative),
+    TRUE for positive ones; with positivity not shown for every log argument the verdict is
+    TRUE UNDER CONDITIONS, naming them."""
+    import sympy
+
+    from refmath import divergences as dv
+    from refmath.claims import CONDITIONAL, FALSE, TRUE, check_identity
+
+    def split(x, y):
+        return sympy.log(x) + sympy.log(y)
+
+    def joint(x, y):
+        return sympy.log(x * y)
+
+    assert check_identity(joint, split, ["x", "y"], trials=50).status == FALSE
+    positive = {"x": "positive", "y": "positive"}
+    assert check_identity(joint, split, ["x", "y"], positive, trials=20).status == TRUE
+    k3 = check_identity(lambda a, b: dv.kl_estimator_moments(
+        [a, 1 - a], [b, 1 - b], "k3")["expectation"],
+        lambda a, b: dv.kl_divergence([a, 1 - a], [b, 1 - b]), ["a", "b"],
+        {"a": "positive", "b": "positive"}, trials=20)
+    assert k3.status == CONDITIONAL and "1 - a > 0" in k3.conditions

@@ -209,6 +209,28 @@ def _evaluate(f: Any, args: Sequence[Any]) -> np.ndarray:
     return np.asarray(out, dtype=object).reshape(-1)
 
 
+def _logs_not_shown_positive(diff: np.ndarray, syms: list[sympy.Symbol], names: Sequence[str],
+                             assumptions: Mapping[str, Any]) -> list[Any]:
+    """The arguments of the logs in ``diff`` that SymPy cannot show positive. A proof by
+    :func:`refmath.exact.is_zero` splits logs of products and powers (``force=True``), which
+    holds where those arguments are positive. An interval assumption ``(lo, hi)`` is made
+    explicit first: x = lo + (hi − lo)·t/(1 + t) with t > 0 spans (lo, hi), so 1 − x for x in
+    (0, 1) becomes 1/(1 + t), positive."""
+    subs = {}
+    for sym, name in zip(syms, names):
+        kind = assumptions.get(name)
+        if isinstance(kind, tuple):
+            t = sympy.Symbol(f"_{name}_t", positive=True)
+            lo, hi = (sympy.Rational(Fraction(x)) for x in kind)
+            subs[sym] = lo + (hi - lo) * t / (1 + t)
+    unsure = []
+    for arg in {lg.args[0] for d in diff for lg in sympy.sympify(d).atoms(sympy.log)}:
+        if arg.is_positive or sympy.simplify(arg.subs(subs)).is_positive:
+            continue
+        unsure.append(arg)
+    return sorted(unsure, key=str)
+
+
 def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
                    assumptions: Mapping[str, Any] | None = None, *, trials: int = 200,
                    seed: int = 0) -> Verdict:
@@ -236,9 +258,13 @@ def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
         diff = None
         note = (f" (no symbolic proof attempted: a side does not accept SymPy symbols — "
                 f"{type(err).__name__}: {err})")
-    if diff is not None and all(is_zero(sympy.simplify(d)) for d in diff):
-        return Verdict(TRUE, "proven symbolically: SymPy reduces lhs − rhs to 0 for all "
-                       + ", ".join(symbols) + (f" under {assumptions}" if assumptions else ""))
+    unsure: list[Any] = []  # log arguments a proof needs positive and SymPy cannot show so
+    if diff is not None and all(is_zero(d) or is_zero(sympy.simplify(d)) for d in diff):
+        unsure = _logs_not_shown_positive(diff, syms, symbols, assumptions)
+        if not unsure:
+            return Verdict(TRUE, "proven symbolically: SymPy reduces lhs − rhs to 0 for all "
+                           + ", ".join(symbols)
+                           + (f" under {assumptions}" if assumptions else ""))
     rng = random.Random(seed)
     for _ in range(trials):
         values = {n: _draw(n, assumptions, rng) for n in symbols}
@@ -253,6 +279,12 @@ def check_identity(lhs: Any, rhs: Any, symbols: Sequence[str] | None = None,
                            + note,
                            value=nonzero[0], counterexample={k: str(v) for k, v in
                                                              values.items()})
+    if unsure:
+        conditions = "every log argument positive: " + ", ".join(f"{a} > 0" for a in unsure)
+        return Verdict(CONDITIONAL, "proven symbolically with log(xy) = log x + log y and "
+                       "log(x^k) = k·log x (expand_log(force=True)), valid where " + conditions
+                       + f"; {trials} exact random rational points found no counterexample",
+                       conditions=conditions)
     return Verdict(UNPROVEN, ("SymPy did not reduce lhs − rhs to 0" if diff is not None else
                               "no symbolic proof") + f", and {trials} exact random rational "
                    "points found no counterexample" + note)
