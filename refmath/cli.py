@@ -70,8 +70,7 @@ def run_main_job(kinds: Sequence[str] | None, profile: str, out=None, seed: int 
     out = out or sys.stdout
     import refmath_torch
 
-    from .checks import Context, UsageError, checks_for, family_of, kinds as all_kinds, \
-        run_check
+    from .checks import Context, UsageError, checks_for, kinds as all_kinds, run_check
     from .profiles import PROFILES, unknown_profile_message
 
     try:

@@ -7,11 +7,8 @@ import pytest
 
 import refmath
 import refmath_torch
-from refmath import divergences, objectives
 from refmath.checks import kinds
 from refmath.checks.specs import FLAG_NAMES, SPECS
-from refmath_torch import divergences as torch_divergences
-from refmath_torch import objectives as torch_objectives
 
 
 def test_every_twin_has_a_spec_and_every_spec_a_twin():

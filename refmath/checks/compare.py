@@ -5,6 +5,7 @@ the catalogue of known mistakes."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -120,9 +121,8 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
         from .mutants import diagnose
 
         message += LIKELY
-
-        def diagnosis():
-            return diagnose(spec.name, rerun, got, bound, ctx, exact=exact_f)
+        diagnosis = functools.partial(diagnose, spec.name, rerun, got, bound, ctx,
+                                      exact=exact_f)
     message += f"\n  inputs: {inputs}"
     repro = ""
     if values is not None:
