@@ -229,19 +229,49 @@ def run_user_check(kind: str, target: str, convention: str | None, profile: str 
         print(json.dumps(report.to_dict(), indent=2), file=out)
     else:
         print(report, file=out)
-        if not report.passed and convention is None and not options.get("layout"):
-            _hint(kind, target, out)
+        if not report.passed:
+            _hint(kind, target, report.binding, out)
     return 0 if report.passed else 1
 
 
-def _hint(kind: str, target: str, out) -> None:
-    """After a failed run in SPEC's layout: what the capability probes suggest (a
-    suggestion: nothing is assumed)."""
+def run_configured(profile: str | None, convention: str | None, options: dict,
+                   out=None, **run) -> int:
+    """``refmath check`` with no KIND and TARGET: every ``[tool.refmath.check.NAME]`` table of
+    ./pyproject.toml, each with its own binding (command-line options joined to each)."""
+    from .checks import UsageError
+    from .conformance import binding_from
+    from .conformance.config import from_pyproject
+
+    try:
+        configured = from_pyproject(os.getcwd())
+        if not configured:
+            raise UsageError("nothing to check: give KIND and TARGET, or add "
+                             "[tool.refmath.check.NAME] tables (target = \"module:function\""
+                             ", layout, arg, only, xfail, ...) to ./pyproject.toml")
+        joined = [(c, c.binding.merged(binding_from(**options, convention=convention)))
+                  for c in configured]
+    except UsageError as err:
+        return _usage_error(err)
+    status = 0
+    for c, binding in joined:
+        print(f"== [tool.refmath.check.{c.name}]: {c.kind} {c.target} [{binding}]",
+              file=out or sys.stdout)
+        status = max(status, run_user_check(c.kind, c.target, None, profile, out,
+                                            binding=binding, **run))
+    return status
+
+
+def _hint(kind: str, target: str, binding, out) -> None:
+    """After a failed run: what the capability probes (through the same binding) suggest
+    (a suggestion: nothing is assumed)."""
     from .checks.guard import Guarded
     from .conformance import load
     from .conformance.discover import discover, suggestion
 
-    found = discover(kind, Guarded(load(target), timeout=5.0))  # exits and hangs contained
+    try:
+        found = discover(kind, Guarded(load(target), timeout=5.0), binding)
+    except Exception:  # noqa: BLE001 - a hint is never worth a crash
+        return
     missing = [c for c, (ok, _) in found.items() if not ok]
     if missing:
         print(f"\nhint: the capability probes say your function does not support "
@@ -250,29 +280,33 @@ def _hint(kind: str, target: str, out) -> None:
               file=out)
 
 
-def run_discover(kind: str, target: str, out=None) -> int:
-    """``refmath check KIND TARGET --discover``: one tiny exact probe per capability and the
-    ``--convention`` line they suggest."""
+def run_discover(kind: str, target: str, out=None, convention: str | None = None,
+                 **options) -> int:
+    """``refmath check KIND TARGET --discover``: one tiny exact probe per capability the
+    binding does not already declare missing, through that binding, and the line they
+    suggest."""
     out = out or sys.stdout
-    from .checks import UsageError, family_of
-    from .conformance import importable, load
+    from .checks import UsageError
+    from .conformance import importable, resolve
     from .conformance.discover import discover, suggestion
 
     importable(os.getcwd())
     try:
-        family = family_of(kind)
-        fn = load(target)
-        if family != "steps":
-            raise UsageError(f"--discover probes the per-step functions of SPEC §2; for {kind} "
-                             "declare capabilities by hand (`refmath list`)")
+        if kind is None:
+            raise UsageError("--discover needs KIND and TARGET")
+        plan = resolve(kind, target, convention, **options)
     except UsageError as err:
         return _usage_error(err)
     from .checks.guard import Guarded
 
-    found = discover(kind, Guarded(fn, timeout=5.0))  # exits and hangs contained
+    found = discover(kind, Guarded(plan.function, timeout=5.0), plan.binding)
+    if not found:
+        print(f"no capability of {kind} can be probed through binding {plan.binding}",
+              file=out)
     for cap, (ok, note) in found.items():
         print(f"  {cap:<20} {'yes' if ok else 'NO':<4} {note}", file=out)
-    print(f"suggested: refmath check {kind} {target} {suggestion(found)}", file=out)
+    print(f"suggested: refmath check {kind} {target} {suggestion(found, plan.binding)}",
+          file=out)
     return 0
 
 
@@ -317,9 +351,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="id, source, statement, verdict, evidence per claim")
     chk = sub.add_parser("check", help="check YOUR implementation: refmath check KIND "
                                        "module:function [--convention FLAGS]")
-    chk.add_argument("kind", help="the function kind, e.g. gae, discounted_returns, "
-                                  "clipped_surrogate")
-    chk.add_argument("target", help="module:function (importable from the current directory)")
+    chk.add_argument("kind", nargs="?", help="the function kind, e.g. gae, "
+                     "discounted_returns, clipped_surrogate (with TARGET omitted too: every "
+                     "[tool.refmath.check.NAME] table of ./pyproject.toml)")
+    chk.add_argument("target", nargs="?",
+                     help="module:function (importable from the current directory)")
+    chk.add_argument("--bind", default=None, metavar="BINDING",
+                     help="the binding in its text form, e.g. 'cleanrl,arg.rewards=r,"
+                          "only.mode=token-mean|seq-mean-token-mean,xfail=CHECK:DIFFERENCE,"
+                          "computes_in=float32' (joined with --layout, --convention, --arg, "
+                          "--only, --xfail)")
+    chk.add_argument("--computes-in", default=None, choices=("float32", "float64"),
+                     help="the precision your function computes in: float64 inputs are then "
+                          "allowed that precision's error bound (a value bug still fails)")
     from .checks.core import Capabilities
 
     chk.add_argument("--convention", default=None,
@@ -335,13 +379,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("--layout", default=None, help="your function is written as in: cleanrl, "
                      "sb3, verl, torchrl, trl (`refmath list` shows their signatures)")
     chk.add_argument("--arg", action="append", metavar="LAYOUT_NAME=YOUR_NAME",
-                     help="your name for a parameter of the layout (repeatable)")
+                     help="your name for a parameter of the layout or of SPEC (repeatable)")
     chk.add_argument("--only", action="append", metavar="OPTION=V1,V2",
                      help="the values of an enumerated option your function supports, e.g. "
                           "loss_agg_mode: --only mode=token-mean (repeatable)")
-    chk.add_argument("--xfail", action="append", metavar="CHECK_ID[=REASON]",
-                     help="an expected failure (a by-design difference): reported XFAIL, "
-                          "does not fail the run (repeatable)")
+    chk.add_argument("--xfail", action="append", metavar="CHECK_ID[:DIFFERENCE][=REASON]",
+                     help="an expected failure: reported XFAIL, does not fail the run "
+                          "(repeatable); with :DIFFERENCE (e.g. gae.ignored_numbers:"
+                          "nan_bootstrap_multiplied) only the failures that known difference "
+                          "reproduces are waived")
     chk.add_argument("--xfails-file", default=None, metavar="PATH",
                      help="expected failures, one CHECK_ID[=REASON] per line")
     chk.add_argument("--strict", action="store_true",
@@ -368,16 +414,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_claims(args.claim_id, as_json=args.as_json)
     if args.command == "list":
         return run_list(sys.stdout)
-    if args.command == "check" and args.discover:
-        return run_discover(args.kind, args.target)
+    if args.command == "check" and (args.kind is None) != (args.target is None):
+        return _usage_error(ValueError("give KIND and TARGET, or neither (then every "
+                                       "[tool.refmath.check.NAME] of ./pyproject.toml)"))
+    options = {}
     if args.command == "check":
-        return run_user_check(args.kind, args.target, args.convention, profile,
-                              seed=args.seed, max_examples=args.max_examples,
-                              timeout=args.timeout, as_json=args.json, checks=args.checks,
-                              layout=args.layout, arg=args.arg, only=args.only,
-                              expected_failures=args.xfail, xfails_file=args.xfails_file,
-                              strict=args.strict, fail_on=(args.fail_on.split(",")
-                                                           if args.fail_on else None))
+        options = dict(binding=args.bind, layout=args.layout, arg=args.arg, only=args.only,
+                       expected_failures=args.xfail, xfails_file=args.xfails_file,
+                       computes_in=args.computes_in)
+    if args.command == "check" and args.discover:
+        return run_discover(args.kind, args.target, convention=args.convention, **options)
+    if args.command == "check":
+        run = dict(seed=args.seed, max_examples=args.max_examples, timeout=args.timeout,
+                   as_json=args.json, checks=args.checks, strict=args.strict,
+                   fail_on=(args.fail_on.split(",") if args.fail_on else None))
+        if args.kind is None:
+            return run_configured(profile, args.convention, options, **run)
+        return run_user_check(args.kind, args.target, args.convention, profile, **run,
+                              **options)
     status = run_main_job(args.kind, profile, seed=args.seed, max_examples=args.max_examples)
     if args.kind is None and status != 2:
         status = max(status, 1 if _claims_summary(sys.stdout) else 0)

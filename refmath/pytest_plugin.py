@@ -2,7 +2,15 @@
 
     pytest --pyargs refmath.suite --refmath-impl gae=mypkg.adv:gae
     pytest --pyargs refmath.suite --refmath-impl "gae=mypkg.adv:gae[time_major,done]"
+    pytest --pyargs refmath.suite --refmath-impl "gae=mypkg.adv:gae[cleanrl,arg.rewards=r]"
     REFMATH_IMPL="gae=mypkg.adv:gae" pytest --pyargs refmath.suite
+    pytest --pyargs refmath.suite      # every [tool.refmath.check.NAME] of ./pyproject.toml
+
+The bracket holds the implementation's binding in its one text form
+(:mod:`refmath.conformance.bindings`): layout, convention flags, ``arg.NAME=YOURS``,
+``only.OPTION=V1|V2``, ``xfail=CHECK_ID[:DIFFERENCE]``, ``computes_in=float32``. A waiver
+given with ``--refmath-xfail`` (or the ini key) applies to the implementations of the kind its
+check id names, so two kinds with a waiver each share one run.
 
 Registered through the ``pytest11`` entry point, so the options work with ``--pyargs`` (a
 package conftest's options would be ignored: pytest issue 1596). With plugin autoload
@@ -20,7 +28,7 @@ __all__ = ["pytest_addoption", "pytest_report_header", "pytest_generate_tests"]
 
 ENV = "REFMATH_IMPL"
 _SPEC = re.compile(r"^\s*(?P<kind>[a-z_0-9]+)\s*=\s*(?P<target>[\w.]+:[\w.]+)"
-                   r"\s*(\[(?P<convention>[\w,\s]*)\])?\s*$")
+                   r"\s*(\[(?P<binding>[^\]]*)\])?\s*$")
 
 
 def pytest_addoption(parser):
@@ -61,18 +69,10 @@ def run_options(config) -> dict:
             + list(config.getoption("--refmath-xfail") or [])}
 
 
-def split_flags(flags: str) -> tuple[str | None, str]:
-    """``"cleanrl,no_mask"`` → (layout ``cleanrl``, convention ``no_mask``): a bracket token
-    that names a built-in layout selects it; the others are convention flags."""
-    from refmath.conformance.layouts import LAYOUTS
-
-    words = [w.strip() for w in (flags or "").split(",") if w.strip()]
-    layouts = [w for w in words if w in LAYOUTS]
-    return (layouts[0] if layouts else None), ",".join(w for w in words if w not in LAYOUTS)
-
-
-def implementations(config) -> list[tuple[str, str, str]]:
-    """(kind, module:function, convention) for every requested implementation."""
+def implementations(config, configured: bool = False) -> list[tuple[str, str, str]]:
+    """(kind, module:function, binding text) for every requested implementation: those
+    given with ``--refmath-impl``/``$REFMATH_IMPL``, else (``configured``: only when
+    refmath.suite itself is collected) those of the rootdir's pyproject.toml."""
     specs = list(config.getoption("--refmath-impl") or [])
     specs += [s for s in os.environ.get(ENV, "").split(";") if s.strip()]
     out = []
@@ -82,9 +82,25 @@ def implementations(config) -> list[tuple[str, str, str]]:
             import pytest
 
             raise pytest.UsageError(f"--refmath-impl {spec!r}: expected "
-                                    "KIND=module:function[flags]")
-        out.append((m["kind"], m["target"], m["convention"] or ""))
+                                    "KIND=module:function[binding]")
+        out.append((m["kind"], m["target"], m["binding"] or ""))
+    if not out and configured:
+        from refmath.checks import UsageError
+        from refmath.conformance.config import from_pyproject
+
+        try:
+            out = [(c.kind, c.target, c.binding.text())
+                   for c in from_pyproject(str(config.rootpath))]
+        except UsageError as err:
+            import pytest
+
+            raise pytest.UsageError(str(err)) from None
     return out
+
+
+def waivers_for(kind: str, waivers: list[str]) -> list[str]:
+    """The run-wide waivers that name a check of ``kind`` (``KIND.CHECK...``)."""
+    return [w for w in waivers if w.split("=", 1)[0].strip().startswith(f"{kind}.")]
 
 
 def pytest_report_header(config):
@@ -92,14 +108,14 @@ def pytest_report_header(config):
     if not impls:
         return None
     return ["refmath: checking " + ", ".join(
-        f"{kind}={target}" + (f" [{conv}]" if conv else "") for kind, target, conv in impls)]
+        f"{kind}={target}" + (f" [{b}]" if b else "") for kind, target, b in impls)]
 
 
 def pytest_generate_tests(metafunc):
     # only refmath.suite's test; a user's own @parametrize_with_checks test is left alone
     if metafunc.function.__name__ != "test_refmath_conformance":
         return
-    impls = implementations(metafunc.config)
+    impls = implementations(metafunc.config, configured=True)
     if not impls:
         metafunc.parametrize("refmath_check", [None], ids=["no-implementation-given"])
         return
@@ -110,15 +126,15 @@ def pytest_generate_tests(metafunc):
 
     importable(os.getcwd())
     params, ids = [], []
-    for kind, target, convention in impls:
-        layout, flags = split_flags(convention)
-        options = run_options(metafunc.config)
+    options = run_options(metafunc.config)
+    for kind, target, binding in impls:
+        waivers = waivers_for(kind, options["expected_failures"])
         try:  # every usage mistake before any check runs, as pytest's own usage error
-            selected = resolve(kind, target, flags, options["profile"], layout=layout,
-                               expected_failures=options["expected_failures"]).checks
+            selected = resolve(kind, target, None, options["profile"], binding=binding,
+                               expected_failures=waivers).checks
         except UsageError as err:
-            raise pytest.UsageError(f"--refmath-impl {kind}={target}: {err}") from None
+            raise pytest.UsageError(f"refmath: {kind}={target}[{binding}]: {err}") from None
         for c in selected:
-            params.append((kind, c.id, target, convention))
+            params.append((kind, c.id, target, binding))
             ids.append(c.id if len(impls) == 1 else f"{target}::{c.id}")
     metafunc.parametrize("refmath_check", params, ids=ids)

@@ -14,15 +14,16 @@ __all__ = ["test_refmath_conformance"]
 def test_refmath_conformance(refmath_check, request):
     if refmath_check is None:
         pytest.skip("no implementation given: pass --refmath-impl KIND=module:function "
+                    "or add [tool.refmath.check.NAME] tables to pyproject.toml "
                     "(or set REFMATH_IMPL)")
     from refmath.conformance import failure_text, importable, run_one
-    from refmath.pytest_plugin import run_options, split_flags
+    from refmath.pytest_plugin import run_options, waivers_for
 
     importable(os.getcwd())  # module:function from where pytest runs, after site-packages
-    kind, check_id, target, flags = refmath_check
-    layout, convention = split_flags(flags)
+    kind, check_id, target, binding = refmath_check
     options = run_options(request.config)
-    result, _ = run_one(kind, check_id, target, convention, layout=layout, **options)
+    options["expected_failures"] = waivers_for(kind, options["expected_failures"])
+    result, _ = run_one(kind, check_id, target, binding, **options)
     if result.status == "not applicable":
         pytest.skip(f"{check_id}: not applicable ({result.message})")
     if result.status == "xfail":

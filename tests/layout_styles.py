@@ -39,6 +39,23 @@ def cleanrl_done_off_by_one(rewards, values, dones, next_value, next_done, gamma
     return advantages
 
 
+def cleanrl_next_done_ignored(rewards, values, dones, next_value, next_done, gamma,
+                              gae_lambda):
+    num_steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = 0
+    for t in reversed(range(num_steps)):
+        if t == num_steps - 1:
+            nextnonterminal = torch.ones_like(next_done)  # bug: next_done never read
+            nextvalues = next_value
+        else:
+            nextnonterminal = 1.0 - dones[t + 1]
+            nextvalues = values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        advantages[t] = lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+    return advantages
+
+
 def sb3_gae(rewards, values, episode_starts, last_values, dones, gamma, gae_lambda):
     """Stable-Baselines3 RolloutBuffer.compute_returns_and_advantage."""
     buffer_size = rewards.shape[0]

@@ -265,7 +265,7 @@ def test_discover_suggests_the_convention_never_assumes_it(user, capsys):
     found = discover("gae", loop_gae)
     assert {c for c, (ok, _) in found.items() if not ok} == {
         "mask", "per_step_gamma", "batch", "validates_input"}
-    assert suggestion(found) == "--convention no_mask,no_per_step_gamma,no_batch,no_validates_input"
+    assert suggestion(found) == "--bind no_mask,no_per_step_gamma,no_batch,no_validates_input"
     assert all(ok for _, (ok, _) in discover("gae", refmath_torch.gae).items())
     assert main(["check", "gae", "user_fns:good", "--discover"]) == 0
     assert "(nothing to declare)" in capsys.readouterr().out

@@ -109,10 +109,29 @@ def prepare(case: Case, spec: ArrayFunction, ctx: Context) -> Case | None:
                 kw.pop("low", None)
         case = Case(case.arrays, kw, case.flags)
     case = _declared(case, ctx.capabilities)
+    if "rhos" in ctx.declined and "rhos" in case.arrays:
+        case = _as_log_rhos(case)
+        if case is None:
+            ctx.tracker.skip("a ratio of 0 (rhos is a refmath extension your function does "
+                             "not take; log_rhos = −inf is no number to pass)")
+            return None
     if ctx.accepts is not None and not ctx.accepts(spec.name, case.values(torch.float64)):
         ctx.tracker.skip(f"the {ctx.layout or 'declared'} layout cannot express the input")
         return None
     return case
+
+
+def _as_log_rhos(case: Case) -> Case | None:
+    """The same input with SPEC's ``log_rhos`` in place of refmath's extension ``rhos``: the
+    float64 logarithm of each ratio, taken as exact (the oracle then sees exactly what the
+    function sees); None when a ratio is 0."""
+    rhos = case.arrays["rhos"]
+    if any(Fraction(r) <= 0 for r in np.ravel(rhos)):
+        return None
+    logs = np.vectorize(lambda r: Fraction(math.log(float(r))), otypes=[object])(rhos)
+    arrays = {("log_rhos" if k == "rhos" else k): (logs if k == "rhos" else v)
+              for k, v in case.arrays.items()}
+    return Case(arrays, case.kwargs, case.flags)
 
 
 def first_case(spec: ArrayFunction) -> Case:
@@ -213,7 +232,7 @@ def _value_check(spec: ArrayFunction, dtype: torch.dtype):
 
     def run(fn, ctx: Context) -> None:
         # half precision is computed in float32 (SPEC §1): the float32 bound, rounded once
-        u = unit_roundoff(torch.float32 if half else dtype)
+        u = unit_roundoff(torch.float32 if half else ctx.bound_dtype(dtype))
 
         # half: the float32 path's search breadth is the float32 check's; 20 examples here
         @ctx.settings(20 if half else None)
@@ -426,6 +445,10 @@ def bad_input_check(name: str, bad_inputs: tuple[BadInput, ...]) -> Check:
 
     def run(fn, ctx: Context) -> None:
         for bad in bad_inputs:
+            if ctx.declined & {k for k, _ in bad.kwargs}:
+                ctx.tracker.skip("a bad value of a refmath extension your function does not "
+                                 "take")
+                continue
             expect_named_error(name, bad.word, bad.word, lambda: bad.call(fn))
             ctx.tracker.saw()
 

@@ -133,6 +133,19 @@ class Context:
     accepts: Callable[[str, dict[str, Any]], bool] | None = None
     layout: str | None = None  # the built-in layout the function is written in
     wrap: Callable[[Callable], Callable] | None = None  # layout function → SPEC signature
+    # the declared compute precision ("float32"): value checks allow that precision's bound
+    computes_in: str | None = None
+    # SPEC extensions of the oracle (FunctionSpec.extensions) the function does not take
+    declined: frozenset[str] = frozenset()
+
+    def bound_dtype(self, dtype: Any) -> Any:
+        """The dtype whose error bound applies to a value check run in ``dtype``: the declared
+        compute precision when it is coarser (float64 inputs computed in float32)."""
+        import torch
+
+        if self.computes_in == "float32" and dtype == torch.float64:
+            return torch.float32
+        return dtype
 
     def settings(self, cap: int | None = None) -> Callable[[Callable], Callable]:
         """Decorator for a check's ``@given`` test: this context's settings (at most ``cap``
@@ -267,7 +280,8 @@ def likely_causes(matches: list) -> tuple[list[str], str]:
 
 
 def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckResult:
-    from .guard import FunctionExited, FunctionTimeout, has_user_frames, user_traceback
+    from .guard import (CallMismatch, FunctionExited, FunctionTimeout, has_user_frames,
+                        user_traceback)
 
     result = CheckResult(check.id, "failed", ctx.tracker.examples, ctx.tracker.worst_ratio,
                          kind=check.kind)
@@ -284,6 +298,9 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
             result.message = result.message.replace(LIKELY, line)
         if d.get("example") is not None:
             ctx.known.setdefault(check.kind, []).append(d["example"])
+    elif isinstance(err, CallMismatch):
+        result.tier = "BINDING"
+        result.message = f"{check.id}: {err}"
     elif not isinstance(err, (FunctionExited, FunctionTimeout)) and not has_user_frames(err):
         import traceback
 

@@ -16,7 +16,8 @@ import threading
 import traceback
 from typing import Any, Callable
 
-__all__ = ["FunctionExited", "FunctionTimeout", "Guarded", "has_user_frames", "user_traceback"]
+__all__ = ["CallMismatch", "FunctionExited", "FunctionTimeout", "Guarded", "has_user_frames",
+           "user_traceback"]
 
 OUTPUT_LIMIT = 64 * 1024  # characters of the function's output kept per check
 
@@ -27,6 +28,31 @@ class FunctionTimeout(Exception):
 
 class FunctionExited(Exception):
     """The function under test raised SystemExit (or another BaseException)."""
+
+
+class CallMismatch(TypeError):
+    """The function under test cannot take the call its binding makes: the user's binding
+    (layout, renames, convention) does not match its signature — not a bug in either."""
+
+
+def _mismatch(fn: Callable, args: tuple, kw: dict, err: TypeError) -> CallMismatch | None:
+    """A CallMismatch when ``err`` is Python refusing the call itself (the arguments do not
+    bind to ``fn``'s signature), else None."""
+    import inspect
+
+    if err.__traceback__ is not None and err.__traceback__.tb_next is not None:
+        return None  # raised inside the function
+    try:
+        sig = inspect.signature(fn)
+        sig.bind(*args, **kw)
+    except (TypeError, ValueError) as bind_err:
+        if isinstance(bind_err, ValueError):
+            return None
+        given = ", ".join(["<array>"] * len(args) + [f"{k}=" for k in kw])
+        return CallMismatch(f"your function {getattr(fn, '__name__', 'fn')}{sig} cannot be "
+                            f"called as the checks call it: fn({given}) ({err}); the binding "
+                            "(layout, --arg renames, convention) does not match its signature")
+    return None
 
 
 class _Capped(io.StringIO):
@@ -96,6 +122,11 @@ class Guarded:
                 return self.fn(*args, **kw)
         except FunctionTimeout:
             self.timed_out = True
+            raise
+        except TypeError as err:
+            mismatch = _mismatch(self.fn, args, kw, err)
+            if mismatch is not None:
+                raise mismatch from None
             raise
         except (KeyboardInterrupt, Exception):
             raise

@@ -46,6 +46,10 @@ class FunctionSpec:
     family: str  # the check module: steps (§2), policy (§3–4), trust (§5)
     oracle: Callable[..., Any]
     options: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # enumerated values
+    # parameters refmath's oracle takes beyond SPEC's signature: a function under test is
+    # given them only if its signature takes them (else the checks express the same input
+    # with SPEC's own parameters, or leave it out)
+    extensions: tuple[str, ...] = ()
 
     @property
     def signature(self) -> inspect.Signature:
@@ -137,8 +141,9 @@ class FunctionSpec:
         return f"{self.name}{plain}".replace("'", "")
 
 
-def _spec(family: str, oracle: Callable, **options: tuple[Any, ...]) -> FunctionSpec:
-    return FunctionSpec(oracle.__name__, family, oracle, options)
+def _spec(family: str, oracle: Callable, extensions: tuple[str, ...] = (),
+          **options: tuple[Any, ...]) -> FunctionSpec:
+    return FunctionSpec(oracle.__name__, family, oracle, options, extensions)
 
 
 SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
@@ -180,7 +185,7 @@ SPECS: dict[str, FunctionSpec] = {s.name: s for s in (
     _spec("lm", ob.split_aggregate_loss, mode=ob.AGGREGATION_MODES),
     _spec("lm", ob.remax_advantages),
     _spec("lm", adv.length_adaptive_gae),
-    _spec("off_policy", op.vtrace),
+    _spec("off_policy", op.vtrace, extensions=("rhos",)),
     _spec("off_policy", op.off_policy_q_targets),
-    _spec("off_policy", op.trace_coefficients, method=op.TRACE_METHODS),
+    _spec("off_policy", op.trace_coefficients, extensions=("rhos",), method=op.TRACE_METHODS),
 )}

@@ -251,7 +251,8 @@ def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
                                                      ep.shape[-1], torch.float32),
                                      exact_floats(exact), dtype)
             else:
-                bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1], dtype)
+                bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
+                                        ctx.bound_dtype(dtype))
             values = copy.deepcopy(spec.values(ep, tensors, n, caps))
             pristine = copy.deepcopy(tensors)
             got = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)

@@ -5,18 +5,20 @@ One core, three runners: :func:`check` (this module, no pytest needed), the CLI
 (``pytest --pyargs refmath.suite --refmath-impl gae=mypkg.adv:gae``). All three run the same
 registry (``refmath.checks``), with the same exact oracles and derived error bounds.
 
-Conventions are declared, never guessed (:class:`Convention`): a function that puts time
-first, takes one ``done`` flag, takes ``values`` of length T+1, has a trailing singleton axis,
-or works on NumPy arrays is wrapped by :func:`adapt` into SPEC's layout. What a convention
-cannot express (truncation with a single ``done`` flag, a mask, gradients through NumPy) is
-declared unsupported, and the checks that need it are reported "not applicable (declared)".
+How a function is written is declared, never guessed, in ONE object: its :class:`Binding`
+(:mod:`.bindings`; a built-in layout, a convention, renames, option subsets, waivers, the
+compute precision), given as an object, its text form or a ``pyproject.toml`` table. Every
+runner builds it with :func:`binding_from` and resolves it here; :func:`bound` wraps the
+function into SPEC's layout. What a binding cannot express (truncation with a single ``done``
+flag, a mask, gradients through NumPy) is declared unsupported, and the checks that need it
+are reported "not applicable (declared)".
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -24,84 +26,13 @@ import numpy as np
 from ..checks import (Capabilities, CheckResult, Context, Target, UsageError, checks_for,
                       family_of, run_check, suggest)
 from ..checks.specs import SPECS
+from .bindings import Binding, Convention, binding_from, parse_binding, parse_convention
 
-__all__ = ["Convention", "Report", "adapt", "check", "load", "parse_convention",
-           "parametrize_with_checks", "resolve", "UsageError", "DEFAULT_TIMEOUT"]
+__all__ = ["Binding", "Convention", "Report", "adapt", "binding_from", "bound", "check", "load",
+           "parametrize_with_checks", "parse_binding", "parse_convention", "resolve",
+           "UsageError", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 60.0  # seconds one call of the function under test may take
-
-
-@dataclass(frozen=True)
-class Convention:
-    """How the function under test differs from SPEC's layout (all False: SPEC itself).
-
-    * ``time_major``: per-step arrays are ``[T, B]`` (time first) instead of ``[B, T]``;
-    * ``done``: one ``done=`` flag (a terminal: nothing bootstrapped) instead of
-      ``terminated``/``truncated`` — truncation cannot be expressed;
-    * ``values_with_bootstrap``: ``values`` has length T+1 (the last entry bootstraps the last
-      step) and there is no ``next_values`` — only consistent trajectories, no truncation;
-    * ``trailing_singleton``: arrays are ``[..., T, 1]``;
-    * ``numpy``: NumPy arrays in and out (no autograd);
-    * ``half``: the function promises SPEC §1's half precision (float16/bfloat16 computed in
-      float32, rounded once), so the float16/bfloat16 checks run — off by default, as most
-      code is never given half tensors and computes in whatever dtype it gets.
-
-    ``unsupported`` names further :class:`refmath.checks.Capabilities` the function lacks
-    (e.g. ``("mask", "validates_input")``).
-    """
-
-    time_major: bool = False
-    done: bool = False
-    values_with_bootstrap: bool = False
-    trailing_singleton: bool = False
-    numpy: bool = False
-    half: bool = False
-    unsupported: tuple[str, ...] = ()
-
-    def capabilities(self) -> Capabilities:
-        off = set(self.unsupported)
-        if self.done or self.values_with_bootstrap:
-            off.add("truncated")
-        if self.values_with_bootstrap:
-            off |= {"inconsistent_values", "mask"}
-        if self.time_major:  # exactly [T, B]; a per-step gamma would need its own layout
-            off |= {"batch", "per_step_gamma"}
-        if self.numpy:
-            off.add("gradients")
-        if not self.half:
-            off.add("half")
-        unknown = off - set(Capabilities.names())
-        if unknown:
-            raise UsageError(f"unknown capabilities {sorted(unknown)}; known: "
-                             f"{Capabilities.names()}")
-        return replace(Capabilities(), **{name: False for name in off})
-
-    def is_spec(self) -> bool:
-        return self == Convention()
-
-    def __str__(self) -> str:
-        flags = [f.name for f in fields(self) if f.type == "bool" and getattr(self, f.name)]
-        flags += [f"no_{u}" for u in self.unsupported]
-        return ",".join(flags) or "spec"
-
-
-def parse_convention(text: str | None) -> Convention:
-    """``"time_major,done,no_mask"`` → Convention (``no_X`` declares capability X missing)."""
-    if not text or text == "spec":
-        return Convention()
-    flags, unsupported = {}, []
-    names = {f.name for f in fields(Convention)} - {"unsupported"}
-    for word in (w.strip() for w in text.split(",") if w.strip()):
-        if word.startswith("no_"):
-            unsupported.append(word[3:])
-        elif word in names:
-            flags[word] = True
-        else:
-            raise UsageError(f"unknown convention flag {word!r}"
-                             f"{suggest(word, sorted(names) + ['no_' + c for c in Capabilities.names()])}"
-                             f"; known: {sorted(names)} and no_<capability> for "
-                             f"{Capabilities.names()}")
-    return Convention(**flags, unsupported=tuple(unsupported))
 
 
 def load(target: str) -> Callable:
@@ -133,9 +64,13 @@ def importable(path: str) -> None:
         sys.path.append(path)
 
 
-def adapt(fn: Callable, kind: str, convention: Convention) -> Callable:
-    """Wrap ``fn`` (written in ``convention``) into SPEC's signature for ``kind``."""
-    if convention.is_spec():
+def adapt(fn: Callable, kind: str, convention: Convention,
+          renames: dict[str, str] | None = None) -> Callable:
+    """Wrap ``fn`` (written in ``convention``, with its own names ``renames`` for SPEC's
+    keyword parameters) into SPEC's signature for ``kind``. A tuple or list result is read
+    element by element."""
+    renames = dict(renames or {})
+    if convention.is_spec() and not renames:
         return fn
     import torch
 
@@ -156,7 +91,9 @@ def adapt(fn: Callable, kind: str, convention: Convention) -> Callable:
         return x.detach().cpu().numpy() if convention.numpy else x
 
     def from_user(y: Any, like: Any) -> Any:
-        if convention.numpy:
+        if isinstance(y, (tuple, list)):
+            return type(y)(from_user(e, like) for e in y)
+        if convention.numpy or not isinstance(y, torch.Tensor):
             y = torch.as_tensor(np.asarray(y))
             if isinstance(like, torch.Tensor):
                 y = y.to(like.device)
@@ -169,21 +106,24 @@ def adapt(fn: Callable, kind: str, convention: Convention) -> Callable:
     if convention.values_with_bootstrap and (steps is None or "values" not in steps):
         raise UsageError(f"values_with_bootstrap needs a function of values, not {kind!r}")
 
+    def named(kw: dict[str, Any]) -> dict[str, Any]:
+        return {renames.get(k, k): to_user(v) for k, v in kw.items()}
+
     def wrapper(*args: Any, **kw: Any) -> Any:
         if steps is None:
-            out = fn(*(to_user(a) for a in args), **{k: to_user(v) for k, v in kw.items()})
+            out = fn(*(to_user(a) for a in args), **named(kw))
             return from_user(out, args[0] if args else None)
-        named = dict(zip(steps, args))
+        arrays = dict(zip(steps, args))
         if convention.values_with_bootstrap:  # values of length T + 1, no next_values
-            named["values"] = torch.cat([named["values"],
-                                         named.pop("next_values")[..., -1:]], -1)
+            arrays["values"] = torch.cat([arrays["values"],
+                                          arrays.pop("next_values")[..., -1:]], -1)
         if convention.done:  # one terminal flag; truncation is declared unsupported
             kw.pop("truncated", None)
             done = kw.pop("terminated", None)
             if done is not None:
                 kw["done"] = done
-        positional = [to_user(named[a]) for a in steps if a in named]
-        out = fn(*positional, **{k: to_user(v) for k, v in kw.items()})
+        positional = [to_user(arrays[a]) for a in steps if a in arrays]
+        out = fn(*positional, **named(kw))
         return from_user(out, args[0])
 
     wrapper.__name__ = getattr(fn, "__name__", "adapted")
@@ -200,13 +140,20 @@ class Report:
 
     kind: str
     target: str
-    convention: Convention
+    binding: Binding
     profile: str
     results: list[CheckResult] = field(default_factory=list)
     seed: int | None = None
-    layout: str | None = None
     strict: bool = False
     fail_on: tuple[str, ...] = SEVERITIES
+
+    @property
+    def convention(self) -> Convention:
+        return self.binding.convention
+
+    @property
+    def layout(self) -> str | None:
+        return self.binding.layout
 
     def failing(self) -> list[CheckResult]:
         """The results that fail the run: failed checks in a ``fail_on`` tier, and XPASS
@@ -226,8 +173,7 @@ class Report:
 
     def _settings_text(self) -> str:
         seed = f"; seed {self.seed}" if self.seed is not None else ""
-        how = f"layout {self.layout}" if self.layout else f"convention {self.convention}"
-        return f"{how}; profile {self.profile}{seed}; {_versions()}"
+        return f"binding {self.binding}; profile {self.profile}{seed}; {_versions()}"
 
     def verdict_line(self) -> str:
         run, failed, na = self.counts()
@@ -243,8 +189,8 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         run, failed, na = self.counts()
-        return {"kind": self.kind, "target": self.target, "convention": str(self.convention),
-                "layout": self.layout, "profile": self.profile, "seed": self.seed,
+        return {"kind": self.kind, "target": self.target, "binding": self.binding.text(),
+                "convention": str(self.convention), "layout": self.layout, "profile": self.profile, "seed": self.seed,
                 "passed": self.passed, "strict": self.strict, "fail_on": list(self.fail_on),
                 "checks_run": run, "failed": failed, "not_applicable": na,
                 "versions": _versions(), "results": [r.to_dict() for r in self.results]}
@@ -308,16 +254,12 @@ def _describe(fn: Callable | str) -> tuple[str, Target]:
 
 def _target(fn: Callable | str, kind: str, plan: "Plan") -> tuple[str, Target]:
     text, target = _describe(fn)
-    if plan.layout is not None:
-        imports = (f"{target.imports}\nfrom refmath.conformance.layouts import LAYOUTS, "
-                   f"layout_adapter\nfn = layout_adapter({target.callee}, {kind!r}, "
-                   f"LAYOUTS[{plan.layout.name!r}], {plan.renames!r})  # SPEC's layout")
-        return text, Target(imports, "fn")
-    if plan.convention.is_spec():
+    b = plan.binding
+    if b.layout is None and b.convention.is_spec() and not b.args:
         return text, target
-    imports = (f"{target.imports}\nfrom refmath.conformance import adapt, parse_convention\n"
-               f"fn = adapt({target.callee}, {kind!r}, "
-               f"parse_convention({str(plan.convention)!r}))")
+    imports = (f"{target.imports}\nfrom refmath.conformance import binding_from, bound\n"
+               f"fn = bound({target.callee}, {kind!r}, binding_from({b.text()!r}))"
+               "  # called in SPEC's layout")
     return text, Target(imports, "fn")
 
 
@@ -326,12 +268,25 @@ class Plan:
     """Everything :func:`resolve` decided before any example: what to call and how."""
 
     function: Callable
-    convention: Convention
+    binding: Binding
     checks: list
-    layout: Any = None
-    renames: dict[str, str] = field(default_factory=dict)
     only: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     expected_failures: dict[str, str] = field(default_factory=dict)
+    declined: frozenset[str] = frozenset()  # SPEC extensions the function does not take
+
+    @property
+    def convention(self) -> Convention:
+        return self.binding.convention
+
+    @property
+    def layout(self) -> Any:
+        from .layouts import LAYOUTS
+
+        return LAYOUTS[self.binding.layout] if self.binding.layout else None
+
+    @property
+    def renames(self) -> dict[str, str]:
+        return dict(self.binding.args)
 
     def capabilities(self) -> Capabilities:
         caps = self.convention.capabilities()
@@ -340,86 +295,49 @@ class Plan:
         return caps
 
     def adapt(self, fn: Callable, kind: str) -> Callable:
-        if self.layout is not None:
-            from .layouts import layout_adapter
-
-            return layout_adapter(fn, kind, self.layout, self.renames)
-        return adapt(fn, kind, self.convention)
+        return bound(fn, kind, self.binding)
 
 
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    try:
-        return float(text) if any(c in text for c in ".e") else int(text)
-    except ValueError:
-        return text.strip()
+def bound(fn: Callable, kind: str, binding: Binding) -> Callable:
+    """``fn`` as its binding says it is written, wrapped into SPEC's signature for ``kind``
+    (what every check calls, and what a reproduction snippet calls)."""
+    if binding.layout is not None:
+        from .layouts import LAYOUTS, layout_adapter
+
+        return layout_adapter(fn, kind, LAYOUTS[binding.layout], dict(binding.args))
+    return adapt(fn, kind, binding.convention, dict(binding.args))
 
 
-def parse_only(items: list[str] | dict | None) -> dict[str, tuple[Any, ...]]:
-    """``["mode=token-mean,seq-mean-token-mean"]`` → ``{"mode": ("token-mean", ...)}``."""
-    if not items:
-        return {}
-    if isinstance(items, dict):
-        return {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in items.items()}
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"--only {item!r}: expected OPTION=V1,V2")
-        key, _, vals = item.partition("=")
-        out[key.strip()] = tuple(_parse_value(v) for v in vals.split(","))
-    return out
-
-
-def parse_renames(items: list[str] | dict | None) -> dict[str, str]:
-    """``["rewards=r", "values=v"]`` → ``{"rewards": "r", "values": "v"}``."""
-    if not items:
-        return {}
-    if isinstance(items, dict):
-        return dict(items)
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"--arg {item!r}: expected LAYOUT_NAME=YOUR_NAME")
-        key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def parse_xfails(items: list[str] | dict | None, path: str | None = None) -> dict[str, str]:
-    """``["gae.ignored_numbers=leaks a NaN bootstrap by design"]`` (and the lines of an
-    xfails file, ``#`` comments allowed) → ``{check id: reason}``."""
-    out: dict[str, str] = {}
-    if isinstance(items, dict):
-        out.update(items)
-        items = []
-    lines = list(items or [])
-    if path:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                lines += [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
-        except OSError as err:
-            raise UsageError(f"--xfails-file {path!r}: {err.strerror}") from None
-    for item in lines:
-        cid, _, reason = item.partition("=")
-        out[cid.strip()] = reason.strip() or "expected to fail (declared)"
-    return out
-
-
-def _spec_call_names(kind: str, caps: Capabilities) -> tuple[int, list[str]]:
-    """How the checks call a function in SPEC's layout: (number of positional arguments,
-    keyword names), given what it declares it supports."""
-    spec = SPECS[kind]
+def _call_names(kind: str, plan: "Plan") -> tuple[int, list[str]]:
+    """How the checks call a function bound by a convention: (number of positional
+    arguments, keyword names in the function's own spelling), given what it declares."""
+    spec, conv, caps = SPECS[kind], plan.convention, plan.capabilities()
     if spec.family == "steps":
         keywords = [n for n in spec.keyword_only
                     if n not in spec.flags or (getattr(caps, n, True)
                                                and (caps.flags or n == "mask"))]
-        return len(spec.positional_arrays), keywords
-    return len([n for n in spec.positional if n in spec.required]), \
-        [n for n in spec.parameters if n not in spec.positional or n not in spec.required]
+        positional = len(spec.positional_arrays) - (1 if conv.values_with_bootstrap else 0)
+        if conv.done:
+            keywords = [n for n in keywords if n not in ("terminated", "truncated")]
+            keywords += ["done"] if "terminated" in spec.keyword_only else []
+    else:
+        positional = len([n for n in spec.positional if n in spec.required])
+        keywords = [n for n in spec.parameters
+                    if (n not in spec.positional or n not in spec.required)
+                    and n not in plan.declined]
+    return positional, [plan.renames.get(k, k) for k in keywords]
+
+
+def _declined(kind: str, plan: Plan) -> frozenset[str]:
+    """The SPEC extensions of refmath's oracle (``rhos``) the function does not take: the
+    checks never pass them (a layout passes only what it names)."""
+    from .layouts import binds
+
+    extensions = SPECS[kind].extensions
+    if plan.layout is not None:
+        return frozenset(extensions)
+    return frozenset(e for e in extensions
+                     if not binds(plan.function, [plan.renames.get(e, e)]))
 
 
 def _signature_text(fn: Callable) -> str:
@@ -432,8 +350,9 @@ def _signature_text(fn: Callable) -> str:
 
 
 def _precheck(kind: str, function: Callable, plan: Plan) -> None:
-    """Bind the function's signature against the call the checks will make: a mismatch is a
-    usage error naming the expected signature and the layouts its parameter names fit."""
+    """Bind the function's signature against the call the checks will make, whatever the
+    binding: a mismatch is a usage error naming the expected and the actual signature and
+    the layouts its parameter names fit."""
     from .layouts import binds, matching_layouts
 
     fits = matching_layouts(function, kind)
@@ -447,9 +366,7 @@ def _precheck(kind: str, function: Callable, plan: Plan) -> None:
                 f"{lay.name} layout calls it: {lay.signature(kind)} (by keyword; rename with "
                 f"--arg LAYOUT_NAME=YOUR_NAME){hint}")
         return
-    if not plan.convention.is_spec():
-        return
-    positional, keywords = _spec_call_names(kind, plan.capabilities())
+    positional, keywords = _call_names(kind, plan)
     if binds(function, keywords, positional):
         return
     import inspect
@@ -462,23 +379,28 @@ def _precheck(kind: str, function: Callable, plan: Plan) -> None:
     missing = [] if takes_any else [k for k in keywords if k not in params]
     advice = ""
     if missing:
-        declare = [f"no_{m}" for m in missing if m in Capabilities.names()]
+        spec_names = {v: k for k, v in plan.renames.items()}
+        declare = [f"no_{spec_names.get(m, m)}" for m in missing
+                   if spec_names.get(m, m) in Capabilities.names()]
         advice = (f"; it does not take {', '.join(repr(m) for m in missing)}"
-                  + (f": declare --convention {','.join(declare)}" if declare else ""))
-    raise UsageError(f"your function {_signature_text(function)} cannot be called as SPEC's "
-                     f"{SPECS[kind].describe()}{advice}{hint}")
+                  + (f": declare --convention {','.join(declare)}" if declare else "")
+                  + "; rename with --arg SPEC_NAME=YOUR_NAME")
+    expected = (f"fn({', '.join(['<array>'] * positional + [k + '=' for k in keywords])})")
+    raise UsageError(f"your function {_signature_text(function)} cannot be called as the "
+                     f"checks call it under binding {plan.binding}: {expected} "
+                     f"(SPEC: {SPECS[kind].describe()}){advice}{hint}")
 
 
 def resolve(kind: str, fn: Callable | str, convention: Convention | str | None = None,
-            profile: str = "ci", checks: list[str] | None = None, *, layout: str | None = None,
-            arg: list[str] | dict | None = None, only: list[str] | dict | None = None,
+            profile: str = "ci", checks: list[str] | None = None, *,
+            binding: Binding | str | dict | None = None, layout: str | None = None,
+            arg: list[str] | dict | None = None, only: list[str] | str | dict | None = None,
             expected_failures: list[str] | dict | None = None,
-            xfails_file: str | None = None) -> Plan:
-    """Every usage mistake, found before any example runs: the kind, the convention or
-    layout, the profile, the function and its signature, the check ids, the renames, the
-    option subsets and the waivers."""
+            xfails_file: str | None = None, computes_in: str | None = None) -> Plan:
+    """Every usage mistake, found before any example runs: the kind, the binding (layout,
+    convention, renames, option subsets, waivers, precision), the profile, the function and
+    its signature, the check ids."""
     from ..profiles import PROFILES, unknown_profile_message
-    from .layouts import LAYOUTS
 
     if kind == "identities":
         raise UsageError("'identities' checks refmath's own oracles, not a function of "
@@ -487,76 +409,102 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
     family_of(kind)  # unknown kind: UsageError with a suggestion
     if profile not in PROFILES:
         raise UsageError(unknown_profile_message(profile))
-    if not isinstance(convention, Convention):
-        convention = parse_convention(convention)
-    convention.capabilities()
-    lay = None
-    if layout is not None:
-        if layout not in LAYOUTS:
-            raise UsageError(f"unknown layout {layout!r}{suggest(layout, list(LAYOUTS))}; "
-                             f"known: {', '.join(LAYOUTS)}")
-        lay = LAYOUTS[layout]
+    b = binding_from(binding, convention=convention, layout=layout, arg=arg, only=only,
+                     expected_failures=expected_failures, xfails_file=xfails_file,
+                     computes_in=computes_in)
+    b.convention.capabilities()
+    plan = Plan(load(fn) if isinstance(fn, str) else fn, b, [])
+    lay = plan.layout
+    if lay is not None:
         if kind not in lay.kinds:
-            raise UsageError(f"the {layout} layout has no {kind!r}; its kinds: "
+            raise UsageError(f"the {lay.name} layout has no {kind!r}; its kinds: "
                              f"{', '.join(lay.kinds)}")
-        if not convention.is_spec() and (convention.time_major or convention.done
-                                          or convention.numpy):
-            raise UsageError("--layout and the layout flags of --convention exclude each "
+        if b.convention.reshapes():
+            raise UsageError("a layout and the layout flags of a convention exclude each "
                              "other (no_<capability> flags may be combined)")
-    function = load(fn) if isinstance(fn, str) else fn
-    if not callable(function):
-        raise UsageError(f"the function to check is not callable: {function!r}")
-    renames = parse_renames(arg)
-    if renames:
-        known = lay.params[kind] if lay is not None else SPECS[kind].parameters
-        for key in renames:
-            if key not in known:
-                raise UsageError(f"--arg {key}=...: {key!r} is not a parameter of "
-                                 f"{'the ' + layout + ' layout' if lay else kind}"
-                                 f"{suggest(key, list(known))}; its parameters: "
-                                 f"{', '.join(known)}")
-        if lay is None:
-            raise UsageError("--arg renames the parameters of a layout: give --layout too "
-                             "(or write the function with SPEC's names)")
+    if not callable(plan.function):
+        raise UsageError(f"the function to check is not callable: {plan.function!r}")
+    known = lay.params[kind] if lay is not None else SPECS[kind].parameters + (
+        ("done",) if b.convention.done else ())
+    for key in b.args:
+        if key not in known:
+            raise UsageError(f"--arg {key}=...: {key!r} is not a parameter of "
+                             f"{'the ' + lay.name + ' layout' if lay else kind}"
+                             f"{suggest(key, list(known))}; its parameters: "
+                             f"{', '.join(known)}")
+    plan.only = _restrictions(kind, lay, dict(b.only))
+    plan.declined = _declined(kind, plan)
+    if lay is None:
+        adapt(plan.function, kind, b.convention)  # a convention that does not fit the kind
+    _precheck(kind, plan.function, plan)
+    plan.checks = _selected(kind, plan, checks)
+    plan.expected_failures = _waivers(kind, plan, b.xfail)
+    return plan
+
+
+def _restrictions(kind: str, lay: Any, only: dict[str, tuple[Any, ...]]
+                  ) -> dict[str, tuple[Any, ...]]:
+    """The option values the checks may use: the layout's fixed ones, then ``only`` (in
+    SPEC's option names or the layout's own)."""
     restrictions = dict(lay.only.get(kind, {})) if lay is not None else {}
-    for key, values in parse_only(only).items():
+    if not only:
+        return restrictions
+    own = {v: k for k, v in (lay.option_names.get(kind, {}) if lay is not None else {}).items()}
+    only = {own.get(k, k): v for k, v in only.items()}
+    for key, values in only.items():
         allowed = SPECS[kind].options.get(key)
         if not SPECS[kind].has(key):
+            names = list(SPECS[kind].parameters) + list(own)
             raise UsageError(f"--only {key}=...: {kind} has no option {key!r}"
-                             f"{suggest(key, list(SPECS[kind].parameters))}")
+                             f"{suggest(key, names)}")
         bad = [v for v in values if allowed is not None and v not in allowed]
         if bad:
             raise UsageError(f"--only {key}: {bad} not among {list(allowed)}")
+        fixed = restrictions.get(key)
+        if fixed is not None and not set(values) <= set(fixed):
+            raise UsageError(f"--only {key}: {list(values)} outside what the {lay.name} "
+                             f"layout can express: {list(fixed)}")
         restrictions[key] = values
-    if only:
-        _check_only(kind, parse_only(only))
-    plan = Plan(function, convention, [], lay, renames, restrictions)
-    if lay is None:
-        adapt(function, kind, convention)  # a convention that does not fit the kind
-    _precheck(kind, function, plan)
+    _check_only(kind, only)
+    return restrictions
+
+
+def _full_id(kind: str, cid: str, ids: list[str], what: str) -> str:
+    if cid in ids:
+        return cid
+    if f"{kind}.{cid}" in ids:
+        return f"{kind}.{cid}"
+    raise UsageError(f"{what} {cid!r}: no such check for {kind}{suggest(cid, ids)}; its "
+                     f"checks: {', '.join(ids)}")
+
+
+def _selected(kind: str, plan: Plan, checks: list[str] | None) -> list:
     selected = checks_for(kind)
     ids = [c.id for c in selected]
-
-    def full_id(cid: str, what: str) -> str:
-        if cid in ids:
-            return cid
-        if f"{kind}.{cid}" in ids:
-            return f"{kind}.{cid}"
-        raise UsageError(f"{what} {cid!r}: no such check for {kind}{suggest(cid, ids)}; its "
-                         f"checks: {', '.join(ids)}")
-
     if checks:
-        wanted = {full_id(c, "--check") for c in checks}
+        wanted = {_full_id(kind, c, ids, "--check") for c in checks}
         selected = [c for c in selected if c.id in wanted]
     elif not plan.capabilities().half:  # opt-in (Convention.half): not run, not reported
         selected = [c for c in selected if "half" not in c.requires]
     if not selected:  # nothing passes by having nothing to check
         raise UsageError(f"{kind} has no check to run: refmath cannot verify it (a spec row "
                          "without checks is a gap in refmath; please report it)")
-    plan.checks = selected
-    plan.expected_failures = {full_id(cid, "--xfail"): reason for cid, reason in
-                              parse_xfails(expected_failures, xfails_file).items()}
-    return plan
+    return selected
+
+
+def _waivers(kind: str, plan: Plan, xfail: dict[str, str]) -> dict[str, str]:
+    """``{check id[:difference]: reason}`` with full check ids; a difference must be known."""
+    ids = [c.id for c in checks_for(kind)]
+    out = {}
+    for key, reason in xfail.items():
+        cid, _, difference = key.partition(":")
+        full = _full_id(kind, cid, ids, "--xfail")
+        if difference:
+            from .differences import difference_named
+
+            difference_named(difference, kind)
+        out[f"{full}:{difference}" if difference else full] = reason
+    return out
 
 
 def _check_only(kind: str, only: dict[str, tuple[Any, ...]]) -> None:
@@ -584,21 +532,24 @@ def _nothing_checked(report: "Report") -> str | None:
             + "; ".join(reasons)[:600] + "); a PASS would prove nothing")
 
 
-def check(kind: str, fn: Callable | str, *, convention: Convention | str | None = None,
-          profile: str = "ci", seed: int | None = None, max_examples: int | None = None,
+def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None = None,
+          convention: Convention | str | None = None, profile: str = "ci",
+          seed: int | None = None, max_examples: int | None = None,
           timeout: float | None = DEFAULT_TIMEOUT, checks: list[str] | None = None,
           progress: Callable[[CheckResult], None] | None = None, layout: str | None = None,
-          arg: list[str] | dict | None = None, only: list[str] | dict | None = None,
+          arg: list[str] | dict | None = None, only: list[str] | str | dict | None = None,
           expected_failures: list[str] | dict | None = None, xfails_file: str | None = None,
-          strict: bool = False, fail_on: list[str] | tuple[str, ...] | None = None
-          ) -> Report:
+          computes_in: str | None = None, strict: bool = False,
+          fail_on: list[str] | tuple[str, ...] | None = None) -> Report:
     """Run every check of ``kind`` (or only ``checks``) on ``fn`` (a callable or
-    ``"module:function"``), written in SPEC's signature, in a ``convention``, or in a built-in
-    ``layout`` (``"cleanrl"``, ``"sb3"``, ``"verl"``, ``"torchrl"``, ``"trl"``; ``arg``
-    renames its parameters). ``only`` restricts enumerated options to what the function
-    supports; ``expected_failures`` (``{check id: reason}``) waives by-design differences:
-    reported XFAIL, never failing the run (an XPASS fails it under ``strict``); ``fail_on``
-    chooses the severity tiers that fail it (default all).
+    ``"module:function"``) as its ``binding`` says it is written (a :class:`Binding`, its text
+    form ``"cleanrl,arg.rewards=r"`` or a mapping; see :mod:`.bindings`). The separate options
+    join the binding: ``convention`` (SPEC's names in another layout), ``layout`` (a built-in
+    one: ``refmath list``), ``arg`` (renames), ``only`` (the option values the function
+    supports), ``expected_failures`` (``{check id[:difference]: reason}``: reported XFAIL,
+    never failing the run; with a difference, only the failures it reproduces), ``computes_in``
+    (declared compute precision). ``fail_on`` chooses the severity tiers that fail the run
+    (default all); ``strict`` fails it on an XPASS.
 
     Usage mistakes raise :class:`UsageError` before any example; everything the function
     does (raise, exit, hang past ``timeout`` seconds per call, print) becomes a failed check
@@ -609,29 +560,31 @@ def check(kind: str, fn: Callable | str, *, convention: Convention | str | None 
     unknown = [t for t in fail_on if t not in SEVERITIES]
     if unknown:
         raise UsageError(f"--fail-on {unknown}: the tiers are {', '.join(SEVERITIES)}")
-    plan = resolve(kind, fn, convention, profile, checks, layout=layout, arg=arg, only=only,
-                   expected_failures=expected_failures, xfails_file=xfails_file)
+    plan = resolve(kind, fn, convention, profile, checks, binding=binding, layout=layout,
+                   arg=arg, only=only, expected_failures=expected_failures,
+                   xfails_file=xfails_file, computes_in=computes_in)
     target_text, target = _target(fn, kind, plan)
     guarded = Guarded(plan.function, timeout)
     adapted = plan.adapt(guarded, kind)
+    lay = plan.layout
     ctx = Context(capabilities=plan.capabilities(), target=target, profile=profile,
                   seed=seed, max_examples=max_examples, timeout=timeout, only=plan.only,
-                  accepts=(plan.layout.accepts if plan.layout is not None else None),
-                  layout=plan.layout.name if plan.layout is not None else None,
-                  wrap=_layout_wrap(plan.layout, kind))
-    report = Report(kind, target_text, plan.convention, profile, seed=seed,
-                    layout=plan.layout.name if plan.layout else None, strict=strict,
+                  accepts=(lay.accepts if lay is not None else None),
+                  layout=lay.name if lay is not None else None,
+                  wrap=_layout_wrap(lay, kind), computes_in=plan.binding.computes_in,
+                  declined=plan.declined)
+    report = Report(kind, target_text, plan.binding, profile, seed=seed, strict=strict,
                     fail_on=fail_on)
     for c in plan.checks:
         result = run_check(c, adapted, ctx)
+        if result.tier == "BINDING":  # the user's binding, found by a call: a usage error
+            raise UsageError(result.message)
         output = guarded.take_output()  # what it printed during this check only
         if result.status == "failed":
             result.output = output[-2000:]
-        reason = plan.expected_failures.get(c.id)
-        if reason is not None and result.status == "failed":
-            result.status, result.waiver = "xfail", reason
-        elif reason is not None and result.status == "passed":
-            result.status, result.waiver = "xpass", reason
+            _explained(result, c, adapted, ctx, plan, kind)
+            guarded.take_output()
+        _waived(result, plan.expected_failures.get(c.id))
         report.results.append(result)
         if progress is not None:
             progress(result)
@@ -640,6 +593,48 @@ def check(kind: str, fn: Callable | str, *, convention: Convention | str | None 
         if empty:
             raise UsageError(empty)
     return report
+
+
+def _differences(check_id: str, plan: Plan, kind: str) -> list[tuple[str, str]]:
+    """(difference, reason) that may explain a failure of ``check_id``: the layout's by-design
+    ones, then those a waiver names."""
+    from .differences import DIFFERENCES
+
+    name = check_id.rpartition(".")[2]
+    out = []
+    if plan.layout is not None:
+        out += [(d, f"by design in the {plan.layout.name} layout")
+                for d in plan.layout.differences.get(kind, ())]
+    out += [(key.partition(":")[2], reason) for key, reason in plan.expected_failures.items()
+            if key.partition(":")[0] == check_id and key.partition(":")[2]]
+    return [(d, r) for d, r in out if name in DIFFERENCES[d].checks]
+
+
+def _explained(result: CheckResult, c: Any, adapted: Callable, ctx: Context, plan: Plan,
+               kind: str) -> None:
+    """A failure a known difference reproduces is XFAIL with the difference named: the check
+    passes again with the inputs that difference excuses made finite. Otherwise it stays a
+    failure, and a named difference that did not explain it says so."""
+    from .differences import DIFFERENCES, excused
+
+    tried = []
+    for name, reason in _differences(c.id, plan, kind):
+        again = run_check(c, excused(adapted, kind, DIFFERENCES[name]), ctx)
+        if again.status == "passed":
+            result.status = "xfail"
+            result.waiver = f"{name} ({reason}): {DIFFERENCES[name].text}"
+            return
+        tried.append(name)
+    if tried:
+        result.message += (f"\n  not explained by the declared difference(s) "
+                           f"{', '.join(tried)}: it fails with those inputs made finite too")
+
+
+def _waived(result: CheckResult, reason: str | None) -> None:
+    """A plain waiver (a check id without a difference): any failure is XFAIL."""
+    if reason is None or result.status not in ("failed", "passed"):
+        return
+    result.status, result.waiver = ("xfail" if result.status == "failed" else "xpass"), reason
 
 
 def _layout_wrap(layout: Any, kind: str) -> Callable | None:
@@ -651,40 +646,42 @@ def _layout_wrap(layout: Any, kind: str) -> Callable | None:
     return lambda f: layout_adapter(f, kind, layout)
 
 
-def run_one(kind: str, check_id: str, fn: Callable | str, convention: Convention | str | None,
-            profile: str = "ci", seed: int | None = None, max_examples: int | None = None,
+def run_one(kind: str, check_id: str, fn: Callable | str,
+            binding: Binding | str | dict | None = None, profile: str = "ci",
+            seed: int | None = None, max_examples: int | None = None,
             timeout: float | None = DEFAULT_TIMEOUT, **options: Any) -> tuple[CheckResult, str]:
     """One check (for the pytest plugin and :func:`parametrize_with_checks`): the result and
     the target's description; the reproduction calls the function under test itself."""
-    report = check(kind, fn, convention=convention, profile=profile, seed=seed,
+    report = check(kind, fn, binding=binding, profile=profile, seed=seed,
                    max_examples=max_examples, timeout=timeout, checks=[check_id], **options)
     return report.results[0], report.target
 
 
 def parametrize_with_checks(kind: str, fn: Callable | str, *,
+                            binding: Binding | str | dict | None = None,
                             convention: Convention | str | None = None,
                             profile: str = "ci", seed: int | None = None, **options: Any):
     """A pytest decorator (like scikit-learn's ``parametrize_with_checks``): one test per
     check of ``kind``, each a zero-argument callable that raises with the check's message::
 
-        @parametrize_with_checks("gae", my_gae, layout="cleanrl",
-                                 expected_failures={"gae.ignored_numbers": "by design"})
+        @parametrize_with_checks("gae", my_gae, binding="cleanrl,arg.rewards=r")
         def test_my_gae(refmath_check):
             refmath_check()
 
-    ``options`` are :func:`check`'s (``layout``, ``arg``, ``only``, ``expected_failures``,
-    ``strict``, ``fail_on``). A check that is not applicable (declared) is skipped with its
-    reason; an expected failure is reported as pytest's xfail.
+    ``binding`` and ``options`` are :func:`check`'s (``layout``, ``arg``, ``only``,
+    ``expected_failures``, ``computes_in``, ``strict``, ``fail_on``, ``max_examples``,
+    ``timeout``). A check that is not applicable (declared) is skipped with its reason; an
+    expected failure is reported as pytest's xfail.
     """
     import pytest
 
-    plan_options = {k: v for k, v in options.items() if k in ("layout", "arg", "only",
-                                                              "expected_failures")}
-    plan = resolve(kind, fn, convention, profile, **plan_options)
+    joined = {k: options.pop(k) for k in ("layout", "arg", "only", "expected_failures",
+                                          "xfails_file", "computes_in") if k in options}
+    plan = resolve(kind, fn, convention, profile, binding=binding, **joined)
 
     def make(check_id: str):
         def run() -> None:
-            result, target = run_one(kind, check_id, fn, plan.convention, profile, seed,
+            result, target = run_one(kind, check_id, fn, plan.binding, profile, seed,
                                      **options)
             if result.status == "not applicable":
                 pytest.skip(f"{check_id}: not applicable ({result.message})")
