@@ -272,12 +272,15 @@ def _hint(kind: str, target: str, binding, out) -> None:
         found = discover(kind, Guarded(load(target), timeout=5.0), binding)
     except Exception:  # noqa: BLE001 - a hint is never worth a crash
         return
+    if found.get("base", (True, ""))[0] is False:
+        print(f"\nhint: {suggestion(found, binding)}", file=out)
+        return
     missing = [c for c, (ok, _) in found.items() if not ok]
     if missing:
         print(f"\nhint: the capability probes say your function does not support "
               f"{', '.join(missing)}; if that is by design, declare it: "
-              f"{suggestion(found)}  (refmath check {kind} {target} --discover for details)",
-              file=out)
+              f"{suggestion(found, binding)}  (refmath check {kind} {target} --discover for "
+              "details)", file=out)
 
 
 def run_discover(kind: str, target: str, out=None, convention: str | None = None,
@@ -319,12 +322,17 @@ def run_list(out) -> int:
     print("kinds (SPEC's signature; refmath check KIND module:function):", file=out)
     for spec in SPECS.values():
         print(f"  {spec.describe()}", file=out)
-    print("\nlayouts (--layout NAME; rename parameters with --arg LAYOUT_NAME=YOUR_NAME):",
+    print("\nlayouts (--layout NAME or --bind 'NAME,arg.LAYOUT_NAME=YOUR_NAME,...'):",
           file=out)
     for lay in LAYOUTS.values():
         print(f"  {lay.name}: {lay.mirrors}", file=out)
         for kind in lay.kinds:
             print(f"      {kind}: {lay.signature(kind)}", file=out)
+            if kind in lay.differences:
+                print(f"          by-design differences: {', '.join(lay.differences[kind])}",
+                      file=out)
+            if kind in lay.semantics:
+                print(f"          checked against: {lay.semantics[kind].text}", file=out)
         print(f"      declared missing: {', '.join(lay.unsupported) or 'nothing'}; "
               f"{lay.notes}", file=out)
     print("\nchecks (id — tier — what it asserts):", file=out)

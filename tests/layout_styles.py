@@ -184,3 +184,26 @@ def verl_policy_loss_padding_in_mean(old_log_prob, log_prob, advantages, respons
     if loss_agg_mode == "token-mean":
         loss = loss * response_mask.sum() / response_mask.numel()
     return loss, None
+
+
+def openrlhf_approx_kl(log_probs, log_probs_base, kl_estimator="k1"):
+    """OpenRLHF 0.11.0 openrlhf/models/utils.py compute_approx_kl, as published."""
+    log_ratio = log_probs.float() - log_probs_base.float()
+    if kl_estimator == "k1":
+        pass
+    elif kl_estimator == "k2":
+        log_ratio = log_ratio**2 / 2.0
+    elif kl_estimator == "k3":
+        log_ratio = (-log_ratio).exp() - 1 + log_ratio
+    else:
+        raise ValueError(f"Unknown kl_estimator: {kl_estimator}")
+    return log_ratio.clamp(min=-10, max=10)
+
+
+def openrlhf_kl_direction_swapped(log_probs, log_probs_base, kl_estimator="k1"):
+    log_ratio = log_probs_base.float() - log_probs.float()  # bug: the other KL direction
+    if kl_estimator == "k2":
+        log_ratio = log_ratio**2 / 2.0
+    elif kl_estimator == "k3":
+        log_ratio = (-log_ratio).exp() - 1 + log_ratio
+    return log_ratio.clamp(min=-10, max=10)

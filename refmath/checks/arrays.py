@@ -424,8 +424,9 @@ def _gradcheck(spec: ArrayFunction):
                     full[i] = x
                 return spec.call(fn, dict(zip(case.arrays, full), **kw))
 
-            torch.autograd.gradcheck(f, tuple(args[i] for i in wrt), eps=1e-7, atol=1e-6,
-                                     rtol=1e-5)
+            eps, atol, rtol = ctx.gradcheck_tolerances(1e-7, 1e-6, 1e-5)
+            torch.autograd.gradcheck(f, tuple(args[i] for i in wrt), eps=eps, atol=atol,
+                                     rtol=rtol)
             ctx.tracker.saw()
 
         prop()

@@ -68,11 +68,12 @@ def reproduction(spec: FunctionSpec, values: dict[str, Any], target: Target | No
 
 
 def _tier(err: float, bound: float, scale: float, label: str, got: np.ndarray,
-          exact: np.ndarray) -> str:
+          exact: np.ndarray, declared_float32: bool = False) -> str:
     """WRONG (an error beyond 1e-5 of the result's scale) or IMPRECISE. "Runs in float32" is
     said only when measured: a float64 result within the float32 bound whose every element
-    is a float32 number, where the exact answer is not."""
-    if "float64" in label and err <= bound * (2.0**-24 / 2.0**-53):
+    is a float32 number, where the exact answer is not (and never when float32 is declared:
+    the bound is float32's already)."""
+    if "float64" in label and not declared_float32 and err <= bound * (2.0**-24 / 2.0**-53):
         if _all_float32(got) and not _all_float32(exact):
             return ("IMPRECISE (every output is a float32 number and the error is within the "
                     "float32 bound: the computation runs in float32; declare "
@@ -121,7 +122,8 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
         return
     finite = np.abs(exact_f[np.isfinite(exact_f)])
     scale = float(finite.max()) if finite.size else 0.0
-    tier = _tier(float(err[worst]), float(bound[worst]), scale, label, got, exact_f)
+    tier = _tier(float(err[worst]), float(bound[worst]), scale, label, got, exact_f,
+                 ctx.computes_in == "float32")
     yours = "NaN" if np.isnan(got[worst]) else repr(float(got[worst]))
     exact_text = str(np.asarray(exact, dtype=object)[worst]) if np.ndim(exact) else str(exact)
     where = _where(worst, time_axis)

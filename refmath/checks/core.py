@@ -138,6 +138,15 @@ class Context:
     # SPEC extensions of the oracle (FunctionSpec.extensions) the function does not take
     declined: frozenset[str] = frozenset()
 
+    def gradcheck_tolerances(self, eps: float, atol: float, rtol: float
+                             ) -> tuple[float, float, float]:
+        """(eps, atol, rtol) for torch.autograd.gradcheck: the given float64 ones, or, for a
+        function declared to compute in float32, a step far above float32's resolution
+        (finite differences of 1e-7 would measure its rounding, not its slope)."""
+        if self.computes_in == "float32":
+            return 1e-3, 1e-2, 1e-2
+        return eps, atol, rtol
+
     def bound_dtype(self, dtype: Any) -> Any:
         """The dtype whose error bound applies to a value check run in ``dtype``: the declared
         compute precision when it is coarser (float64 inputs computed in float32)."""
@@ -294,8 +303,15 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
                 setattr(result, name, str(d[name]))
         result.causes = list(d.get("causes", ()))
         if d.get("diagnosis") is not None:  # once, on the final (shrunk) counterexample
-            result.causes, line = likely_causes(d["diagnosis"]())
+            matches = d["diagnosis"]()
+            result.causes, line = likely_causes(matches)
             result.message = result.message.replace(LIKELY, line)
+            if matches and all(m.tier == "precision" for m in matches) and \
+                    result.tier == "WRONG":
+                result.tier = "IMPRECISE"  # the cause named is arithmetic, not the formula
+                result.message = result.message.replace(": WRONG (", ": IMPRECISE (", 1)
+                result.message += ("\n  tier           precision: the matching known mistake "
+                                   "keeps the formula and loses digits")
         if d.get("example") is not None:
             ctx.known.setdefault(check.kind, []).append(d["example"])
     elif isinstance(err, CallMismatch):

@@ -17,7 +17,7 @@ import traceback
 from typing import Any, Callable
 
 __all__ = ["CallMismatch", "FunctionExited", "FunctionTimeout", "Guarded", "has_user_frames",
-           "user_traceback"]
+           "received", "user_traceback"]
 
 OUTPUT_LIMIT = 64 * 1024  # characters of the function's output kept per check
 
@@ -82,6 +82,7 @@ class Guarded:
         self.timeout = timeout
         self.output = _Capped()
         self.timed_out = False
+        self.last_call: tuple[tuple, dict] | None = None  # copies of the latest arguments
         self.__name__ = getattr(fn, "__name__", "function")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__module__ = getattr(fn, "__module__", None)
@@ -107,6 +108,7 @@ class Guarded:
         if self.timed_out:
             raise FunctionTimeout(f"{self.__qualname__} timed out earlier in this run "
                                   f"(after {self.timeout:g} s); not called again")
+        self.last_call = (tuple(map(_copy, args)), {k: _copy(v) for k, v in kw.items()})
         alarm = self._alarm_possible()
         previous = None
         if alarm:
@@ -138,6 +140,31 @@ class Guarded:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
+
+
+def _copy(x: Any) -> Any:
+    """A snapshot of an argument (the function may modify it in place)."""
+    if hasattr(x, "detach") and hasattr(x, "clone"):
+        return x.detach().clone()
+    if hasattr(x, "copy") and hasattr(x, "dtype"):
+        return x.copy()
+    return x
+
+
+def received(fn: Callable, call: tuple[tuple, dict] | None) -> str:
+    """``name = value`` lines for the arguments of ``call`` as ``fn`` names them."""
+    import inspect
+
+    if call is None:
+        return ""
+    args, kw = call
+    try:
+        named = dict(inspect.signature(fn).bind_partial(*args, **kw).arguments)
+    except (TypeError, ValueError):
+        named = dict({f"arg{i}": a for i, a in enumerate(args)}, **kw)
+    from .compare import literal
+
+    return "\n".join(f"{k} = {literal(v)}" for k, v in named.items())
 
 
 _GUARD = os.path.abspath(__file__)

@@ -28,14 +28,18 @@ class Mutant:
     fn: Callable[..., Any]
     caught_by: str  # the check id that must reject it
     layout: str | None = None  # written in a built-in layout (refmath.conformance.layouts)
+    # "precision": the formula is right and the arithmetic loses digits (a failure it
+    # explains is reported in the precision tier, so --fail-on correctness can pass it)
+    tier: str = "correctness"
 
 
 CATALOGUE: list[Mutant] = []
 
 
-def mutant(kind: str, caught_by: str, description: str, layout: str | None = None):
+def mutant(kind: str, caught_by: str, description: str, layout: str | None = None,
+           tier: str = "correctness"):
     def wrap(fn):
-        CATALOGUE.append(Mutant(fn.__name__, kind, description, fn, caught_by, layout))
+        CATALOGUE.append(Mutant(fn.__name__, kind, description, fn, caught_by, layout, tier))
         return fn
 
     return wrap
@@ -55,9 +59,12 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
     (``ctx.layout``) also tries that layout's own slips, called through the same layout
     adapter as the user's function."""
     layout = getattr(ctx, "layout", None)
+    in_float32 = getattr(ctx, "computes_in", None) == "float32"
     matches = []
     for m in mutants_for(kind, layout):
         fn = m.fn if m.layout is None else ctx.wrap(m.fn)
+        if in_float32 and m.layout is None:  # the mistake as the function computes: float32
+            fn = _in_float32(fn)
         try:
             out = call(fn)
         except Exception:  # noqa: BLE001 - a mutant that cannot run on this input
@@ -73,6 +80,19 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
         if np.all(close | same_nan):
             matches.append(m)
     return matches
+
+
+def _in_float32(fn: Callable) -> Callable:
+    """``fn`` computed in float32 on float64 inputs, its result read back in float64."""
+    def cast(x: Any) -> Any:
+        return x.float() if isinstance(x, torch.Tensor) and x.dtype == torch.float64 else x
+
+    def call(*args: Any, **kw: Any) -> Any:
+        out = fn(*map(cast, args), **{k: cast(v) for k, v in kw.items()})
+        return out.double() if isinstance(out, torch.Tensor) and out.is_floating_point() \
+            else out
+
+    return call
 
 
 def _agrees(out: np.ndarray, exact: np.ndarray, bound: np.ndarray) -> bool:
@@ -231,7 +251,7 @@ def kl_wrong_direction(logp, ref_logp, kind):
 
 
 @mutant("kl_estimate", "kl_estimate.float32",
-        "k3 as exp(log r) − 1 − log r without expm1: all digits lost near r = 1")
+        "k3 as exp(log r) − 1 − log r without expm1: all digits lost near r = 1", tier="precision")
 def k3_without_expm1(logp, ref_logp, kind):
     log_r = ref_logp - logp
     if kind == "k3":
@@ -322,7 +342,7 @@ def grpo_biased_std(rewards, *, method, eps=1e-6, unbiased=True):
 
 @mutant("group_advantages", "group_advantages.zero_spread",
         "the mean subtracted as computed: a float mean of G equal rewards (30 × 0.9 in "
-        "float32) is not the reward, and its rounding ÷ (std + eps) is not small (−0.151)")
+        "float32) is not the reward, and its rounding ÷ (std + eps) is not small (−0.151)", tier="precision")
 def group_mean_rounding(rewards, *, method, eps=1e-6, unbiased=True):
     G = rewards.shape[-1]
     mean = rewards.mean(-1, keepdim=True)
@@ -337,7 +357,7 @@ def group_mean_rounding(rewards, *, method, eps=1e-6, unbiased=True):
 
 @mutant("whiten", "whiten.zero_spread",
         "the mean subtracted as computed: a constant x whitens to its mean's rounding error "
-        "÷ sqrt(eps) (156 × 0.7 in float32: 1.2e-3), not to 0")
+        "÷ sqrt(eps) (156 × 0.7 in float32: 1.2e-3), not to 0", tier="precision")
 def whiten_mean_rounding(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
     keep = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
     n = keep.sum()
@@ -351,13 +371,13 @@ def whiten_mean_rounding(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e
 
 @mutant("gae", "gae.bfloat16",
         "half precision computed in the half dtype itself: γ rounded to 8 bits (0.99 → "
-        "0.98828125) and every sum with 8 significant bits, instead of float32 rounded once")
+        "0.98828125) and every sum with 8 significant bits, instead of float32 rounded once", tier="precision")
 def half_precision_throughout(rewards, values, next_values, **kw):
     return rt.gae.in_input_dtype(rewards, values, next_values, **kw)
 
 
 @mutant("discounted_returns", "discounted_returns.float16",
-        "half precision computed in the half dtype itself (γ and the running sum in float16)")
+        "half precision computed in the half dtype itself (γ and the running sum in float16)", tier="precision")
 def returns_in_half_precision(rewards, **kw):
     return rt.discounted_returns.in_input_dtype(rewards, **kw)
 
@@ -487,7 +507,7 @@ def _one_pass_var(x: torch.Tensor, keep: torch.Tensor, unbiased: bool, dim=None)
 
 @mutant("whiten", "whiten.float32",
         "one-pass variance E[x²] − E[x]²: all digits cancel for values with a large mean and "
-        "a small spread")
+        "a small spread", tier="precision")
 def whiten_one_pass_variance(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
     keep = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
     mean, var = _one_pass_var(x, keep, unbiased)
@@ -500,7 +520,7 @@ def whiten_one_pass_variance(x, mask=None, *, shift_mean=True, unbiased=True, ep
 
 @mutant("group_advantages", "group_advantages.float32",
         "GRPO's std by the one-pass variance E[r²] − E[r]²: wrong for rewards with a large "
-        "mean and a small spread")
+        "mean and a small spread", tier="precision")
 def group_one_pass_variance(rewards, *, method, eps=1e-6, unbiased=True):
     if method != "grpo":
         return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)

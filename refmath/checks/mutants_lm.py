@@ -13,6 +13,20 @@ from .mutants import mutant
 __all__: list[str] = []
 
 
+# --- OpenRLHF 0.11.0 (openrlhf/models/utils.py compute_approx_kl), in its own layout ----------
+
+@mutant("kl_estimate", "kl_estimate.float32",
+        "OpenRLHF-style KL direction swapped: log_ratio = log_probs_base − log_probs (the "
+        "estimators of KL(π_ref‖π), not KL(π‖π_ref))", layout="openrlhf")
+def openrlhf_kl_direction_swapped(log_probs, log_probs_base, kl_estimator="k1"):
+    log_ratio = log_probs_base.float() - log_probs.float()
+    if kl_estimator == "k2":
+        log_ratio = log_ratio**2 / 2.0
+    elif kl_estimator == "k3":
+        log_ratio = (-log_ratio).exp() - 1 + log_ratio
+    return log_ratio.clamp(min=-10, max=10)
+
+
 # --- the token-level policy loss ------------------------------------------------------------
 
 @mutant("policy_loss", "policy_loss.float64",

@@ -480,8 +480,9 @@ def _gradcheck(spec: StepFunction):
             return fn(*(named[a] for a in spec.args),
                       **{k: named[k] for k in spec.keyword_steps}, **kw)
 
-        ok = torch.autograd.gradcheck(f, tuple(inputs[a] for a in spec.steps), eps=1e-6,
-                                      atol=1e-9, rtol=1e-7)
+        eps, atol, rtol = ctx.gradcheck_tolerances(1e-6, 1e-9, 1e-7)
+        ok = torch.autograd.gradcheck(f, tuple(inputs[a] for a in spec.steps), eps=eps,
+                                      atol=atol, rtol=rtol)
         ctx.tracker.saw()
         if not ok:
             raise CheckFailure(f"{spec.name}: torch.autograd.gradcheck failed")

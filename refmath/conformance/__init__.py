@@ -288,6 +288,11 @@ class Plan:
     def renames(self) -> dict[str, str]:
         return dict(self.binding.args)
 
+    def computes_in(self, kind: str) -> str | None:
+        """The declared compute precision: the binding's, else the layout semantics'."""
+        semantics = _semantics(kind, self)
+        return self.binding.computes_in or (semantics.computes_in if semantics else None)
+
     def capabilities(self) -> Capabilities:
         caps = self.convention.capabilities()
         if self.layout is not None:
@@ -442,6 +447,45 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
     return plan
 
 
+def _semantics(kind: str, plan: "Plan") -> Any:
+    lay = plan.layout
+    return lay.semantics.get(kind) if lay is not None else None
+
+
+def _derived_checks(kind: str, plan: "Plan") -> list:
+    """The kind's checks, run on the row the layout's semantics derive (the library's own
+    formula) when it has one: the row's named checks rebuilt on the derived row, and each
+    kind-specific check the library's formula does not share reported not applicable with
+    why."""
+    semantics = _semantics(kind, plan)
+    registered = checks_for(kind)
+    if semantics is None:
+        return registered
+    from ..checks import array_row
+    from ..checks.arrays import array_checks
+    from ..checks.core import Check
+
+    derived = {c.id: c for c in array_checks(semantics.derive(array_row(kind)))}
+    out = []
+    for c in registered:
+        reason = semantics.not_applicable.get(c.id.rpartition(".")[2])
+        if c.id in derived:
+            out.append(derived[c.id])
+        elif reason is not None:
+            out.append(Check(c.id, c.kind, c.summary, _not_applicable(reason), c.requires,
+                             c.tier))
+        else:
+            out.append(c)
+    return out
+
+
+def _not_applicable(reason: str) -> Callable:
+    def run(fn: Callable, ctx: Context) -> None:
+        ctx.tracker.skip(f"not the library's formula: {reason}")
+
+    return run
+
+
 def _restrictions(kind: str, lay: Any, only: dict[str, tuple[Any, ...]]
                   ) -> dict[str, tuple[Any, ...]]:
     """The option values the checks may use: the layout's fixed ones, then ``only`` (in
@@ -479,7 +523,7 @@ def _full_id(kind: str, cid: str, ids: list[str], what: str) -> str:
 
 
 def _selected(kind: str, plan: Plan, checks: list[str] | None) -> list:
-    selected = checks_for(kind)
+    selected = _derived_checks(kind, plan)
     ids = [c.id for c in selected]
     if checks:
         wanted = {_full_id(kind, c, ids, "--check") for c in checks}
@@ -571,7 +615,7 @@ def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None
                   seed=seed, max_examples=max_examples, timeout=timeout, only=plan.only,
                   accepts=(lay.accepts if lay is not None else None),
                   layout=lay.name if lay is not None else None,
-                  wrap=_layout_wrap(lay, kind), computes_in=plan.binding.computes_in,
+                  wrap=_layout_wrap(lay, kind), computes_in=plan.computes_in(kind),
                   declined=plan.declined)
     report = Report(kind, target_text, plan.binding, profile, seed=seed, strict=strict,
                     fail_on=fail_on)
@@ -582,6 +626,7 @@ def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None
         output = guarded.take_output()  # what it printed during this check only
         if result.status == "failed":
             result.output = output[-2000:]
+            _show_received(result, guarded, plan)
             _explained(result, c, adapted, ctx, plan, kind)
             guarded.take_output()
         _waived(result, plan.expected_failures.get(c.id))
@@ -593,6 +638,21 @@ def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None
         if empty:
             raise UsageError(empty)
     return report
+
+
+def _show_received(result: CheckResult, guarded: Any, plan: Plan) -> None:
+    """For a function not in SPEC's layout, the failing call as the function itself received
+    it (its names, its layout): the last call, the shrunk counterexample's replay."""
+    from ..checks.guard import received
+
+    b = plan.binding
+    if result.tier not in ("WRONG", "IMPRECISE") or (b.layout is None and not b.args
+                                                     and not b.convention.reshapes()):
+        return
+    text = received(plan.function, guarded.last_call)
+    if text:
+        result.message += "\n  your function received (its own names and layout):\n" + \
+            "\n".join("      " + line for line in text.splitlines())
 
 
 def _differences(check_id: str, plan: Plan, kind: str) -> list[tuple[str, str]]:

@@ -34,6 +34,9 @@ class Layout:
     differences: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # per kind: SPEC's option name → the mirrored code's (``--only`` takes either)
     option_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    # per kind: what the mirrored code computes, when it is not SPEC's formula
+    # (refmath.conformance.semantics): the row the function is checked against
+    semantics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -41,6 +44,12 @@ class Layout:
 
     def signature(self, kind: str) -> str:
         return f"fn({', '.join(self.params[kind])})"
+
+
+def _semantics(name: str) -> Any:
+    from . import semantics
+
+    return getattr(semantics, name)
 
 
 def _torch():
@@ -134,6 +143,13 @@ def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], 
     return _first(out).reshape(r.shape)
 
 
+def _openrlhf(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    logp = values["logp"]
+    out = _first(fn(**{name("log_probs"): logp, name("log_probs_base"): values["ref_logp"],
+                       name("kl_estimator"): values["kind"]}))
+    return out.to(logp.dtype)  # computed and returned in float32: read in the input dtype
+
+
 def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
     return values["rewards"].dim() > 0 and values["rewards"].shape[-1] >= 2
 
@@ -193,6 +209,14 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                                       "eps": (1e-4,)}},
            accepts=_group_of_two_or_more,
            notes="(r − mean)/(std + 1e-4), unbiased std, G = num_generations ≥ 2"),
+    Layout("openrlhf", "OpenRLHF 0.11.0 openrlhf/models/utils.py: compute_approx_kl",
+           {"kl_estimate": ("log_probs", "log_probs_base", "kl_estimator")},
+           _openrlhf, ("validates_input",),
+           option_names={"kl_estimate": {"kind": "kl_estimator"}},
+           semantics={"kl_estimate": _semantics("openrlhf_approx_kl")},
+           notes="k1 = log_probs − log_probs_base, k2, k3 = SPEC's, computed in float32 and "
+                 "clamped to ±10 (the derived oracle); the float32 result is read in the "
+                 "input dtype"),
 )}
 
 
