@@ -157,33 +157,47 @@ def trl_biased_std(rewards, num_generations):
     return adv.reshape(-1)
 
 
-def verl_policy_loss(old_log_prob, log_prob, advantages, response_mask, cliprange,
-                     loss_agg_mode="token-mean", clip_ratio_c=3.0):
-    """verl compute_policy_loss (dual clip c = 3), with masks selected (torch.where) and empty
-    rows left out of the sequence means."""
-    ratio = torch.exp(log_prob - old_log_prob)
-    pg_losses1 = -advantages * ratio
-    pg_losses2 = -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
-    clip_pg_losses1 = torch.maximum(pg_losses1, pg_losses2)
-    clip_pg_losses2 = torch.min(-advantages * clip_ratio_c, clip_pg_losses1)
-    pg_losses = torch.where(advantages < 0, clip_pg_losses2, clip_pg_losses1)
-    mask = response_mask.bool()
-    kept = torch.where(mask, pg_losses, torch.zeros_like(pg_losses))
+def _verl_agg(loss_mat, loss_mask, loss_agg_mode):
+    """verl agg_loss's four modes with its defaults (no global counts, loss_scale_factor =
+    the response length T), written after verl/trainer/ppo/core_algos.py (b178a3c)."""
     if loss_agg_mode == "token-mean":
-        return kept.sum() / mask.sum(), None
-    rows = mask.sum(-1) > 0
-    if loss_agg_mode == "seq-mean-token-sum":
-        return kept.sum(-1)[rows].mean(), None
-    return (kept.sum(-1) / mask.sum(-1).clamp(min=1))[rows].mean(), None
+        kept = torch.where(loss_mask.bool(), loss_mat, 0.0) * loss_mask
+        return kept.sum() / loss_mask.sum()
+    row_sums = (loss_mat * loss_mask).sum(-1)
+    counts = loss_mask.sum(-1)
+    if loss_agg_mode == "seq-mean-token-sum-norm":
+        return row_sums.sum() / loss_mask.shape[-1]
+    if loss_agg_mode == "seq-mean-token-mean":
+        row_sums = row_sums / (counts + 1e-8)
+    rows = (counts > 0).float()
+    return (torch.where(rows.bool(), row_sums, 0.0) * rows).sum() / rows.sum()
+
+
+def verl_policy_loss(old_log_prob, log_prob, advantages, response_mask, cliprange=None,
+                     cliprange_low=None, cliprange_high=None, clip_ratio_c=3.0,
+                     loss_agg_mode="token-mean"):
+    """verl compute_policy_loss: clip-higher, the dual clip c, the ±20 log-ratio clamp, and
+    agg_loss; returns (loss, clipfrac, kl, clipfrac_lower) as verl does."""
+    log_ratio = torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0)
+    ratio = torch.exp(log_ratio)
+    low = cliprange if cliprange_low is None else cliprange_low
+    high = cliprange if cliprange_high is None else cliprange_high
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1 - low, 1 + high)
+    pessimistic = torch.maximum(unclipped, clipped)
+    dual = torch.min(-advantages * clip_ratio_c, pessimistic)
+    losses = torch.where(advantages < 0, dual, pessimistic)
+    return _verl_agg(losses, response_mask, loss_agg_mode), None, None, None
 
 
 def verl_policy_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask,
-                                     cliprange, loss_agg_mode="token-mean"):
-    loss, _ = verl_policy_loss(old_log_prob, log_prob, advantages, response_mask, cliprange,
-                               loss_agg_mode)
+                                     cliprange=None, cliprange_low=None, cliprange_high=None,
+                                     clip_ratio_c=3.0, loss_agg_mode="token-mean"):
+    loss = verl_policy_loss(old_log_prob, log_prob, advantages, response_mask, cliprange,
+                            cliprange_low, cliprange_high, clip_ratio_c, loss_agg_mode)[0]
     if loss_agg_mode == "token-mean":
         loss = loss * response_mask.sum() / response_mask.numel()
-    return loss, None
+    return loss, None, None, None
 
 
 def openrlhf_approx_kl(log_probs, log_probs_base, kl_estimator="k1"):
@@ -207,3 +221,42 @@ def openrlhf_kl_direction_swapped(log_probs, log_probs_base, kl_estimator="k1"):
     elif kl_estimator == "k3":
         log_ratio = (-log_ratio).exp() - 1 + log_ratio
     return log_ratio.clamp(min=-10, max=10)
+
+
+def verl_grpo_outcome(token_level_rewards, response_mask, index, epsilon=1e-6,
+                      norm_adv_by_std_in_grpo=True):
+    """verl compute_grpo_outcome_advantage: scores grouped by index; a lone sample keeps
+    mean 0 and std 1; computed under no_grad; (advantages, returns)."""
+    from collections import defaultdict
+
+    scores = token_level_rewards.sum(dim=-1)
+    groups = defaultdict(list)
+    with torch.no_grad():
+        for i in range(scores.shape[0]):
+            groups[index[i]].append(scores[i])
+        stats = {}
+        for key, members in groups.items():
+            if len(members) == 1:
+                stats[key] = (torch.tensor(0.0), torch.tensor(1.0))
+            else:
+                stacked = torch.stack(members)
+                stats[key] = (stacked.mean(), stacked.std())
+        for i in range(scores.shape[0]):
+            mean, std = stats[index[i]]
+            scores[i] = (scores[i] - mean) / (std + epsilon) if norm_adv_by_std_in_grpo \
+                else scores[i] - mean
+        scores = scores.unsqueeze(-1) * response_mask
+    return scores, scores
+
+
+def verl_grpo_groups_by_position(token_level_rewards, response_mask, index, epsilon=1e-6,
+                                 norm_adv_by_std_in_grpo=True):
+    """The classic slip: groups taken as contiguous runs of G rows, index ignored."""
+    scores = token_level_rewards.sum(dim=-1)
+    G = int(np.bincount(np.asarray(index)).max())
+    grouped = scores.reshape(-1, G)
+    centered = grouped - grouped.mean(-1, keepdim=True)
+    if norm_adv_by_std_in_grpo:
+        centered = centered / (grouped.std(-1, keepdim=True) + epsilon)
+    out = centered.reshape(-1).unsqueeze(-1) * response_mask
+    return out, out

@@ -398,6 +398,13 @@ def rloo_sum_minus_self_float64_only(rewards, *, method, eps=1e-6, unbiased=True
     return (x - (x.sum(-1, keepdim=True) - x) / (G - 1)).to(rewards.dtype)
 
 
+def zero_spread_gives_a_half(rewards, *, method, eps=1e-6, unbiased=True):
+    """Right everywhere but on a group of equal rewards, where it answers 1/2."""
+    out = rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    flat = (rewards == rewards[..., :1]).all(-1, keepdim=True)
+    return torch.where(flat, torch.full_like(out, 0.5), out)
+
+
 def grpo_mean_subtracted_in_float32(rewards, *, method, eps=1e-6, unbiased=True):
     """GRPO written (r − mean)/(std + eps) with the mean as computed: in float32 a group of
     30 × 0.9 gets its mean's rounding ÷ (std + eps) ≈ −0.15, not 0."""
@@ -421,8 +428,16 @@ def test_zero_spread_grades_a_rounding_residue_imprecise_and_an_amplified_one_wr
     assert check("group_advantages", rloo_sum_minus_self_float64_only, checks=["zero_spread"],
                  only=["method=rloo"], fail_on=["correctness"]).passed
 
+    # amplified far beyond a rounding residue, and explained by a known PRECISION mistake
+    # (the computed mean subtracted: verl's and TRL's code): precision, its cause named
     amplified = check("group_advantages", grpo_mean_subtracted_in_float32,
                       checks=["zero_spread"], only=["method=grpo"])
     (w,) = amplified.results
-    assert w.status == "failed" and w.tier == "WRONG" and w.severity == "correctness", \
-        w.message
+    assert w.status == "failed" and w.severity == "precision", w.message
+    assert w.causes == ["group_mean_rounding"] and "far beyond a rounding residue" in w.message
+    # amplified and explained by no known precision mistake: WRONG, correctness
+    unexplained = check("group_advantages", zero_spread_gives_a_half, checks=["zero_spread"],
+                        only=["method=grpo"])
+    (u,) = unexplained.results
+    assert u.status == "failed" and u.tier == "WRONG" and u.severity == "correctness", \
+        u.message

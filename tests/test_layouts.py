@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -403,3 +404,57 @@ def test_every_layout_is_listed_and_documented(capsys):
             assert kind in lay.kinds and set(names) <= set(DIFFERENCES)
             for name in names:
                 assert name in readme
+
+
+def test_verl_policy_loss_every_mode_with_verls_semantics(scratch, monkeypatch):
+    """verl's compute_policy_loss + agg_loss in all four modes, with clip-higher and the dual
+    clip: seq-mean-token-sum-norm is Σ_b Σ_t m·l / T in verl (no mean over sequences), and
+    --only takes verl's own option name; a port that also averages over sequences fails."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    norm = {"loss_agg_mode": ["seq-mean-token-sum-norm"]}
+    assert check("policy_loss", styles.verl_policy_loss, layout="verl", only=norm,
+                 checks=["float64", "gradient"]).passed
+
+    def mean_over_sequences(old_log_prob, log_prob, advantages, response_mask, cliprange=None,
+                            cliprange_low=None, cliprange_high=None, clip_ratio_c=3.0,
+                            loss_agg_mode="token-mean"):
+        loss = styles.verl_policy_loss(old_log_prob, log_prob, advantages, response_mask,
+                                       cliprange, cliprange_low, cliprange_high, clip_ratio_c,
+                                       loss_agg_mode)[0]
+        return loss / (response_mask.sum(-1) > 0).sum(), None
+
+    report = check("policy_loss", mean_over_sequences, layout="verl", only=norm,
+                   checks=["float64"])
+    assert not report.passed and report.results[0].tier == "WRONG"
+
+
+def test_verl_grpo_outcome_advantage_by_index(scratch, monkeypatch):
+    """verl's GRPO outcome advantage, as written (grouped by index, the groups interleaved in
+    the batch; a lone sample keeps mean 0 / std 1; computed under no_grad): it fails only
+    its real flaw, the float zero-spread residue (precision, named); grouping by position
+    fails correctness, named; a lone sample given SPEC's 0 fails, as verl keeps its score."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    faithful = check("group_advantages", styles.verl_grpo_outcome, layout="verl")
+    failed = faithful.failing()
+    assert [r.id for r in failed] == ["group_advantages.zero_spread"], str(faithful)
+    assert failed[0].severity == "precision" and failed[0].causes == ["group_mean_rounding"]
+    assert check("group_advantages", styles.verl_grpo_outcome, layout="verl",
+                 fail_on=["correctness"]).passed
+    slip = check("group_advantages", styles.verl_grpo_groups_by_position, layout="verl",
+                 checks=["float64"], fail_on=["correctness"])
+    assert not slip.passed and "verl_grpo_groups_by_position" in slip.results[0].causes
+
+    def lone_sample_zero(token_level_rewards, response_mask, index, epsilon=1e-6,
+                         norm_adv_by_std_in_grpo=True):
+        out, _ = styles.verl_grpo_outcome(token_level_rewards, response_mask, index, epsilon,
+                                          norm_adv_by_std_in_grpo)
+        lone = np.bincount(np.asarray(index))[np.asarray(index)] == 1
+        out[torch.as_tensor(lone)] = 0.0
+        return out, out
+
+    assert not check("group_advantages", lone_sample_zero, layout="verl",
+                     checks=["float64"]).passed

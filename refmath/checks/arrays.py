@@ -109,6 +109,8 @@ def prepare(case: Case, spec: ArrayFunction, ctx: Context) -> Case | None:
                 kw.pop("low", None)
         case = Case(case.arrays, kw, case.flags)
     case = _declared(case, ctx.capabilities)
+    if ctx.adjust is not None:
+        case = ctx.adjust(case)
     if "rhos" in ctx.declined and "rhos" in case.arrays:
         case = _as_log_rhos(case)
         if case is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -137,6 +138,8 @@ class Context:
     computes_in: str | None = None
     # SPEC extensions of the oracle (FunctionSpec.extensions) the function does not take
     declined: frozenset[str] = frozenset()
+    # adjust(case): the input as the library sees it, in SPEC's options (a layout's semantics)
+    adjust: Callable[[Any], Any] | None = None
 
     def gradcheck_tolerances(self, eps: float, atol: float, rtol: float
                              ) -> tuple[float, float, float]:
@@ -309,7 +312,7 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
             if matches and all(m.tier == "precision" for m in matches) and \
                     result.tier == "WRONG":
                 result.tier = "IMPRECISE"  # the cause named is arithmetic, not the formula
-                result.message = result.message.replace(": WRONG (", ": IMPRECISE (", 1)
+                result.message = re.sub(r"\bWRONG\b", "IMPRECISE", result.message, count=1)
                 result.message += ("\n  tier           precision: the matching known mistake "
                                    "keeps the formula and loses digits")
         if d.get("example") is not None:

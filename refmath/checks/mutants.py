@@ -51,17 +51,20 @@ def mutants_for(kind: str, layout: str | None = None) -> list[Mutant]:
 
 
 def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
-             bound: np.ndarray, ctx: Any = None, exact: np.ndarray | None = None
-             ) -> list[Mutant]:
+             bound: np.ndarray, ctx: Any = None, exact: np.ndarray | None = None,
+             caught_by: str | None = None) -> list[Mutant]:
     """The mutants of ``kind`` whose output on the same input equals ``got`` (within twice
     the check's bound) and, given ``exact``, is itself wrong there (a mutant that agrees with
     the exact answer on this input explains nothing). A run in a built-in layout
     (``ctx.layout``) also tries that layout's own slips, called through the same layout
-    adapter as the user's function."""
+    adapter as the user's function. ``caught_by``: only the mistakes that check is meant to
+    catch (a special input, such as equal rewards, on which many mistakes coincide)."""
     layout = getattr(ctx, "layout", None)
     in_float32 = getattr(ctx, "computes_in", None) == "float32"
     matches = []
     for m in mutants_for(kind, layout):
+        if caught_by is not None and m.caught_by != caught_by:
+            continue
         fn = m.fn if m.layout is None else ctx.wrap(m.fn)
         if in_float32 and m.layout is None:  # the mistake as the function computes: float32
             fn = _in_float32(fn)

@@ -49,17 +49,23 @@ def policy_loss_not_negated(logp, old_logp, advantages, mask, **kw):
 
 @mutant("policy_loss", "policy_loss.float64", "verl-style padding in the mean: the masked "
         "token-mean over (loss·mask).sum() / numel", layout="verl")
-def verl_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask, cliprange,
-                              loss_agg_mode):
-    ratio = torch.exp(log_prob - old_log_prob)
+def verl_loss_padding_in_mean(old_log_prob, log_prob, advantages, response_mask,
+                              cliprange=None, cliprange_low=None, cliprange_high=None,
+                              clip_ratio_c=3.0, loss_agg_mode="token-mean"):
+    low = cliprange if cliprange_low is None else cliprange_low
+    high = cliprange if cliprange_high is None else cliprange_high
+    ratio = torch.exp(torch.clamp(log_prob - old_log_prob, -20.0, 20.0))
     losses = torch.maximum(-advantages * ratio,
-                           -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange))
-    losses = torch.where(advantages < 0, torch.minimum(-advantages * 3.0, losses), losses)
+                           -advantages * torch.clamp(ratio, 1 - low, 1 + high))
+    losses = torch.where(advantages < 0, torch.minimum(-advantages * clip_ratio_c, losses),
+                         losses)
     kept = torch.where(response_mask.bool(), losses, torch.zeros_like(losses))
     if loss_agg_mode == "token-mean":
         return kept.sum() / kept.numel()
     rows = response_mask.sum(-1) > 0
     sums = kept.sum(-1)
+    if loss_agg_mode == "seq-mean-token-sum-norm":
+        return sums.sum() / response_mask.shape[-1]
     if loss_agg_mode == "seq-mean-token-sum":
         return sums[rows].mean()
     return (sums / response_mask.sum(-1).clamp(min=1))[rows].mean()
@@ -301,3 +307,22 @@ def rollout_bounds_exclusive(logp, rollout_logp, mask, *, level="token", mode="t
         "above only: min(r, cap)")
 def truncation_clipped_below(ratio, cap):
     return torch.clamp(ratio, min=1 / cap, max=cap)
+
+
+# --- verl's GRPO outcome advantage, in its own layout -------------------------------------------
+
+@mutant("group_advantages", "group_advantages.float64",
+        "verl-style GRPO groups taken as contiguous runs of G responses, the index ignored "
+        "(right only when a prompt's responses happen to be adjacent)", layout="verl")
+def verl_grpo_groups_by_position(token_level_rewards, response_mask, index, epsilon=1e-6,
+                                 norm_adv_by_std_in_grpo=True):
+    import numpy as np
+
+    scores = token_level_rewards.sum(dim=-1)
+    G = int(np.bincount(np.asarray(index)).max())
+    grouped = scores.reshape(-1, G)
+    centered = grouped - grouped.mean(-1, keepdim=True)
+    if norm_adv_by_std_in_grpo:
+        centered = centered / (grouped.std(-1, keepdim=True) + epsilon)
+    out = centered.reshape(-1).unsqueeze(-1) * response_mask
+    return out, out

@@ -7,6 +7,7 @@ Every row gets the array checks of :mod:`refmath.checks.arrays`.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import Any, Callable
@@ -34,7 +35,7 @@ from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _OVERLONG_PINNED, _WHITEN_
                     _shaped_reward_cases, _truncation_cases, _value_cases, _vector,
                     _whiten_cases, bad)
 from .compare import exact_floats
-from .core import CheckFailure, CheckList, Context
+from .core import LIKELY, CheckFailure, CheckList, Context
 
 __all__ = ["ROWS", "CHECKS"]
 
@@ -440,7 +441,7 @@ def _zero_spread_dtypes(ctx: Context) -> tuple[torch.dtype, ...]:
 
 
 def _exactly(name: str, got: Any, expected: torch.Tensor, what: str, ctx: Context, *,
-             n: int, value: float) -> None:
+             n: int, value: float, rerun: Callable[[Callable], Any] | None = None) -> None:
     """The result must be exactly ``expected``. A deviation is graded by its size as the value
     checks grade theirs: within n·u·max(|c|, 1) (u the dtype's unit roundoff, n the elements
     reduced, c the constant) it is a rounding residue — IMPRECISE, e.g. RLOO's
@@ -459,9 +460,29 @@ def _exactly(name: str, got: Any, expected: torch.Tensor, what: str, ctx: Contex
     tier = "IMPRECISE" if dev <= residue else "WRONG"
     why = (f"a rounding residue (within n·u·max(|c|, 1) = {residue:.3g})" if tier == "IMPRECISE"
            else f"far beyond a rounding residue (n·u·max(|c|, 1) = {residue:.3g})")
+    diagnosis = None
+    if rerun is not None:  # which known mistake leaves this residue (``rerun(f)``: f's output)
+        from .mutants import diagnose
+
+        diagnosis = functools.partial(diagnose, name, rerun, out, np.full(out.shape, residue),
+                                      ctx, exact=want, caught_by=f"{name}.zero_spread")
     raise CheckFailure(f"{name}: {what}: {tier}: expected exactly {want.ravel()[:1].tolist()} "
                        f"everywhere, got values off by up to {dev:.3g}, {why} (e.g. "
-                       f"{out.ravel()[:3].tolist()})", tier=tier, counterexample=what)
+                       f"{out.ravel()[:3].tolist()}){LIKELY if diagnosis else ''}", tier=tier,
+                       counterexample=what, diagnosis=diagnosis)
+
+
+def _call_group(r: torch.Tensor, method: str, fixed: dict[str, Any], f: Callable) -> Any:
+    """A known mistake on the zero-spread input, with the options the function's layout fixes
+    (TRL's eps = 1e-4): the residue it leaves depends on them."""
+    return f(r.clone(), method=method, **fixed)
+
+
+def _fixed(ctx: Context, *leave: str) -> dict[str, Any]:
+    """The options the function supports one value of (``--only``, a layout), as floats."""
+    return {k: (float(v[0]) if isinstance(v[0], Fraction) else v[0])
+            for k, v in (ctx.only or {}).items() if len(v) == 1 and k not in leave
+            and v[0] is not None}
 
 
 @CHECKS.register("group_advantages", "zero_spread",
@@ -474,14 +495,17 @@ def _group_zero_spread(fn, ctx: Context) -> None:
             for G in ZERO_SPREAD_SIZES:
                 r = torch.full((2, G), value, dtype=dtype)
                 for method in methods:
+                    # (zero_spread: a layout may define a group of one otherwise, as verl)
                     if method == "rloo" and G < 2 or ctx.accepts is not None and not \
-                            ctx.accepts("group_advantages", {"rewards": r, "method": method}):
+                            ctx.accepts("group_advantages", {"rewards": r, "method": method,
+                                                             "zero_spread": True}):
                         continue
                     n = 2 * G if method in ob.BATCH_GROUP_METHODS else G
                     _exactly("group_advantages", fn(r.clone(), method=method),
                              torch.zeros_like(r), f"method={method!r}, rewards = "
                              f"torch.full((2, {G}), {value}, dtype={dtype})", ctx, n=n,
-                             value=value)
+                             value=value, rerun=functools.partial(_call_group, r, method,
+                                                                  _fixed(ctx, "method")))
 
 
 @CHECKS.register("whiten", "zero_spread",

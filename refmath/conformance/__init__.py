@@ -273,6 +273,7 @@ class Plan:
     only: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     expected_failures: dict[str, str] = field(default_factory=dict)
     declined: frozenset[str] = frozenset()  # SPEC extensions the function does not take
+    kind: str = ""
 
     @property
     def convention(self) -> Convention:
@@ -296,7 +297,8 @@ class Plan:
     def capabilities(self) -> Capabilities:
         caps = self.convention.capabilities()
         if self.layout is not None:
-            caps = replace(caps, **{c: False for c in self.layout.unsupported})
+            off = self.layout.unsupported + self.layout.unsupported_by_kind.get(self.kind, ())
+            caps = replace(caps, **{c: False for c in off})
         return caps
 
     def adapt(self, fn: Callable, kind: str) -> Callable:
@@ -418,7 +420,7 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
                      expected_failures=expected_failures, xfails_file=xfails_file,
                      computes_in=computes_in)
     b.convention.capabilities()
-    plan = Plan(load(fn) if isinstance(fn, str) else fn, b, [])
+    plan = Plan(load(fn) if isinstance(fn, str) else fn, b, [], kind=kind)
     lay = plan.layout
     if lay is not None:
         if kind not in lay.kinds:
@@ -450,6 +452,11 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
 def _semantics(kind: str, plan: "Plan") -> Any:
     lay = plan.layout
     return lay.semantics.get(kind) if lay is not None else None
+
+
+def _adjust(kind: str, plan: "Plan") -> Callable | None:
+    semantics = _semantics(kind, plan)
+    return semantics.adjust if semantics is not None else None
 
 
 def _derived_checks(kind: str, plan: "Plan") -> list:
@@ -616,7 +623,7 @@ def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None
                   accepts=(lay.accepts if lay is not None else None),
                   layout=lay.name if lay is not None else None,
                   wrap=_layout_wrap(lay, kind), computes_in=plan.computes_in(kind),
-                  declined=plan.declined)
+                  declined=plan.declined, adjust=_adjust(kind, plan))
     report = Report(kind, target_text, plan.binding, profile, seed=seed, strict=strict,
                     fail_on=fail_on)
     for c in plan.checks:

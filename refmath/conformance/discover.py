@@ -94,10 +94,10 @@ def discover(kind: str, fn: Callable, binding: Any = None) -> dict[str, tuple[bo
     missing."""
     from . import Binding, Plan, bound
 
-    from . import _restrictions
+    from . import _adjust, _restrictions
 
     binding = binding if binding is not None else Binding()
-    plan = Plan(fn, binding, [])
+    plan = Plan(fn, binding, [], kind=kind)
     caps = plan.capabilities()
     wrapped = bound(fn, kind, binding)
     if SPECS[kind].family == "steps":
@@ -108,7 +108,7 @@ def discover(kind: str, fn: Callable, binding: Any = None) -> dict[str, tuple[bo
         lay = plan.layout
         ctx = Context(capabilities=caps, only=_restrictions(kind, lay, dict(binding.only)),
                       accepts=lay.accepts if lay is not None else None,
-                      computes_in=plan.computes_in(kind))
+                      computes_in=plan.computes_in(kind), adjust=_adjust(kind, plan))
         found = _discover_arrays(kind, wrapped, ctx)
     return {cap: r for cap, r in found.items() if getattr(caps, cap, True)}
 

@@ -32,6 +32,8 @@ class Layout:
     # per kind: known differences the mirrored code has by design (refmath.conformance.
     # differences): a failure they reproduce is reported XFAIL, any other still fails
     differences: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # per kind: further capabilities the mirrored function of that kind lacks
+    unsupported_by_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # per kind: SPEC's option name → the mirrored code's (``--only`` takes either)
     option_names: dict[str, dict[str, str]] = field(default_factory=dict)
     # per kind: what the mirrored code computes, when it is not SPEC's formula
@@ -107,14 +109,42 @@ def _sb3(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], 
     return torch.as_tensor(np.asarray(_first(out))).T.to(r.device)
 
 
+def _interleaved(rewards):
+    """The [N, G] groups as verl's flat batch of N·G responses, interleaved (row k is sample
+    k // N of group k % N: a group's responses are not contiguous), and their ``index``."""
+    N, G = rewards.shape
+    flat = rewards.T.reshape(-1)
+    return flat, np.tile(np.arange(N), G)
+
+
+def _verl_group(fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    torch = _torch()
+    r = values["rewards"]
+    groups = r.reshape(-1, r.shape[-1])
+    flat, index = _interleaved(groups)
+    token_level = torch.stack([torch.zeros_like(flat), flat], dim=-1)  # the reward at the end
+    out = _first(fn(**{name("token_level_rewards"): token_level,
+                       name("response_mask"): torch.ones_like(token_level),
+                       name("index"): index, name("epsilon"): float(values.get("eps", 1e-6)),
+                       name("norm_adv_by_std_in_grpo"): values["method"] == "grpo"}))
+    N, G = groups.shape
+    return out[:, 0].reshape(G, N).T.reshape(r.shape)
+
+
 def _verl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
     torch = _torch()
+    if kind == "group_advantages":
+        return _verl_group(fn, values, name)
     if kind == "policy_loss":
+        high = values.get("clip_high")
         return _first(fn(**{name("old_log_prob"): values["old_logp"],
                             name("log_prob"): values["logp"],
                             name("advantages"): values["advantages"],
                             name("response_mask"): values["mask"],
                             name("cliprange"): values["clip_low"],
+                            name("cliprange_low"): values["clip_low"],
+                            name("cliprange_high"): values["clip_low"] if high is None else high,
+                            name("clip_ratio_c"): values["dual_clip"],
                             name("loss_agg_mode"): values["mode"]}))
     mask = values.get("mask")
     keep = torch.ones_like(values["rewards"], dtype=torch.bool) if mask is None else mask
@@ -155,7 +185,10 @@ def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
 
 
 def _token_advantages(kind: str, values: dict[str, Any]) -> bool:
-    """verl's advantages are per token ([B, T]): per-sequence ones are not expressible."""
+    """verl's advantages are per token ([B, T]): per-sequence ones are not expressible; a
+    group of one keeps its score by design (no zero spread to test)."""
+    if kind == "group_advantages":
+        return not (values.get("zero_spread") and values["rewards"].shape[-1] == 1)
     return kind != "policy_loss" or values["advantages"].shape == values["logp"].shape
 
 
@@ -183,18 +216,29 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                    "compute_policy_loss (a loss to minimise)",
            {"gae": ("token_level_rewards", "values", "response_mask", "gamma", "lam"),
             "policy_loss": ("old_log_prob", "log_prob", "advantages", "response_mask",
-                            "cliprange", "loss_agg_mode")},
+                            "cliprange", "cliprange_low", "cliprange_high", "clip_ratio_c",
+                            "loss_agg_mode"),
+            "group_advantages": ("token_level_rewards", "response_mask", "index", "epsilon",
+                                 "norm_adv_by_std_in_grpo")},
            _verl, ("flags", "truncated", "per_step_gamma", "inconsistent_values", "batch",
                    "validates_input"),
-           only={"policy_loss": {"clip_high": (None,), "dual_clip": (3.0,),
-                                 "mode": ("token-mean", "seq-mean-token-mean",
-                                          "seq-mean-token-sum")}},
+           only={"policy_loss": {"dual_clip": (3.0,)},
+                 "group_advantages": {"method": ("grpo", "dr_grpo"), "unbiased": (True,)}},
            accepts=_token_advantages,
-           differences={"gae": ("nan_padding_multiplied",)},
-           option_names={"policy_loss": {"clip_low": "cliprange", "mode": "loss_agg_mode"}},
+           differences={"gae": ("nan_padding_multiplied",),
+                        "policy_loss": ("nan_padding_multiplied",)},
+           option_names={"policy_loss": {"clip_low": "cliprange", "clip_high": "cliprange_high",
+                                         "dual_clip": "clip_ratio_c",
+                                         "mode": "loss_agg_mode"}},
+           semantics={"policy_loss": _semantics("verl_policy_loss"),
+                      "group_advantages": _semantics("verl_grpo_outcome")},
+           unsupported_by_kind={"group_advantages": ("gradients",)},
            notes="no bootstrap at the response end (every row ends terminally); a tuple "
                  "result's first element is the advantages / the loss; padded outputs are "
-                 "not compared; the policy loss has verl's dual clip c = 3"),
+                 "not compared; the policy loss always has verl's dual clip (clip_ratio_c = "
+                 "3), clip-higher, every loss_agg_mode with verl's own semantics; GRPO "
+                 "outcome advantages are grouped by index (the groups interleaved), a lone "
+                 "sample keeps mean 0 / std 1, computed under no_grad"),
     Layout("torchrl", "TorchRL generalized_advantage_estimate ([..., T, 1], time_dim=-2)",
            {"gae": ("gamma", "lmbda", "state_value", "next_state_value", "reward", "done",
                     "terminated")},

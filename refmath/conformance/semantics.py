@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Semantics", "clamped", "openrlhf_approx_kl"]
+__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "verl_grpo_outcome",
+           "verl_policy_loss"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Semantics:
     # checks of the kind whose assertion the library's formula does not share, with why
     not_applicable: dict[str, str] = field(default_factory=dict)
     computes_in: str | None = None  # the library's declared compute precision
+    # an input in SPEC's options → the same input as the library sees it (its fixed choices
+    # expressed in SPEC's options, exactly), applied before every call and every oracle
+    adjust: Callable[[Any], Any] | None = None
 
 
 def clamped(oracle: Callable[..., Any], lo: Fraction, hi: Fraction) -> Callable[..., Any]:
@@ -77,3 +81,81 @@ openrlhf_approx_kl = Semantics(
                                 "check still compares autograd with finite differences)",
                     "extremes": "the ±10 clamp: no estimate is ever infinite"},
     computes_in="float32")
+
+
+def _verl_normalizer(case: Any) -> Any:
+    """verl ``agg_loss`` "seq-mean-token-sum-norm" with its default ``loss_scale_factor``:
+    ``Σ_b Σ_t m·l / T`` (T = ``loss_mask.shape[-1]``), no mean over sequences — SPEC's mode
+    with ``normalizer = T / B'`` (B' the rows with a response token), exactly."""
+    if case.kwargs.get("mode") != "seq-mean-token-sum-norm":
+        return case
+    mask = np.asarray(case.flags["mask"], dtype=bool)
+    rows = int(mask.any(axis=-1).sum())
+    kwargs = dict(case.kwargs, normalizer=Fraction(mask.shape[-1], rows))
+    return type(case)(case.arrays, kwargs, case.flags)
+
+
+def _verl_loss(row: Any) -> Any:
+    """verl ``compute_policy_loss`` with ``agg_loss`` (verl/trainer/ppo/core_algos.py,
+    volcengine/verl at b178a3c, 0.8.0.dev): the per-token loss is SPEC's (clip-higher
+    ``cliprange_low``/``cliprange_high``, the dual clip ``clip_ratio_c`` for A < 0; the
+    log-ratio clamped to ±20 before ``exp``, which the checks' inputs, |logp − old_logp| ≤ 4,
+    never reach); the aggregation is SPEC's, except:
+
+    * "seq-mean-token-mean" divides each row's sum by ``count + 1e-8``: a relative change of
+      at most 1e-8, allowed on top of the derived bound (|Σ/n − Σ/(n + ε)| ≤ ε·|Σ/n|);
+    * "seq-mean-token-sum-norm" is ``Σ_b Σ_t m·l / T`` (see :func:`_verl_normalizer`)."""
+    bound = row.bound
+
+    def verl_bound(case: Any, f: Any, exact: Any, u: float) -> np.ndarray:
+        b = bound(case, f, exact, u)
+        if case.kwargs.get("mode") == "seq-mean-token-mean":
+            b = b + 1e-8 * np.abs(np.asarray(exact, dtype=np.float64))
+        return b
+
+    return replace(row, bound=verl_bound)
+
+
+verl_policy_loss = Semantics(
+    "SPEC's policy loss with verl's dual clip and agg_loss: seq-mean-token-mean ÷ (count + "
+    "1e-8), seq-mean-token-sum-norm = Σ_b Σ_t m·l / T — verl compute_policy_loss "
+    "(verl/trainer/ppo/core_algos.py)", _verl_loss, adjust=_verl_normalizer)
+
+
+def _lone_sample_kept(oracle: Callable[..., Any]) -> Callable[..., Any]:
+    """SPEC's group advantages, except that a group of ONE keeps its score: ``r/(1 + eps)``
+    for GRPO, ``r`` for Dr. GRPO (verl's mean 0, std 1 for a lone sample)."""
+
+    @functools.wraps(oracle)
+    def group_advantages(rewards: Any, *, method: str, eps: Any = 1e-6,
+                         unbiased: bool = True) -> np.ndarray:
+        r = np.asarray(rewards, dtype=object)
+        if r.shape[-1] != 1:
+            return oracle(rewards, method=method, eps=eps, unbiased=unbiased)
+        if method == "grpo":
+            return np.vectorize(lambda x: x / (1 + eps), otypes=[object])(r)
+        return r.copy()
+
+    return group_advantages
+
+
+def _verl_grpo(row: Any) -> Any:
+    """verl ``compute_grpo_outcome_advantage`` (verl/trainer/ppo/core_algos.py, volcengine/verl
+    at b178a3c): scores grouped by ``index``; a group of one gets mean 0 and std 1, so its
+    advantage is ``score/(1 + epsilon)`` (``norm_adv_by_std_in_grpo``, GRPO) or ``score``
+    (Dr. GRPO); larger groups ``(s − mean)/(torch.std + epsilon)`` or ``s − mean``: SPEC's
+    ``grpo``/``dr_grpo`` with the unbiased std. The lone sample's bound: a sum and a quotient,
+    two roundings, and the rounding of 1 + eps: ≤ 4u·|exact|."""
+    bound = row.bound
+
+    def verl_bound(case: Any, f: Any, exact: Any, u: float) -> np.ndarray:
+        if np.shape(case.arrays["rewards"])[-1] == 1:
+            return 4 * u * np.abs(np.asarray(exact, dtype=np.float64))
+        return bound(case, f, exact, u)
+
+    return replace(row, oracle=_lone_sample_kept(row.oracle), bound=verl_bound)
+
+
+verl_grpo_outcome = Semantics(
+    "SPEC's grpo / dr_grpo grouped by index, a lone sample keeping mean 0 and std 1 — verl "
+    "compute_grpo_outcome_advantage (verl/trainer/ppo/core_algos.py)", _verl_grpo)
