@@ -260,3 +260,32 @@ def verl_grpo_groups_by_position(token_level_rewards, response_mask, index, epsi
         centered = centered / (grouped.std(-1, keepdim=True) + epsilon)
     out = centered.reshape(-1).unsqueeze(-1) * response_mask
     return out, out
+
+
+def torchrl_td_lambda(gamma, lmbda, next_state_value, reward, done, terminated):
+    """TorchRL td_lambda_return_estimate (loop version), [..., T, 1]: restarted at every
+    done, the bootstrap multiplied by (1 − terminated)."""
+    not_done = (~done).to(reward.dtype)
+    not_terminated = (~terminated).to(reward.dtype)
+    T = reward.shape[-2]
+    returns = torch.empty_like(reward)
+    g = next_state_value[..., -1, :]
+    for t in reversed(range(T)):
+        v = next_state_value[..., t, :]
+        g = not_done[..., t, :] * g + (1 - not_done[..., t, :]) * v  # restart at a done
+        g = reward[..., t, :] + gamma * not_terminated[..., t, :] * ((1 - lmbda) * v + lmbda * g)
+        returns[..., t, :] = g
+    return returns
+
+
+def torchrl_td_lambda_not_restarted(gamma, lmbda, next_state_value, reward, done, terminated):
+    """The classic slip: the λ-return carried across a done (no restart)."""
+    not_terminated = (~terminated).to(reward.dtype)
+    T = reward.shape[-2]
+    returns = torch.empty_like(reward)
+    g = next_state_value[..., -1, :]
+    for t in reversed(range(T)):
+        v = next_state_value[..., t, :]
+        g = reward[..., t, :] + gamma * not_terminated[..., t, :] * ((1 - lmbda) * v + lmbda * g)
+        returns[..., t, :] = g
+    return returns

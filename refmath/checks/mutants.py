@@ -610,5 +610,19 @@ def verl_padding_in_recursion(token_level_rewards, values, response_mask, gamma,
     return torch.stack(out[::-1], dim=1)
 
 
+@mutant("lambda_returns", "lambda_returns.exact_small", "TorchRL-style TD(λ) return not "
+        "restarted at a done: G_{t+1} carried across the episode boundary instead of "
+        "restarting from the bootstrap V'_t", layout="torchrl")
+def torchrl_td_lambda_not_restarted(gamma, lmbda, next_state_value, reward, done, terminated):
+    not_terminated = (~terminated).to(reward.dtype)
+    returns = torch.empty_like(reward)
+    g = next_state_value[..., -1, :]
+    for t in reversed(range(reward.shape[-2])):
+        v = next_state_value[..., t, :]
+        g = reward[..., t, :] + gamma * not_terminated[..., t, :] * ((1 - lmbda) * v + lmbda * g)
+        returns[..., t, :] = g
+    return returns
+
+
 from . import mutants_lm  # noqa: E402,F401 - the second half of the catalogue (SPEC §4's
 # token-level policy loss, §6, §7): imported here, so CATALOGUE is whole on import

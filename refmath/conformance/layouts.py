@@ -159,6 +159,12 @@ def _verl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str],
 def _torchrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
     term = _flag(values, "terminated")
     done = term | _flag(values, "truncated")
+    if kind == "lambda_returns":  # td_lambda_return_estimate takes no state values
+        return _first(fn(**{name("gamma"): values["gamma"], name("lmbda"): values["lam"],
+                            name("next_state_value"): values["next_values"].unsqueeze(-1),
+                            name("reward"): values["rewards"].unsqueeze(-1),
+                            name("done"): done.unsqueeze(-1),
+                            name("terminated"): term.unsqueeze(-1)})).squeeze(-1)
     out = fn(**{name("gamma"): values["gamma"], name("lmbda"): values["lam"],
                 name("state_value"): values["values"].unsqueeze(-1),
                 name("next_state_value"): values["next_values"].unsqueeze(-1),
@@ -239,13 +245,20 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                  "3), clip-higher, every loss_agg_mode with verl's own semantics; GRPO "
                  "outcome advantages are grouped by index (the groups interleaved), a lone "
                  "sample keeps mean 0 / std 1, computed under no_grad"),
-    Layout("torchrl", "TorchRL generalized_advantage_estimate ([..., T, 1], time_dim=-2)",
+    Layout("torchrl", "TorchRL torchrl/objectives/value/functional.py: "
+                      "generalized_advantage_estimate, td_lambda_return_estimate ([..., T, 1], "
+                      "time_dim=-2)",
            {"gae": ("gamma", "lmbda", "state_value", "next_state_value", "reward", "done",
-                    "terminated")},
+                    "terminated"),
+            "lambda_returns": ("gamma", "lmbda", "next_state_value", "reward", "done",
+                               "terminated")},
            _torchrl, ("mask", "per_step_gamma", "validates_input"),
-           differences={"gae": ("nan_bootstrap_multiplied",)},
+           differences={"gae": ("nan_bootstrap_multiplied",),
+                        "lambda_returns": ("nan_bootstrap_multiplied",)},
+           unsupported_by_kind={"lambda_returns": ("inconsistent_values",)},
            notes="done = terminated | truncated; a tuple result's first element is the "
-                 "advantage"),
+                 "advantage; td_lambda_return_estimate takes no state values, so the λ-return "
+                 "bootstraps from next_state_value alone (consistent values only)"),
     Layout("trl", "TRL GRPOTrainer's group advantages (flat [num_prompts·G] rewards)",
            {"group_advantages": ("rewards", "num_generations")},
            _trl, ("validates_input",),
