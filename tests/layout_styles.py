@@ -289,3 +289,24 @@ def torchrl_td_lambda_not_restarted(gamma, lmbda, next_state_value, reward, done
         g = reward[..., t, :] + gamma * not_terminated[..., t, :] * ((1 - lmbda) * v + lmbda * g)
         returns[..., t, :] = g
     return returns
+
+
+def trl_grpo_scaled(rewards, num_generations, scale_rewards="group"):
+    """TRL GRPOTrainer (1.10): group mean subtracted; ÷ (group std + 1e-4), ÷ (batch std +
+    1e-4) or unscaled, by scale_rewards; unbiased stds."""
+    grouped = rewards.view(-1, num_generations)
+    mean = grouped.mean(dim=1).repeat_interleave(num_generations, dim=0)
+    advantages = rewards - mean
+    if scale_rewards == "group":
+        std = grouped.std(dim=1).repeat_interleave(num_generations, dim=0)
+    elif scale_rewards == "batch":
+        std = rewards.std().expand_as(rewards)
+    else:
+        return advantages
+    return advantages / (std + 1e-4)
+
+
+def trl_batch_scaled_by_group_std(rewards, num_generations, scale_rewards="group"):
+    """The slip: scale_rewards="batch" still divides by each group's std."""
+    return trl_grpo_scaled(rewards, num_generations,
+                           "group" if scale_rewards == "batch" else scale_rewards)

@@ -461,3 +461,28 @@ def test_verl_grpo_outcome_advantage_by_index(scratch, monkeypatch):
 
     assert not check("group_advantages", lone_sample_zero, layout="verl",
                      checks=["float64"]).passed
+
+
+def test_trl_scale_rewards_every_scaling(scratch, monkeypatch):
+    """A TRL-style advantage function that takes scale_rewards is checked in all three
+    scalings (group: grpo, batch: batch_std, none: dr_grpo); one without it in group only.
+    The faithful one fails only the zero-spread residue (precision, named); dividing the
+    'batch' scaling by the group std fails correctness, named."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    from refmath.conformance import resolve
+
+    assert resolve("group_advantages", styles.trl_grpo_scaled, layout="trl").only["method"] \
+        == ("grpo", "batch_std", "dr_grpo")
+    assert resolve("group_advantages", styles.trl_grpo, layout="trl").only["method"] == \
+        ("grpo",)
+    faithful = check("group_advantages", styles.trl_grpo_scaled, layout="trl")
+    assert [(r.id, r.severity, r.causes) for r in faithful.failing()] == [
+        ("group_advantages.zero_spread", "precision", ["group_mean_rounding"])]
+    assert check("group_advantages", styles.trl_grpo_scaled, layout="trl",
+                 only={"method": ["batch_std"]}, fail_on=["correctness"]).passed
+    slip = check("group_advantages", styles.trl_batch_scaled_by_group_std, layout="trl",
+                 checks=["float64"])
+    assert not slip.passed and slip.results[0].severity == "correctness"
+    assert "trl_batch_scaled_by_group_std" in slip.results[0].causes

@@ -66,3 +66,35 @@ def test_classic_bugs_shrink_to_a_tiny_counterexample(name, profile):
     T = len(re.findall(r"\[([^\[\]]*)\]", rewards)[0].split(","))
     assert T <= 4, result.message
     assert "reproduce:" in result.message and "from refmath_torch import gae" in result.message
+
+
+def test_a_precision_mistake_keeps_the_formula():
+    """A mistake in the precision tier (its match reclassifies a failure as precision) must
+    agree with the exact oracle to 1e-9 relative on every pinned input of its kind, in
+    float64, under every option value: else it would excuse a formula bug as lost digits."""
+    import numpy as np
+    import torch
+
+    from refmath.checks import array_row
+    from refmath.checks.compare import exact_floats
+    from refmath.checks.mutants import CATALOGUE
+
+    precision = [m for m in CATALOGUE if m.tier == "precision" and m.layout is None
+                 and array_row(m.kind) is not None]
+    assert {m.name for m in precision} >= {"k3_without_expm1", "group_mean_rounding"}
+    for m in precision:
+        row = array_row(m.kind)
+        spec = row.spec
+        for case in row.pinned:
+            for key, values in spec.options.items():
+                for value in values:
+                    kw = dict(case.kwargs, **{key: value})
+                    if key == "method" and value == "rloo" and \
+                            case.arrays["rewards"].shape[-1] < 2:
+                        continue
+                    c = type(case)(case.arrays, kw, case.flags)
+                    want = exact_floats(row.call(row.oracle, c.exact_values(torch.float64)))
+                    got = np.asarray(row.call(m.fn, c.values(torch.float64)), dtype=float)
+                    scale = max(float(np.max(np.abs(want))), 1.0)
+                    assert np.allclose(got, want, rtol=1e-9, atol=1e-9 * scale), \
+                        (m.name, kw, got, want)

@@ -353,6 +353,11 @@ def group_mean_rounding(rewards, *, method, eps=1e-6, unbiased=True):
         return rewards - mean
     if method == "rloo":
         return rewards - (rewards.sum(-1, keepdim=True) - rewards) / (G - 1)
+    if method == "batch_std":  # TRL's scale_rewards="batch": the batch's std
+        std = rewards.std(unbiased=unbiased) if rewards.numel() > 1 else torch.zeros(())
+        return (rewards - mean) / (std + eps)
+    if method != "grpo":  # (only the group mean is this mistake's: the rest as it should be)
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
     std = rewards.std(-1, keepdim=True, unbiased=unbiased and G > 1) if G > 1 else \
         torch.zeros_like(mean)
     return (rewards - mean) / (std + eps)

@@ -326,3 +326,17 @@ def verl_grpo_groups_by_position(token_level_rewards, response_mask, index, epsi
         centered = centered / (grouped.std(-1, keepdim=True) + epsilon)
     out = centered.reshape(-1).unsqueeze(-1) * response_mask
     return out, out
+
+
+# --- TRL's GRPO advantages (scale_rewards), in its own layout ------------------------------------
+
+@mutant("group_advantages", "group_advantages.float64",
+        "TRL-style scale_rewards='batch' dividing by each group's std instead of the batch's "
+        "(the 'batch' scaling silently the 'group' one)", layout="trl")
+def trl_batch_scaled_by_group_std(rewards, num_generations, scale_rewards="group"):
+    grouped = rewards.view(-1, num_generations)
+    advantages = rewards - grouped.mean(dim=1).repeat_interleave(num_generations, dim=0)
+    if scale_rewards == "none":
+        return advantages
+    std = grouped.std(dim=1).repeat_interleave(num_generations, dim=0)
+    return advantages / (std + 1e-4)

@@ -338,13 +338,13 @@ def _call_names(kind: str, plan: "Plan") -> tuple[int, list[str]]:
 def _declined(kind: str, plan: Plan) -> frozenset[str]:
     """The SPEC extensions of refmath's oracle (``rhos``) the function does not take: the
     checks never pass them (a layout passes only what it names)."""
-    from .layouts import binds
+    from .layouts import takes
 
     extensions = SPECS[kind].extensions
     if plan.layout is not None:
         return frozenset(extensions)
     return frozenset(e for e in extensions
-                     if not binds(plan.function, [plan.renames.get(e, e)]))
+                     if not takes(plan.function, plan.renames.get(e, e)))
 
 
 def _signature_text(fn: Callable) -> str:
@@ -439,7 +439,7 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
                              f"{'the ' + lay.name + ' layout' if lay else kind}"
                              f"{suggest(key, list(known))}; its parameters: "
                              f"{', '.join(known)}")
-    plan.only = _restrictions(kind, lay, dict(b.only))
+    plan.only = _restrictions(kind, lay, dict(b.only), plan.function)
     plan.declined = _declined(kind, plan)
     if lay is None:
         adapt(plan.function, kind, b.convention)  # a convention that does not fit the kind
@@ -493,11 +493,18 @@ def _not_applicable(reason: str) -> Callable:
     return run
 
 
-def _restrictions(kind: str, lay: Any, only: dict[str, tuple[Any, ...]]
-                  ) -> dict[str, tuple[Any, ...]]:
-    """The option values the checks may use: the layout's fixed ones, then ``only`` (in
-    SPEC's option names or the layout's own)."""
+def _restrictions(kind: str, lay: Any, only: dict[str, tuple[Any, ...]],
+                  function: Callable | None = None) -> dict[str, tuple[Any, ...]]:
+    """The option values the checks may use: the layout's fixed ones (widened by each
+    optional parameter the function takes), then ``only`` (in SPEC's option names or the
+    layout's own)."""
     restrictions = dict(lay.only.get(kind, {})) if lay is not None else {}
+    if lay is not None and function is not None:
+        from .layouts import takes
+
+        for param, opens in lay.optional.get(kind, {}).items():
+            if takes(function, param):
+                restrictions.update(opens)
     if not only:
         return restrictions
     own = {v: k for k, v in (lay.option_names.get(kind, {}) if lay is not None else {}).items()}

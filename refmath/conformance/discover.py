@@ -106,7 +106,7 @@ def discover(kind: str, fn: Callable, binding: Any = None) -> dict[str, tuple[bo
         from ..checks.core import Context
 
         lay = plan.layout
-        ctx = Context(capabilities=caps, only=_restrictions(kind, lay, dict(binding.only)),
+        ctx = Context(capabilities=caps, only=_restrictions(kind, lay, dict(binding.only), fn),
                       accepts=lay.accepts if lay is not None else None,
                       computes_in=plan.computes_in(kind), adjust=_adjust(kind, plan))
         found = _discover_arrays(kind, wrapped, ctx)

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Layout", "LAYOUTS", "layout_adapter", "matching_layouts"]
+__all__ = ["Layout", "LAYOUTS", "TRL_SCALE_REWARDS", "binds", "layout_adapter",
+           "matching_layouts", "takes"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Layout:
     unsupported_by_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # per kind: SPEC's option name → the mirrored code's (``--only`` takes either)
     option_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    # per kind: parameters the function may take or not, each with the option values the
+    # checks may then draw (``scale_rewards`` opens TRL's three scalings)
+    optional: dict[str, dict[str, dict[str, tuple[Any, ...]]]] = field(default_factory=dict)
     # per kind: what the mirrored code computes, when it is not SPEC's formula
     # (refmath.conformance.semantics): the row the function is checked against
     semantics: dict[str, Any] = field(default_factory=dict)
@@ -173,10 +177,17 @@ def _torchrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[st
     return _first(out).squeeze(-1)
 
 
+# TRL GRPOConfig.scale_rewards for each of SPEC's group methods (trl/trainer/grpo_trainer.py):
+# "group" ÷ (group std + 1e-4), "batch" ÷ (std of the whole batch + 1e-4), "none" unscaled
+TRL_SCALE_REWARDS = {"grpo": "group", "batch_std": "batch", "dr_grpo": "none"}
+
+
 def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
     r = values["rewards"]
-    out = fn(**{name("rewards"): r.reshape(-1), name("num_generations"): r.shape[-1]})
-    return _first(out).reshape(r.shape)
+    kw = {name("rewards"): r.reshape(-1), name("num_generations"): r.shape[-1]}
+    if takes(fn, name("scale_rewards")) and values["method"] in TRL_SCALE_REWARDS:
+        kw[name("scale_rewards")] = TRL_SCALE_REWARDS[values["method"]]
+    return _first(fn(**kw)).reshape(r.shape)
 
 
 def _openrlhf(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
@@ -259,13 +270,18 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
            notes="done = terminated | truncated; a tuple result's first element is the "
                  "advantage; td_lambda_return_estimate takes no state values, so the λ-return "
                  "bootstraps from next_state_value alone (consistent values only)"),
-    Layout("trl", "TRL GRPOTrainer's group advantages (flat [num_prompts·G] rewards)",
+    Layout("trl", "TRL GRPOTrainer's group advantages (flat [num_prompts·G] rewards; "
+                  "trl/trainer/grpo_trainer.py, huggingface/trl at f2cd577, 1.10.0.dev)",
            {"group_advantages": ("rewards", "num_generations")},
            _trl, ("validates_input",),
            only={"group_advantages": {"method": ("grpo",), "unbiased": (True,),
                                       "eps": (1e-4,)}},
+           optional={"group_advantages": {"scale_rewards": {
+               "method": tuple(TRL_SCALE_REWARDS)}}},
            accepts=_group_of_two_or_more,
-           notes="(r − mean)/(std + 1e-4), unbiased std, G = num_generations ≥ 2"),
+           notes="r − group mean, ÷ (std + 1e-4) with the unbiased std, G = num_generations "
+                 "≥ 2; with an optional scale_rewards parameter every scaling: group (grpo), "
+                 "batch (batch_std), none (dr_grpo)"),
     Layout("openrlhf", "OpenRLHF 0.11.0 openrlhf/models/utils.py: compute_approx_kl",
            {"kl_estimate": ("log_probs", "log_probs_base", "kl_estimator")},
            _openrlhf, ("validates_input",),
@@ -307,6 +323,18 @@ def matching_layouts(fn: Callable, kind: str | None = None) -> list[str]:
             if binds(fn, params):
                 out.append(f"{lay.name} ({k})")
     return out
+
+
+def takes(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` has a parameter ``name`` that can be given by keyword (or **kwargs)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False  # cannot tell: do not pass what it may not take
+    p = params.get(name)
+    if p is not None:
+        return p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    return any(q.kind is q.VAR_KEYWORD for q in params.values())
 
 
 def binds(fn: Callable, names: tuple[str, ...] | list[str], positional: int = 0) -> bool:
