@@ -310,3 +310,34 @@ def trl_batch_scaled_by_group_std(rewards, num_generations, scale_rewards="group
     """The slip: scale_rewards="batch" still divides by each group's std."""
     return trl_grpo_scaled(rewards, num_generations,
                            "group" if scale_rewards == "batch" else scale_rewards)
+
+
+def trl_grpo_loss(per_token_logps, old_per_token_logps, advantages, completion_mask,
+                  epsilon_low, epsilon_high, loss_type, max_completion_length):
+    """TRL GRPOTrainer._compute_loss (token level, no KL), per loss_type."""
+    coef_1 = torch.exp(per_token_logps - old_per_token_logps)
+    coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
+    advantages = advantages.unsqueeze(1)
+    per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+    masked = per_token_loss * completion_mask
+    if loss_type == "grpo":
+        return (masked.sum(-1) / completion_mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_type == "bnpo":
+        return masked.sum() / completion_mask.sum().clamp(min=1.0)
+    return masked.sum() / (per_token_loss.size(0) * max_completion_length)
+
+
+def trl_grpo_loss_empty_rows_left_out(per_token_logps, old_per_token_logps, advantages,
+                                      completion_mask, epsilon_low, epsilon_high, loss_type,
+                                      max_completion_length):
+    """The slip (for TRL): grpo's mean taken over the non-empty rows only."""
+    if loss_type != "grpo":
+        return trl_grpo_loss(per_token_logps, old_per_token_logps, advantages,
+                             completion_mask, epsilon_low, epsilon_high, loss_type,
+                             max_completion_length)
+    coef_1 = torch.exp(per_token_logps - old_per_token_logps)
+    coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
+    a = advantages.unsqueeze(1)
+    per_token = -torch.min(coef_1 * a, coef_2 * a) * completion_mask
+    rows = completion_mask.sum(-1) > 0
+    return (per_token.sum(-1)[rows] / completion_mask.sum(-1)[rows]).mean()

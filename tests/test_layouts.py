@@ -486,3 +486,23 @@ def test_trl_scale_rewards_every_scaling(scratch, monkeypatch):
                  checks=["float64"])
     assert not slip.passed and slip.results[0].severity == "correctness"
     assert "trl_batch_scaled_by_group_std" in slip.results[0].causes
+
+
+def test_trl_policy_loss_by_loss_type(scratch, monkeypatch):
+    """TRL's GRPO loss, one advantage per completion, in each loss_type against TRL's own
+    semantics: grpo averages over ALL rows (an emptied completion counts 0), dr_grpo divides
+    by B·max_completion_length; the faithful port passes (its mask multiplication declared);
+    grpo averaged over the non-empty rows only fails, named as the TRL-style mistake and not
+    as a SPEC-layout one (SPEC's formula is no mistake against TRL's semantics)."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    faithful = check("policy_loss", styles.trl_grpo_loss, layout="trl")
+    assert faithful.passed, str(faithful)
+    assert check("policy_loss", styles.trl_grpo_loss, layout="trl",
+                 only={"loss_type": ["dr_grpo"]}, checks=["float64"]).passed
+    slip = check("policy_loss", styles.trl_grpo_loss_empty_rows_left_out, layout="trl",
+                 checks=["float64"])
+    assert not slip.passed
+    assert slip.results[0].causes == ["trl_grpo_empty_rows_left_out"]
+    assert "as the library computes it" in slip.results[0].message

@@ -261,7 +261,9 @@ def _value_check(spec: ArrayFunction, dtype: torch.dtype):
             if half:
                 exact = B.expected_with_overflow(exact, bound, got, dtype)
                 bound = B.rounded_once(bound, exact, dtype)
-            note = f" [{_MODE_NOTES[case.kwargs['mode']]}]" if name == "policy_loss" else ""
+            note = "" if name != "policy_loss" else (
+                f" [{case.kwargs['mode']}, as the library computes it]" if ctx.derived
+                else f" [{_MODE_NOTES[case.kwargs['mode']]}]")
             compare(spec.spec, got, exact, bound, ctx, f"({dtype}){note}", inputs=repr(case),
                     values=shown, rerun=lambda f: spec.call(f, case.values(dtype)),
                     example={"case": case})

@@ -140,6 +140,8 @@ class Context:
     declined: frozenset[str] = frozenset()
     # adjust(case): the input as the library sees it, in SPEC's options (a layout's semantics)
     adjust: Callable[[Any], Any] | None = None
+    # checked against a library's own semantics (a derived row), not SPEC's formula
+    derived: bool = False
 
     def gradcheck_tolerances(self, eps: float, atol: float, rtol: float
                              ) -> tuple[float, float, float]:

@@ -340,3 +340,21 @@ def trl_batch_scaled_by_group_std(rewards, num_generations, scale_rewards="group
         return advantages
     std = grouped.std(dim=1).repeat_interleave(num_generations, dim=0)
     return advantages / (std + 1e-4)
+
+
+@mutant("policy_loss", "policy_loss.float64",
+        "TRL-style grpo loss averaged over the non-empty completions only: TRL's mean counts "
+        "every row, a completion emptied by mask_truncated_completions too", layout="trl")
+def trl_grpo_empty_rows_left_out(per_token_logps, old_per_token_logps, advantages,
+                                 completion_mask, epsilon_low, epsilon_high, loss_type,
+                                 max_completion_length):
+    coef_1 = torch.exp(per_token_logps - old_per_token_logps)
+    coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
+    a = advantages.unsqueeze(1)
+    per_token = -torch.min(coef_1 * a, coef_2 * a) * completion_mask
+    if loss_type == "bnpo":
+        return per_token.sum() / completion_mask.sum().clamp(min=1.0)
+    if loss_type == "dr_grpo":
+        return per_token.sum() / (per_token.size(0) * max_completion_length)
+    rows = completion_mask.sum(-1) > 0
+    return (per_token.sum(-1)[rows] / completion_mask.sum(-1)[rows]).mean()

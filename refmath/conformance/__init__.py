@@ -509,6 +509,8 @@ def _restrictions(kind: str, lay: Any, only: dict[str, tuple[Any, ...]],
         return restrictions
     own = {v: k for k, v in (lay.option_names.get(kind, {}) if lay is not None else {}).items()}
     only = {own.get(k, k): v for k, v in only.items()}
+    values = lay.option_values.get(kind, {}) if lay is not None else {}
+    only = {k: tuple(values.get(k, {}).get(x, x) for x in v) for k, v in only.items()}
     for key, values in only.items():
         allowed = SPECS[kind].options.get(key)
         if not SPECS[kind].has(key):
@@ -630,7 +632,8 @@ def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None
                   accepts=(lay.accepts if lay is not None else None),
                   layout=lay.name if lay is not None else None,
                   wrap=_layout_wrap(lay, kind), computes_in=plan.computes_in(kind),
-                  declined=plan.declined, adjust=_adjust(kind, plan))
+                  declined=plan.declined, adjust=_adjust(kind, plan),
+                  derived=_semantics(kind, plan) is not None)
     report = Report(kind, target_text, plan.binding, profile, seed=seed, strict=strict,
                     fail_on=fail_on)
     for c in plan.checks:

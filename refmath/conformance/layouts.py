@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Layout", "LAYOUTS", "TRL_SCALE_REWARDS", "binds", "layout_adapter",
+__all__ = ["Layout", "LAYOUTS", "TRL_LOSS_TYPES", "TRL_SCALE_REWARDS", "binds",
+           "layout_adapter",
            "matching_layouts", "takes"]
 
 
@@ -37,6 +38,8 @@ class Layout:
     unsupported_by_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # per kind: SPEC's option name → the mirrored code's (``--only`` takes either)
     option_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    # per kind and option: the mirrored code's value → SPEC's (``--only loss_type=dr_grpo``)
+    option_values: dict[str, dict[str, dict[Any, Any]]] = field(default_factory=dict)
     # per kind: parameters the function may take or not, each with the option values the
     # checks may then draw (``scale_rewards`` opens TRL's three scalings)
     optional: dict[str, dict[str, dict[str, tuple[Any, ...]]]] = field(default_factory=dict)
@@ -182,7 +185,27 @@ def _torchrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[st
 TRL_SCALE_REWARDS = {"grpo": "group", "batch_std": "batch", "dr_grpo": "none"}
 
 
+# TRL's GRPO loss_type for each of SPEC's aggregation modes (GRPOTrainer._compute_loss)
+TRL_LOSS_TYPES = {"seq-mean-token-mean": "grpo", "token-mean": "bnpo",
+                  "seq-mean-token-sum-norm": "dr_grpo"}
+
+
+def _trl_loss(fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    logp = values["logp"]
+    high = values.get("clip_high")
+    return _first(fn(**{name("per_token_logps"): logp,
+                        name("old_per_token_logps"): values["old_logp"],
+                        name("advantages"): values["advantages"],
+                        name("completion_mask"): values["mask"].to(logp.dtype),
+                        name("epsilon_low"): values["clip_low"],
+                        name("epsilon_high"): values["clip_low"] if high is None else high,
+                        name("loss_type"): TRL_LOSS_TYPES[values["mode"]],
+                        name("max_completion_length"): logp.shape[-1]}))
+
+
 def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    if kind == "policy_loss":
+        return _trl_loss(fn, values, name)
     r = values["rewards"]
     kw = {name("rewards"): r.reshape(-1), name("num_generations"): r.shape[-1]}
     if takes(fn, name("scale_rewards")) and values["method"] in TRL_SCALE_REWARDS:
@@ -198,6 +221,9 @@ def _openrlhf(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[s
 
 
 def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
+    """TRL: G = num_generations ≥ 2; its loss takes one advantage per completion ([B])."""
+    if kind == "policy_loss":
+        return values["advantages"].shape == values["logp"].shape[:-1]
     return values["rewards"].dim() > 0 and values["rewards"].shape[-1] >= 2
 
 
@@ -272,16 +298,27 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                  "bootstraps from next_state_value alone (consistent values only)"),
     Layout("trl", "TRL GRPOTrainer's group advantages (flat [num_prompts·G] rewards; "
                   "trl/trainer/grpo_trainer.py, huggingface/trl at f2cd577, 1.10.0.dev)",
-           {"group_advantages": ("rewards", "num_generations")},
+           {"group_advantages": ("rewards", "num_generations"),
+            "policy_loss": ("per_token_logps", "old_per_token_logps", "advantages",
+                            "completion_mask", "epsilon_low", "epsilon_high", "loss_type",
+                            "max_completion_length")},
            _trl, ("validates_input",),
            only={"group_advantages": {"method": ("grpo",), "unbiased": (True,),
-                                      "eps": (1e-4,)}},
+                                      "eps": (1e-4,)},
+                 "policy_loss": {"dual_clip": (None,), "mode": tuple(TRL_LOSS_TYPES)}},
+           option_names={"policy_loss": {"clip_low": "epsilon_low", "clip_high": "epsilon_high",
+                                         "mode": "loss_type"}},
+           option_values={"policy_loss": {"mode": {v: k for k, v in TRL_LOSS_TYPES.items()}}},
+           semantics={"policy_loss": _semantics("trl_grpo_loss")},
+           differences={"policy_loss": ("nan_padding_multiplied",)},
            optional={"group_advantages": {"scale_rewards": {
                "method": tuple(TRL_SCALE_REWARDS)}}},
            accepts=_group_of_two_or_more,
            notes="r − group mean, ÷ (std + 1e-4) with the unbiased std, G = num_generations "
                  "≥ 2; with an optional scale_rewards parameter every scaling: group (grpo), "
-                 "batch (batch_std), none (dr_grpo)"),
+                 "batch (batch_std), none (dr_grpo); the policy loss per loss_type (grpo, bnpo, "
+                 "dr_grpo with max_completion_length = T), one advantage per completion, no "
+                 "dual clip"),
     Layout("openrlhf", "OpenRLHF 0.11.0 openrlhf/models/utils.py: compute_approx_kl",
            {"kl_estimate": ("log_probs", "log_probs_base", "kl_estimator")},
            _openrlhf, ("validates_input",),

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "verl_grpo_outcome",
-           "verl_policy_loss"]
+__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "trl_grpo_loss",
+           "verl_grpo_outcome", "verl_policy_loss"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +159,56 @@ def _verl_grpo(row: Any) -> Any:
 verl_grpo_outcome = Semantics(
     "SPEC's grpo / dr_grpo grouped by index, a lone sample keeping mean 0 and std 1 — verl "
     "compute_grpo_outcome_advantage (verl/trainer/ppo/core_algos.py)", _verl_grpo)
+
+
+def _rows(case: Any) -> tuple[int, int]:
+    """(B, B'): the rows, and those with a response token."""
+    mask = np.asarray(case.flags["mask"], dtype=bool)
+    return mask.shape[0], int(mask.any(axis=-1).sum())
+
+
+def _trl_normalizer(case: Any) -> Any:
+    """TRL ``dr_grpo``: ``Σ_b Σ_t m·l / (B·max_completion_length)``, with the layout's
+    ``max_completion_length = T``: SPEC's seq-mean-token-sum-norm with ``normalizer =
+    T·B/B'``, exactly."""
+    if case.kwargs.get("mode") != "seq-mean-token-sum-norm":
+        return case
+    B, kept = _rows(case)
+    T = np.asarray(case.flags["mask"]).shape[-1]
+    return type(case)(case.arrays, dict(case.kwargs, normalizer=Fraction(T * B, kept)),
+                      case.flags)
+
+
+def _every_row_counted(oracle: Callable[..., Any]) -> Callable[..., Any]:
+    """SPEC's loss, except that seq-mean-token-mean averages over ALL B rows (a row with no
+    completion token, e.g. emptied by mask_truncated_completions, counts as 0): SPEC's value
+    × B'/B."""
+
+    @functools.wraps(oracle)
+    def policy_loss(logp: Any, old_logp: Any, advantages: Any, mask: Any, **kw: Any) -> Any:
+        out = oracle(logp, old_logp, advantages, mask, **kw)
+        if kw.get("mode") != "seq-mean-token-mean":
+            return out
+        keep = np.asarray(mask, dtype=bool)
+        return out * Fraction(int(keep.any(axis=-1).sum()), keep.shape[0])
+
+    return policy_loss
+
+
+def _trl_loss(row: Any) -> Any:
+    """TRL ``GRPOTrainer._compute_loss`` (trl/trainer/grpo_trainer.py, huggingface/trl at
+    f2cd577, 1.10.0.dev), ``importance_sampling_level="token"``, no KL term: per token
+    ``−min(r·A, clip(r, 1 − ε_low, 1 + ε_high)·A)`` with one advantage per completion, then by
+    ``loss_type``: ``grpo`` the mean over all B rows of each row's sum ÷ max(count, 1);
+    ``bnpo`` Σ ÷ max(total, 1) (SPEC's token-mean); ``dr_grpo`` Σ ÷ (B·max_completion_length).
+    The bound of grpo's B'/B-scaled mean is SPEC's (B'/B ≤ 1)."""
+    return replace(row, oracle=_every_row_counted(row.oracle))
+
+
+trl_grpo_loss = Semantics(
+    "SPEC's policy loss by loss_type: grpo = the mean over all B rows (empty rows count 0), "
+    "bnpo = token-mean, dr_grpo = Σ / (B·max_completion_length) — TRL GRPOTrainer._compute_loss "
+    "(trl/trainer/grpo_trainer.py)", _trl_loss, adjust=_trl_normalizer,
+    not_applicable={"gradient": "grpo's mean over all B rows gives each token the weight "
+                                "1/(B·count), not SPEC's 1/(B'·count) (gradcheck still checks "
+                                "autograd against finite differences)"})
