@@ -82,12 +82,17 @@ def test_the_cli_runs_a_layout_with_nothing_else(scratch):
     ("group_advantages", "trl", "trl_biased_std", "grpo_biased_std"),
     ("policy_loss", "verl", "verl_policy_loss_padding_in_mean", "policy_loss_padding_in_mean"),
 ])
-def test_a_classic_slip_fails_with_its_cause_named(scratch, kind, layout, function, cause):
-    r = _cli(["check", kind, f"styles:{function}", "--layout", layout, "--profile", "detect",
-              "--check", "float64"], scratch)
-    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
-    assert f"matches known mistake '{cause}'" in r.stdout
-    assert "WRONG" in r.stdout and f"from styles import {function}" in r.stdout
+def test_a_classic_slip_fails_with_its_cause_named(scratch, monkeypatch, kind, layout,
+                                                   function, cause):
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    report = check(kind, getattr(styles, function), layout=layout, profile="detect",
+                   checks=["float64"])
+    text = str(report)
+    assert not report.passed, text
+    assert f"matches known mistake '{cause}'" in text
+    assert "WRONG" in text and f"from styles import {function}" in text
 
 
 def test_a_declared_difference_excuses_only_what_it_reproduces(scratch, monkeypatch):
