@@ -341,3 +341,47 @@ def trl_grpo_loss_empty_rows_left_out(per_token_logps, old_per_token_logps, adva
     per_token = -torch.min(coef_1 * a, coef_2 * a) * completion_mask
     rows = completion_mask.sum(-1) > 0
     return (per_token.sum(-1)[rows] / completion_mask.sum(-1)[rows]).mean()
+
+
+class PolicyLoss(torch.nn.Module):
+    """OpenRLHF 0.11.0 openrlhf/models/loss.py PolicyLoss (policy_loss_type "ppo", no vLLM
+    correction), with its aggregate_loss and masked_mean."""
+
+    def __init__(self, clip_eps_low=0.2, clip_eps_high=0.2, dual_clip=None,
+                 token_level_loss=True):
+        super().__init__()
+        self.clip_eps_low, self.clip_eps_high = clip_eps_low, clip_eps_high
+        self.dual_clip, self.token_level_loss = dual_clip, token_level_loss
+
+    def forward(self, log_probs, old_log_probs, advantages, action_mask=None):
+        ratio = (log_probs - old_log_probs).clamp(min=-20.0, max=20.0).exp()
+        surr1 = ratio * advantages
+        surr2 = ratio.clamp(1 - self.clip_eps_low, 1 + self.clip_eps_high) * advantages
+        clip1 = torch.min(surr1, surr2)
+        if self.dual_clip is None:
+            loss = -clip1
+        else:
+            loss = -torch.where(advantages < 0, torch.max(clip1, self.dual_clip * advantages),
+                                clip1)
+        if self.token_level_loss:
+            total = (loss * action_mask).sum() / action_mask.sum()
+        else:
+            counts = action_mask.sum(dim=-1)
+            per_seq = (loss * action_mask).sum(dim=-1) / (counts + 1e-8)
+            rows = (counts > 0).float()
+            total = (per_seq * rows).sum() / rows.sum()
+        return total, None, None, None
+
+
+class PolicyLossDualClipEverywhere(PolicyLoss):
+    """The slip: the dual clip's bound applied to positive advantages too."""
+
+    def forward(self, log_probs, old_log_probs, advantages, action_mask=None):
+        if self.dual_clip is None:
+            return super().forward(log_probs, old_log_probs, advantages, action_mask)
+        ratio = (log_probs - old_log_probs).clamp(min=-20.0, max=20.0).exp()
+        clip1 = torch.min(ratio * advantages,
+                          ratio.clamp(1 - self.clip_eps_low, 1 + self.clip_eps_high) * advantages)
+        loss = -torch.max(clip1, self.dual_clip * advantages)
+        return (loss * action_mask).sum() / action_mask.sum() if self.token_level_loss else \
+            super().forward(log_probs, old_log_probs, advantages, action_mask)[0], None

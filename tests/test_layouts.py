@@ -524,3 +524,28 @@ def test_trl_policy_loss_by_loss_type(scratch, monkeypatch):
     assert not slip.passed
     assert slip.results[0].causes == ["trl_grpo_empty_rows_left_out"]
     assert "as the library computes it" in slip.results[0].message
+
+
+def test_openrlhf_policy_loss_a_class_built_from_the_options(scratch, monkeypatch):
+    """OpenRLHF's PolicyLoss is an nn.Module: the layout builds it from the options the kind
+    varies (clip_eps_low/high, dual_clip, token_level_loss) and calls it; the faithful one
+    passes (its mask multiplication declared), the dual clip on positive advantages fails,
+    named; a class whose constructor does not fit is a usage error before any example."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    faithful = check("policy_loss", styles.PolicyLoss, layout="openrlhf")
+    assert faithful.passed, str(faithful)
+    assert check("policy_loss", styles.PolicyLoss, layout="openrlhf",
+                 only={"token_level_loss": [False]}, checks=["float64"]).passed
+    slip = check("policy_loss", styles.PolicyLossDualClipEverywhere, layout="openrlhf",
+                 checks=["float64"])
+    assert not slip.passed
+    assert "OpenRLHFDualClipEverywhere" in slip.results[0].causes
+
+    class WrongConstructor(torch.nn.Module):
+        def __init__(self, eps=0.2):
+            super().__init__()
+
+    with pytest.raises(ValueError, match=r"cannot be built and called .*Cls\(clip_eps_low"):
+        check("policy_loss", WrongConstructor, layout="openrlhf")

@@ -358,3 +358,32 @@ def trl_grpo_empty_rows_left_out(per_token_logps, old_per_token_logps, advantage
         return per_token.sum() / (per_token.size(0) * max_completion_length)
     rows = completion_mask.sum(-1) > 0
     return (per_token.sum(-1)[rows] / completion_mask.sum(-1)[rows]).mean()
+
+
+# --- OpenRLHF's PolicyLoss (an nn.Module built from the options), in its own layout -----------
+
+class OpenRLHFDualClipEverywhere(torch.nn.Module):
+    """OpenRLHF-style PolicyLoss whose dual clip bounds positive advantages too."""
+
+    def __init__(self, clip_eps_low=0.2, clip_eps_high=0.2, dual_clip=None,
+                 token_level_loss=True):
+        super().__init__()
+        self.low, self.high, self.c, self.token = (clip_eps_low, clip_eps_high, dual_clip,
+                                                   token_level_loss)
+
+    def forward(self, log_probs, old_log_probs, advantages, action_mask=None):
+        ratio = (log_probs - old_log_probs).clamp(min=-20.0, max=20.0).exp()
+        clip1 = torch.min(ratio * advantages,
+                          ratio.clamp(1 - self.low, 1 + self.high) * advantages)
+        loss = -clip1 if self.c is None else -torch.max(clip1, self.c * advantages)
+        if self.token:
+            return (loss * action_mask).sum() / action_mask.sum()
+        counts = action_mask.sum(-1)
+        rows = (counts > 0).to(loss.dtype)
+        return ((loss * action_mask).sum(-1) / (counts + 1e-8) * rows).sum() / rows.sum()
+
+
+mutant("policy_loss", "policy_loss.float64",
+       "OpenRLHF-style dual clip applied to positive advantages too: max(min(r·A, clip·A), "
+       "c·A) for every A, where dual-clip PPO bounds only A < 0", layout="openrlhf"
+       )(OpenRLHFDualClipEverywhere)

@@ -367,6 +367,16 @@ def _precheck(kind: str, function: Callable, plan: Plan) -> None:
     if plan.layout is not None:
         lay = plan.layout
         names = [plan.renames.get(p, p) for p in lay.params[kind]]
+        if kind in lay.constructs:  # a class: its constructor, then its forward / __call__
+            built = [plan.renames.get(p, p) for p in lay.constructs[kind]]
+            call = getattr(function, "forward", None) or getattr(function, "__call__", None)
+            if not (isinstance(function, type) and binds(function, built)
+                    and binds(call, names, positional=1)):
+                raise UsageError(
+                    f"your {_signature_text(function)} cannot be built and called as the "
+                    f"{lay.name} layout does: {lay.signature(kind)} (by keyword; rename with "
+                    f"--arg LAYOUT_NAME=YOUR_NAME)")
+            return
         if not binds(function, names):
             raise UsageError(
                 f"your function {_signature_text(function)} cannot be called as the "
@@ -431,8 +441,8 @@ def resolve(kind: str, fn: Callable | str, convention: Convention | str | None =
                              "other (no_<capability> flags may be combined)")
     if not callable(plan.function):
         raise UsageError(f"the function to check is not callable: {plan.function!r}")
-    known = lay.params[kind] if lay is not None else SPECS[kind].parameters + (
-        ("done",) if b.convention.done else ())
+    known = lay.params[kind] + lay.constructs.get(kind, ()) if lay is not None else \
+        SPECS[kind].parameters + (("done",) if b.convention.done else ())
     for key in b.args:
         if key not in known:
             raise UsageError(f"--arg {key}=...: {key!r} is not a parameter of "

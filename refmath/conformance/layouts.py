@@ -38,6 +38,9 @@ class Layout:
     unsupported_by_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # per kind: SPEC's option name → the mirrored code's (``--only`` takes either)
     option_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    # per kind: the target is a class, built with these parameters (from the options the
+    # kind varies), then called with ``params[kind]`` (an nn.Module loss such as OpenRLHF's)
+    constructs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # per kind and option: the mirrored code's value → SPEC's (``--only loss_type=dr_grpo``)
     option_values: dict[str, dict[str, dict[Any, Any]]] = field(default_factory=dict)
     # per kind: parameters the function may take or not, each with the option values the
@@ -52,7 +55,10 @@ class Layout:
         return tuple(self.params)
 
     def signature(self, kind: str) -> str:
-        return f"fn({', '.join(self.params[kind])})"
+        call = f"({', '.join(self.params[kind])})"
+        if kind in self.constructs:
+            return f"Cls({', '.join(self.constructs[kind])}){call}"
+        return f"fn{call}"
 
 
 def _semantics(name: str) -> Any:
@@ -214,10 +220,25 @@ def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], 
 
 
 def _openrlhf(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    if kind == "policy_loss":
+        return _openrlhf_policy_loss(fn, values, name)
     logp = values["logp"]
     out = _first(fn(**{name("log_probs"): logp, name("log_probs_base"): values["ref_logp"],
                        name("kl_estimator"): values["kind"]}))
     return out.to(logp.dtype)  # computed and returned in float32: read in the input dtype
+
+
+def _openrlhf_policy_loss(cls: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    """OpenRLHF's PolicyLoss: built from the options, then called on the arrays."""
+    high = values.get("clip_high")
+    loss = cls(**{name("clip_eps_low"): values["clip_low"],
+                  name("clip_eps_high"): values["clip_low"] if high is None else high,
+                  name("dual_clip"): values.get("dual_clip"),
+                  name("token_level_loss"): values["mode"] == "token-mean"})
+    return _first(loss(**{name("log_probs"): values["logp"],
+                          name("old_log_probs"): values["old_logp"],
+                          name("advantages"): values["advantages"],
+                          name("action_mask"): values["mask"].to(values["logp"].dtype)}))
 
 
 def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
@@ -319,14 +340,29 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                  "batch (batch_std), none (dr_grpo); the policy loss per loss_type (grpo, bnpo, "
                  "dr_grpo with max_completion_length = T), one advantage per completion, no "
                  "dual clip"),
-    Layout("openrlhf", "OpenRLHF 0.11.0 openrlhf/models/utils.py: compute_approx_kl",
-           {"kl_estimate": ("log_probs", "log_probs_base", "kl_estimator")},
+    Layout("openrlhf", "OpenRLHF 0.11.0 (OpenRLHF/OpenRLHF at 3c3be62): "
+                       "openrlhf/models/utils.py compute_approx_kl, openrlhf/models/loss.py "
+                       "PolicyLoss",
+           {"kl_estimate": ("log_probs", "log_probs_base", "kl_estimator"),
+            "policy_loss": ("log_probs", "old_log_probs", "advantages", "action_mask")},
            _openrlhf, ("validates_input",),
-           option_names={"kl_estimate": {"kind": "kl_estimator"}},
-           semantics={"kl_estimate": _semantics("openrlhf_approx_kl")},
+           constructs={"policy_loss": ("clip_eps_low", "clip_eps_high", "dual_clip",
+                                       "token_level_loss")},
+           only={"policy_loss": {"mode": ("token-mean", "seq-mean-token-mean")}},
+           accepts=_token_advantages,
+           option_names={"kl_estimate": {"kind": "kl_estimator"},
+                         "policy_loss": {"clip_low": "clip_eps_low", "clip_high": "clip_eps_high",
+                                         "mode": "token_level_loss"}},
+           option_values={"policy_loss": {"mode": {True: "token-mean",
+                                                   False: "seq-mean-token-mean"}}},
+           semantics={"kl_estimate": _semantics("openrlhf_approx_kl"),
+                      "policy_loss": _semantics("openrlhf_policy_loss")},
+           differences={"policy_loss": ("nan_padding_multiplied",)},
            notes="k1 = log_probs − log_probs_base, k2, k3 = SPEC's, computed in float32 and "
                  "clamped to ±10 (the derived oracle); the float32 result is read in the "
-                 "input dtype"),
+                 "input dtype; PolicyLoss (policy_loss_type ppo) is built from the options "
+                 "and called, token_level_loss True = token-mean, False = seq-mean-token-mean "
+                 "(÷ count + 1e-8), per-token advantages"),
 )}
 
 

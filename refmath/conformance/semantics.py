@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "trl_grpo_loss",
+__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "openrlhf_policy_loss", "trl_grpo_loss",
            "verl_grpo_outcome", "verl_policy_loss"]
 
 
@@ -95,6 +95,23 @@ def _verl_normalizer(case: Any) -> Any:
     return type(case)(case.arrays, kwargs, case.flags)
 
 
+def _row_mean_magnitude(case: Any, f: Any) -> float:
+    """The mean over rows with a response token of each row's token mean of an upper bound
+    of |loss_t| = |A_t|·(r_t + 1 + ε + c): what a relative change of each row term (the
+    1e-8 added to its count) can move the loss by, signs and cancellation aside."""
+    keep = np.asarray(case.flags["mask"], dtype=bool)
+    lp, old, A = f
+    A = np.broadcast_to(A[..., None], lp.shape) if A.shape != lp.shape else A
+    kw = case.kwargs
+    eps = max(float(kw["clip_low"]), float(kw.get("clip_high") or kw["clip_low"]))
+    size = np.abs(A) * (np.exp(np.where(keep, lp - old, 0.0)) + 1 + eps
+                        + float(kw.get("dual_clip") or 0))
+    counts = keep.sum(-1)
+    rows = counts > 0
+    per_row = np.where(keep, size, 0.0).sum(-1)[rows] / counts[rows]
+    return float(per_row.mean()) if per_row.size else 0.0
+
+
 def _verl_loss(row: Any) -> Any:
     """verl ``compute_policy_loss`` with ``agg_loss`` (verl/trainer/ppo/core_algos.py,
     volcengine/verl at b178a3c, 0.8.0.dev): the per-token loss is SPEC's (clip-higher
@@ -102,15 +119,16 @@ def _verl_loss(row: Any) -> Any:
     log-ratio clamped to ±20 before ``exp``, which the checks' inputs, |logp − old_logp| ≤ 4,
     never reach); the aggregation is SPEC's, except:
 
-    * "seq-mean-token-mean" divides each row's sum by ``count + 1e-8``: a relative change of
-      at most 1e-8, allowed on top of the derived bound (|Σ/n − Σ/(n + ε)| ≤ ε·|Σ/n|);
+    * "seq-mean-token-mean" divides each row's sum by ``count + 1e-8``: each row term moves
+      by at most 1e-8 of itself (|Σ/n − Σ/(n + ε)| ≤ ε·|Σ/n|), allowed on top of the derived
+      bound as 1e-8 × the mean of the rows' magnitudes (:func:`_row_mean_magnitude`);
     * "seq-mean-token-sum-norm" is ``Σ_b Σ_t m·l / T`` (see :func:`_verl_normalizer`)."""
     bound = row.bound
 
     def verl_bound(case: Any, f: Any, exact: Any, u: float) -> np.ndarray:
         b = bound(case, f, exact, u)
         if case.kwargs.get("mode") == "seq-mean-token-mean":
-            b = b + 1e-8 * np.abs(np.asarray(exact, dtype=np.float64))
+            b = b + 1e-8 * _row_mean_magnitude(case, f)
         return b
 
     return replace(row, bound=verl_bound)
@@ -212,3 +230,9 @@ trl_grpo_loss = Semantics(
     not_applicable={"gradient": "grpo's mean over all B rows gives each token the weight "
                                 "1/(B·count), not SPEC's 1/(B'·count) (gradcheck still checks "
                                 "autograd against finite differences)"})
+
+
+openrlhf_policy_loss = Semantics(
+    "SPEC's policy loss with the ±20 log-ratio clamp (not reached by the checks' inputs); "
+    "token_level_loss=False ÷ (count + 1e-8) — OpenRLHF PolicyLoss (openrlhf/models/loss.py, "
+    "OpenRLHF/OpenRLHF at 3c3be62, 0.11.0) with aggregate_loss", _verl_loss)
