@@ -549,3 +549,30 @@ def test_openrlhf_policy_loss_a_class_built_from_the_options(scratch, monkeypatc
 
     with pytest.raises(ValueError, match=r"cannot be built and called .*Cls\(clip_eps_low"):
         check("policy_loss", WrongConstructor, layout="openrlhf")
+
+
+def test_the_binding_text_form_round_trips_and_names_its_mistakes():
+    """One text form: parsed, joined with the separate options, printed back the same; an
+    unknown word is a usage error with a suggestion; a string `only` is one OPTION=VALUES
+    (parametrize_with_checks(only="c_clip=1") used to parse as --only 'c')."""
+    from refmath.conformance import binding_from, parse_binding
+
+    text = ("verl,no_validates_input,arg.response_mask=mask,only.mode=token-mean|seq-mean-token-"
+            "mean,xfail=policy_loss.ignored_numbers:nan_padding_multiplied,computes_in=float32")
+    b = parse_binding(text)
+    assert b.layout == "verl" and b.args == {"response_mask": "mask"}
+    assert b.only == {"mode": ("token-mean", "seq-mean-token-mean")}
+    assert b.computes_in == "float32" and b.convention.unsupported == ("validates_input",)
+    assert parse_binding(b.text()) == b
+    joined = binding_from(text, arg=["values=v"], only="clip_low=0.2")
+    assert joined.args == {"response_mask": "mask", "values": "v"}
+    assert joined.only["clip_low"] == (0.2,)
+    assert binding_from({"layout": "trl", "only": {"loss_type": ["grpo"]}}).text() == \
+        "trl,only.loss_type=grpo"
+    for bad, hint in (("clean_rl", "did you mean 'cleanrl'"), ("only.mode", "expected"),
+                      ("computes_in=float16", "float32"), ("cleanrl,sb3", "two layouts")):
+        with pytest.raises(ValueError, match=hint):
+            parse_binding(bad)
+    mark = parametrize_with_checks("vtrace", __import__("refmath_torch").vtrace,
+                                   only="c_clip=1", profile="quick")
+    assert mark.args[0] == "refmath_check"

@@ -258,6 +258,10 @@ def parse_binding(text: str | None) -> Binding:
                 layout = word
             elif word in _FLAGS or word.startswith("no_"):
                 conv.append(word)
+            elif word.startswith(("arg.", "only.", "xfail", "computes_in")):
+                raise UsageError(f"binding word {word!r}: expected arg.NAME=YOURS, "
+                                 "only.OPTION=V1|V2, xfail=CHECK_ID[:DIFFERENCE] or "
+                                 "computes_in=float32")
             else:
                 raise UsageError(f"binding word {word!r} is neither a layout "
                                  f"({', '.join(LAYOUTS)}) nor a convention flag"
