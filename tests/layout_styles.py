@@ -91,8 +91,16 @@ def sb3_gamma_missing(rewards, values, episode_starts, last_values, dones, gamma
     return advantages
 
 
+def _verl_masked_whiten(x, mask):
+    """verl masked_whiten: over every response token of the batch, unbiased variance."""
+    n = mask.sum()
+    mean = (x * mask).sum() / n
+    var = (((x - mean) ** 2) * mask).sum() / n * (n / (n - 1))
+    return (x - mean) * torch.rsqrt(var + 1e-8)
+
+
 def verl_gae(token_level_rewards, values, response_mask, gamma, lam):
-    """verl compute_gae_advantage_return, without the final whitening."""
+    """verl compute_gae_advantage_return, with its final masked whitening."""
     with torch.no_grad():
         nextvalues = 0
         lastgaelam = 0
@@ -106,6 +114,7 @@ def verl_gae(token_level_rewards, values, response_mask, gamma, lam):
             advantages_reversed.append(lastgaelam)
         advantages = torch.stack(advantages_reversed[::-1], dim=1)
         returns = advantages + values
+        advantages = _verl_masked_whiten(advantages, response_mask)
     return advantages, returns
 
 
@@ -121,7 +130,7 @@ def verl_padding_in_recursion(token_level_rewards, values, response_mask, gamma,
         lastgaelam = delta + gamma * lam * lastgaelam
         nextvalues = v[:, t]
         out.append(lastgaelam)
-    return torch.stack(out[::-1], dim=1), None
+    return _verl_masked_whiten(torch.stack(out[::-1], dim=1), response_mask), None
 
 
 def torchrl_gae(gamma, lmbda, state_value, next_state_value, reward, done, terminated):

@@ -576,3 +576,29 @@ def test_the_binding_text_form_round_trips_and_names_its_mistakes():
     mark = parametrize_with_checks("vtrace", __import__("refmath_torch").vtrace,
                                    only="c_clip=1", profile="quick")
     assert mark.args[0] == "refmath_check"
+
+
+def test_verl_gae_is_checked_with_its_whitening(scratch, monkeypatch):
+    """verl's compute_gae_advantage_return whitens its advantages over every response token
+    (masked_whiten): the faithful port passes against whiten(GAE); the same loop without
+    the whitening fails, as it is not verl's function."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    def unwhitened(token_level_rewards, values, response_mask, gamma, lam):
+        with torch.no_grad():
+            out, nxt, last = [], 0, 0
+            for t in reversed(range(token_level_rewards.shape[-1])):
+                delta = token_level_rewards[:, t] + gamma * nxt - values[:, t]
+                step = delta + gamma * lam * last
+                m = response_mask[:, t]
+                nxt, last = values[:, t] * m + (1 - m) * nxt, step * m + (1 - m) * last
+                out.append(last)
+            return torch.stack(out[::-1], dim=1), None
+
+    faithful = check("gae", styles.verl_gae, layout="verl", profile="quick")
+    assert faithful.passed, str(faithful)
+    na = {r.id: r.message for r in faithful.results if r.status == "not applicable"}
+    assert "whole batch" in na["gae.batch_consistency"]
+    report = check("gae", unwhitened, layout="verl", profile="quick", checks=["float64"])
+    assert not report.passed and report.results[0].tier == "WRONG"

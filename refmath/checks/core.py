@@ -142,6 +142,9 @@ class Context:
     adjust: Callable[[Any], Any] | None = None
     # checked against a library's own semantics (a derived row), not SPEC's formula
     derived: bool = False
+    # post(exact, bound, mask, u) -> (exact, bound): a library's step after SPEC's per-step
+    # function (verl whitens its GAE), applied to the oracle's answer and to the bound
+    post: Callable[..., tuple[Any, Any]] | None = None
 
     def gradcheck_tolerances(self, eps: float, atol: float, rtol: float
                              ) -> tuple[float, float, float]:
@@ -311,12 +314,7 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
             matches = d["diagnosis"]()
             result.causes, line = likely_causes(matches)
             result.message = result.message.replace(LIKELY, line)
-            if matches and all(m.tier == "precision" for m in matches) and \
-                    result.tier == "WRONG":
-                result.tier = "IMPRECISE"  # the cause named is arithmetic, not the formula
-                result.message = re.sub(r"\bWRONG\b", "IMPRECISE", result.message, count=1)
-                result.message += ("\n  tier           precision: the matching known mistake "
-                                   "keeps the formula and loses digits")
+            _tier_from_causes(result, matches)
         if d.get("example") is not None:
             ctx.known.setdefault(check.kind, []).append(d["example"])
     elif isinstance(err, CallMismatch):
@@ -340,6 +338,24 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
                           f"({result.tier})\n" + user_traceback(err)
                           + (f"\n{_notes(err)}" if _notes(err) else ""))
     return result
+
+
+def _tier_from_causes(result: "CheckResult", matches: list) -> None:
+    """The known mistakes that reproduce a failure decide its tier when they agree: all
+    precision mistakes (the formula kept, digits lost) make a WRONG failure precision; all
+    formula mistakes make an IMPRECISE one (a small effect on a shrunk input) WRONG."""
+    tiers = {m.tier for m in matches}
+    if tiers == {"precision"} and result.tier == "WRONG":
+        result.tier = "IMPRECISE"
+        result.message = re.sub(r"\bWRONG\b", "IMPRECISE", result.message, count=1)
+        result.message += ("\n  tier           precision: the matching known mistake keeps "
+                           "the formula and loses digits")
+    elif tiers == {"correctness"} and result.tier.startswith("IMPRECISE"):
+        result.tier = "WRONG"
+        result.message = re.sub(r"\bIMPRECISE( \([^)]*\))?", "WRONG", result.message,
+                                count=1)
+        result.message += ("\n  tier           correctness: the matching known mistake is a "
+                           "formula mistake (its effect on this shrunk input is small)")
 
 
 def run_check(check: Check, fn: Any = None, ctx: "Context | str | None" = None) -> CheckResult:

@@ -626,7 +626,11 @@ def verl_padding_in_recursion(token_level_rewards, values, response_mask, gamma,
         last = r[:, t] + gamma * next_v - v[:, t] + gamma * lam * last
         next_v = v[:, t]
         out.append(last)
-    return torch.stack(out[::-1], dim=1)
+    adv = torch.stack(out[::-1], dim=1)
+    n = response_mask.sum()  # verl then whitens over every response token (masked_whiten)
+    mean = (adv * response_mask).sum() / n
+    var = (((adv - mean) ** 2) * response_mask).sum() / (n - 1)
+    return (adv - mean) * torch.rsqrt(var + 1e-8)
 
 
 @mutant("lambda_returns", "lambda_returns.exact_small", "TorchRL-style TD(λ) return not "

@@ -482,7 +482,8 @@ def _derived_checks(kind: str, plan: "Plan") -> list:
     from ..checks.arrays import array_checks
     from ..checks.core import Check
 
-    derived = {c.id: c for c in array_checks(semantics.derive(array_row(kind)))}
+    row = array_row(kind)  # (a per-step kind keeps its checks: Semantics.post adapts them)
+    derived = {c.id: c for c in array_checks(semantics.derive(row))} if row is not None else {}
     out = []
     for c in registered:
         reason = semantics.not_applicable.get(c.id.rpartition(".")[2])
@@ -643,7 +644,8 @@ def check(kind: str, fn: Callable | str, *, binding: Binding | str | dict | None
                   layout=lay.name if lay is not None else None,
                   wrap=_layout_wrap(lay, kind), computes_in=plan.computes_in(kind),
                   declined=plan.declined, adjust=_adjust(kind, plan),
-                  derived=_semantics(kind, plan) is not None)
+                  derived=_semantics(kind, plan) is not None,
+                  post=getattr(_semantics(kind, plan), "post", None))
     report = Report(kind, target_text, plan.binding, profile, seed=seed, strict=strict,
                     fail_on=fail_on)
     for c in plan.checks:

@@ -253,6 +253,8 @@ def _token_advantages(kind: str, values: dict[str, Any]) -> bool:
     group of one keeps its score by design (no zero spread to test)."""
     if kind == "group_advantages":
         return not (values.get("zero_spread") and values["rewards"].shape[-1] == 1)
+    if kind == "gae":  # masked_whiten's unbiased variance raises for one response token
+        return int(np.asarray(values["mask"]).sum()) >= 2
     return kind != "policy_loss" or values["advantages"].shape == values["logp"].shape
 
 
@@ -294,9 +296,10 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
            option_names={"policy_loss": {"clip_low": "cliprange", "clip_high": "cliprange_high",
                                          "dual_clip": "clip_ratio_c",
                                          "mode": "loss_agg_mode"}},
-           semantics={"policy_loss": _semantics("verl_policy_loss"),
+           semantics={"gae": _semantics("verl_gae"),
+                      "policy_loss": _semantics("verl_policy_loss"),
                       "group_advantages": _semantics("verl_grpo_outcome")},
-           unsupported_by_kind={"group_advantages": ("gradients",)},
+           unsupported_by_kind={"group_advantages": ("gradients",), "gae": ("gradients",)},
            notes="no bootstrap at the response end (every row ends terminally); a tuple "
                  "result's first element is the advantages / the loss; padded outputs are "
                  "not compared; the policy loss always has verl's dual clip (clip_ratio_c = "

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "openrlhf_policy_loss", "trl_grpo_loss",
-           "verl_grpo_outcome", "verl_policy_loss"]
+           "verl_gae", "verl_grpo_outcome", "verl_policy_loss"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class Semantics:
     # an input in SPEC's options → the same input as the library sees it (its fixed choices
     # expressed in SPEC's options, exactly), applied before every call and every oracle
     adjust: Callable[[Any], Any] | None = None
+    # a per-step kind's library step after SPEC's function: (exact, bound, mask, u) →
+    # (exact, bound) for the value checks (refmath.checks.steps)
+    post: Callable[..., tuple[Any, Any]] | None = None
 
 
 def clamped(oracle: Callable[..., Any], lo: Fraction, hi: Fraction) -> Callable[..., Any]:
@@ -236,3 +239,41 @@ openrlhf_policy_loss = Semantics(
     "SPEC's policy loss with the ±20 log-ratio clamp (not reached by the checks' inputs); "
     "token_level_loss=False ÷ (count + 1e-8) — OpenRLHF PolicyLoss (openrlhf/models/loss.py, "
     "OpenRLHF/OpenRLHF at 3c3be62, 0.11.0) with aggregate_loss", _verl_loss)
+
+
+def _whitened(exact: Any, bound: Any, keep: np.ndarray, u: float) -> tuple[Any, np.ndarray]:
+    """verl ``masked_whiten`` after the GAE: the exact answer is ``refmath.whiten(A, mask)``
+    (unbiased variance, eps = 1e-8, over every response token of the batch); its bound is
+    whitening's own rounding (:func:`refmath.bounds.bound_whiten`, at the GAE as computed)
+    plus the GAE's error carried through the whitening: to first order, a perturbation δ
+    (‖δ‖∞ ≤ d) moves w_i = (x_i − μ)/s by at most (2d + |w_i|·|Δs|)/s with |Δs| ≤ 2√2·d
+    (the unbiased std is √(n/(n−1))-Lipschitz), taken with a factor 2 for the second order:
+    4d·(1 + 2|w_i|)/s."""
+    from .. import bounds as B
+    from ..checks.cases import Case
+    from ..checks.compare import exact_floats
+    from ..objectives import whiten
+
+    x = exact_floats(exact)
+    out = whiten(np.asarray(exact, dtype=object), keep, eps=Fraction(1e-8))
+    w = exact_floats(out)
+    n = int(keep.sum())
+    var = float(((x[keep] - x[keep].mean()) ** 2).sum()) / max(n - 1, 1)
+    s = float(np.sqrt(var + 1e-8))
+    d = float(np.max(np.where(keep, np.asarray(bound, dtype=np.float64), 0.0)))
+    case = Case({"x": x}, {"shift_mean": True, "unbiased": True, "eps": 1e-8},
+                {"mask": keep})
+    own = B.bound_whiten(case, [x], w, u)
+    return out, np.where(keep, own + 4 * d * (1 + 2 * np.abs(w)) / s, 0.0)
+
+
+verl_gae = Semantics(
+    "masked_whiten(SPEC's GAE, response_mask) — verl compute_gae_advantage_return "
+    "(verl/trainer/ppo/core_algos.py, volcengine/verl at b178a3c): the advantages are "
+    "whitened over every response token of the batch (unbiased variance, + 1e-8)",
+    lambda row: row, post=_whitened,
+    not_applicable={"jacobian": "whitening is not linear",
+                    "batch_consistency": "whitening is over the whole batch: a row's advantages "
+                                         "depend on the other rows by design",
+                    "long_float32": "the T = 10^5 bound is derived for the recursion alone, "
+                                    "not for the whitening after it"})
