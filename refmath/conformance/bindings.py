@@ -132,6 +132,17 @@ def _parse_value(text: str) -> Any:
         return text.strip()
 
 
+def _pairs(items: list[str] | str, what: str, form: str) -> list[tuple[str, str]]:
+    """``["k=v", ...]`` (or one such string) → ``[(k, v), ...]``; no ``=`` is a usage error."""
+    pairs = []
+    for item in [items] if isinstance(items, str) else items:
+        if "=" not in item:
+            raise UsageError(f"{what} {item!r}: expected {form}")
+        key, _, value = item.partition("=")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
 def parse_only(items: list[str] | str | Mapping | None,
                separator: str = ",") -> dict[str, tuple[Any, ...]]:
     """``["mode=token-mean,seq-mean-token-mean"]`` (or one such string, or a mapping) →
@@ -140,15 +151,8 @@ def parse_only(items: list[str] | str | Mapping | None,
         return {}
     if isinstance(items, Mapping):
         return {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in items.items()}
-    if isinstance(items, str):
-        items = [items]
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"only {item!r}: expected OPTION=V1{separator}V2")
-        key, _, vals = item.partition("=")
-        out[key.strip()] = tuple(_parse_value(v) for v in vals.split(separator))
-    return out
+    return {key: tuple(_parse_value(v) for v in values.split(separator))
+            for key, values in _pairs(items, "only", f"OPTION=V1{separator}V2")}
 
 
 def parse_renames(items: list[str] | str | Mapping | None) -> dict[str, str]:
@@ -157,15 +161,7 @@ def parse_renames(items: list[str] | str | Mapping | None) -> dict[str, str]:
         return {}
     if isinstance(items, Mapping):
         return {str(k): str(v) for k, v in items.items()}
-    if isinstance(items, str):
-        items = [items]
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"arg {item!r}: expected PARAMETER=YOUR_NAME")
-        key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
-    return out
+    return {key: value.strip() for key, value in _pairs(items, "arg", "PARAMETER=YOUR_NAME")}
 
 
 def parse_xfails(items: list[str] | str | Mapping | None,
