@@ -325,7 +325,8 @@ def run_list(out) -> int:
     print("\nlayouts (--layout NAME or --bind 'NAME,arg.LAYOUT_NAME=YOUR_NAME,...'):",
           file=out)
     for lay in LAYOUTS.values():
-        print(f"  {lay.name}: {lay.mirrors}", file=out)
+        arrays = f" [{lay.arrays} arrays]" if lay.arrays != "torch" else ""
+        print(f"  {lay.name}: {lay.mirrors}{arrays}", file=out)
         for kind in lay.kinds:
             print(f"      {kind}: {lay.signature(kind)}", file=out)
             if kind in lay.differences:

@@ -223,6 +223,17 @@ def gamma_missing_in_carry(rewards, values, next_values, *, gamma, lam, terminat
                   truncated=truncated, mask=mask)
 
 
+@mutant("gae", "gae.exact_small", "the carry not reset at a termination: the bootstrap is "
+        "zeroed but A_{t+1} of the next episode is still added (A_t = δ_t + γλ·A_{t+1} across "
+        "the boundary)")
+def carry_not_reset(rewards, values, next_values, *, gamma, lam, terminated=None,
+                    truncated=None, mask=None):
+    delta = rt.td_errors(rewards, values, next_values, gamma=gamma, terminated=terminated)
+    zero = torch.zeros_like(rewards)
+    # GAE of (δ, 0, 0) with no terminations: the TD errors carried with γλ across them
+    return rt.gae(delta, zero, zero, gamma=gamma, lam=lam, truncated=truncated, mask=mask)
+
+
 @mutant("discounted_returns", "discounted_returns.exact_small",
         "truncation treated as termination in the returns")
 def returns_truncation_as_termination(rewards, *, gamma, next_values=None, terminated=None,

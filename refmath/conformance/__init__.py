@@ -74,6 +74,8 @@ def adapt(fn: Callable, kind: str, convention: Convention,
         return fn
     import torch
 
+    from . import jax_bridge
+
     steps = SPECS[kind].positional_arrays if SPECS[kind].family == "steps" else None
     if steps is None and (convention.time_major or convention.done
                           or convention.values_with_bootstrap):
@@ -88,12 +90,16 @@ def adapt(fn: Callable, kind: str, convention: Convention,
             x = x.movedim(-1, 0)
         if convention.trailing_singleton:
             x = x.unsqueeze(-1)
+        if convention.jax:
+            return jax_bridge.to_jax(x)
         return x.detach().cpu().numpy() if convention.numpy else x
 
     def from_user(y: Any, like: Any) -> Any:
         if isinstance(y, (tuple, list)):
             return type(y)(from_user(e, like) for e in y)
-        if convention.numpy or not isinstance(y, torch.Tensor):
+        if convention.jax:
+            y = jax_bridge.from_jax(y, like)
+        elif convention.numpy or not isinstance(y, torch.Tensor):
             y = torch.as_tensor(np.asarray(y))
             if isinstance(like, torch.Tensor):
                 y = y.to(like.device)
@@ -311,8 +317,25 @@ def bound(fn: Callable, kind: str, binding: Binding) -> Callable:
     if binding.layout is not None:
         from .layouts import LAYOUTS, layout_adapter
 
-        return layout_adapter(fn, kind, LAYOUTS[binding.layout], dict(binding.args))
-    return adapt(fn, kind, binding.convention, dict(binding.args))
+        call = layout_adapter(fn, kind, LAYOUTS[binding.layout], dict(binding.args))
+    else:
+        call = adapt(fn, kind, binding.convention, dict(binding.args))
+    if uses_jax(binding):
+        from .jax_bridge import bucketed
+        from .layouts import LAYOUTS
+
+        lay = LAYOUTS.get(binding.layout)
+        return bucketed(call, kind, batch=lay is None or kind not in lay.per_row)
+    return call
+
+
+def uses_jax(binding: Binding) -> bool:
+    """Whether the bound function is a JAX function (a ``jax`` convention or layout)."""
+    if binding.layout is not None:
+        from .layouts import LAYOUTS
+
+        return LAYOUTS[binding.layout].arrays == "jax"
+    return binding.convention.jax
 
 
 def _call_names(kind: str, plan: "Plan") -> tuple[int, list[str]]:
@@ -679,6 +702,13 @@ def _show_received(result: CheckResult, guarded: Any, plan: Plan) -> None:
                                                      and not b.convention.reshapes()):
         return
     text = received(plan.function, guarded.last_call)
+    if text and uses_jax(b):
+        lay = plan.layout
+        rows = (" (called one row at a time: the last row's call)"
+                if lay is not None and plan.kind in lay.per_row else "")
+        text += ("\n(JAX: the time axis padded at the front, and a [B, T] batch at the end, "
+                 "to bucketed shapes, then cut from the result: the example is the last T "
+                 f"steps of the first B rows){rows}")
     if text:
         result.message += "\n  your function received (its own names and layout):\n" + \
             "\n".join("      " + line for line in text.splitlines())

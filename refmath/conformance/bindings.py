@@ -45,6 +45,8 @@ class Convention:
       step) and there is no ``next_values`` — only consistent trajectories, no truncation;
     * ``trailing_singleton``: arrays are ``[..., T, 1]``;
     * ``numpy``: NumPy arrays in and out (no autograd);
+    * ``jax``: JAX arrays in and out (DLPack, float64 in scope, per-step shapes bucketed so
+      that a jitted function compiles a handful of times: :mod:`.jax_bridge`; no autograd);
     * ``half``: the function promises SPEC §1's half precision (float16/bfloat16 computed in
       float32, rounded once), so the float16/bfloat16 checks run — off by default, as most
       code is never given half tensors and computes in whatever dtype it gets.
@@ -58,6 +60,7 @@ class Convention:
     values_with_bootstrap: bool = False
     trailing_singleton: bool = False
     numpy: bool = False
+    jax: bool = False
     half: bool = False
     unsupported: tuple[str, ...] = ()
 
@@ -69,7 +72,7 @@ class Convention:
             off |= {"inconsistent_values", "mask"}
         if self.time_major:  # exactly [T, B]; a per-step gamma would need its own layout
             off |= {"batch", "per_step_gamma"}
-        if self.numpy:
+        if self.numpy or self.jax:
             off.add("gradients")
         if not self.half:
             off.add("half")

@@ -49,6 +49,11 @@ class Layout:
     # per kind: what the mirrored code computes, when it is not SPEC's formula
     # (refmath.conformance.semantics): the row the function is checked against
     semantics: dict[str, Any] = field(default_factory=dict)
+    # the array library the mirrored code takes and returns: "torch", "numpy" or "jax" (a JAX
+    # layout's calls run through refmath.conformance.jax_bridge: float64 in scope, bucketed)
+    arrays: str = "torch"
+    # kinds whose mirrored function takes ONE trajectory: the layout calls it row by row
+    per_row: tuple[str, ...] = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -186,6 +191,57 @@ def _torchrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[st
     return _first(out).squeeze(-1)
 
 
+def _jax_bridge():
+    from . import jax_bridge
+
+    return jax_bridge
+
+
+def _purejaxrl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    """purejaxrl's ``_calculate_gae(traj_batch, last_val)`` as a function of its fields:
+    time-major ``[T, NUM_ENVS]`` JAX arrays, ``done[t]`` the flag env.step returned for step t
+    (a bool, as gymnax's), ``last_val`` the value after the last step; returns
+    ``(advantages, targets)``."""
+    J = _jax_bridge()
+    term = _flag(values, "terminated")
+    r = values["rewards"]
+    out = fn(**{name("reward"): J.to_jax(r.T), name("value"): J.to_jax(values["values"].T),
+                name("done"): J.to_jax(term.T), name("last_val"):
+                J.to_jax(values["next_values"][:, -1]),
+                name("gamma"): values["gamma"], name("gae_lambda"): values["lam"]})
+    return J.from_jax(_first(out), r).T
+
+
+def _no_clip(clip: Any) -> Any:
+    """rlax takes a float threshold: SPEC's None (no clip) is +inf there."""
+    return float("inf") if clip is None else clip
+
+
+def _rlax(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+    """rlax ``vtrace_td_error_and_advantage`` on one trajectory ``[T]``, row by row:
+    ``discount_t = γ·(1 − terminated)``, ``rho_tm1 = exp(log_rhos)``; its ``errors`` are
+    ``vs − v_tm1`` and its ``pg_advantage`` the policy-gradient advantage."""
+    torch = _torch()
+    J = _jax_bridge()
+    r = values["rewards"]
+    T = r.shape[-1]
+    rows = [x.reshape(-1, T) for x in (r, values["values"], values["next_values"],
+                                        torch.exp(values["log_rhos"]),
+                                        (~_flag(values, "terminated")).to(r.dtype))]
+    vs, pg = [], []
+    for rew, v, nv, rho, alive in zip(*rows):
+        out = fn(**{name("v_tm1"): J.to_jax(v), name("v_t"): J.to_jax(nv),
+                    name("r_t"): J.to_jax(rew), name("discount_t"): J.to_jax(values["gamma"]
+                                                                             * alive),
+                    name("rho_tm1"): J.to_jax(rho), name("lambda_"): values["lam"],
+                    name("clip_rho_threshold"): _no_clip(values["rho_clip"]),
+                    name("clip_pg_rho_threshold"): _no_clip(values["pg_rho_clip"])})
+        errors, advantage = (J.from_jax(out[0], r), J.from_jax(out[1], r))
+        vs.append(errors + v)
+        pg.append(advantage)
+    return torch.stack(vs).reshape(r.shape), torch.stack(pg).reshape(r.shape)
+
+
 # TRL GRPOConfig.scale_rewards for each of SPEC's group methods (trl/trainer/grpo_trainer.py):
 # "group" ÷ (group std + 1e-4), "batch" ÷ (std of the whole batch + 1e-4), "none" unscaled
 TRL_SCALE_REWARDS = {"grpo": "group", "batch_std": "batch", "dr_grpo": "none"}
@@ -273,11 +329,34 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                   "[T, N] buffers)",
            {"gae": ("rewards", "values", "episode_starts", "last_values", "dones", "gamma",
                     "gae_lambda")},
-           _sb3, _STEP_LIMITS + ("gradients",),
+           _sb3, _STEP_LIMITS + ("gradients",), arrays="numpy",
            differences={"gae": ("nan_bootstrap_multiplied",)},
            notes="episode_starts[t]: observation t starts an episode (the previous step "
                  "ended); last_values, dones [N]: the state after the last step; returns the "
                  "advantages"),
+    Layout("purejaxrl", "purejaxrl ppo.py's _calculate_gae (luchris429/purejaxrl at 146b485: "
+                        "jax.lax.scan in reverse over time-major [NUM_STEPS, NUM_ENVS] arrays)",
+           {"gae": ("reward", "value", "done", "last_val", "gamma", "gae_lambda")},
+           _purejaxrl, _STEP_LIMITS + ("gradients",),
+           differences={"gae": ("nan_bootstrap_multiplied",)}, arrays="jax",
+           notes="done[t] is the flag env.step returned for step t (gymnax: terminated or "
+                 "truncated, both terminal); value[t+1] bootstraps step t, last_val the last "
+                 "step (consistent values only); JAX arrays in and out (DLPack; float64 in "
+                 "scope; shapes bucketed so that jax.jit compiles a handful of times); returns "
+                 "(advantages, targets)"),
+    Layout("rlax", "rlax vtrace_td_error_and_advantage (rlax/_src/vtrace.py, "
+                   "google-deepmind/rlax at 0c61fbd): one trajectory [T], JAX",
+           {"vtrace": ("v_tm1", "v_t", "r_t", "discount_t", "rho_tm1", "lambda_",
+                       "clip_rho_threshold", "clip_pg_rho_threshold")},
+           _rlax, ("truncated", "mask", "inconsistent_values", "validates_input", "gradients"),
+           only={"vtrace": {"c_clip": (1,)}},
+           differences={"vtrace": ("nan_bootstrap_multiplied",)}, arrays="jax",
+           per_row=("vtrace",), semantics={"vtrace": _semantics("rlax_vtrace")},
+           notes="called on one trajectory at a time (each row of the batch); discount_t = "
+                 "γ·(1 − terminated), rho_tm1 = exp(log_rhos), c̄ = 1 (rlax's c_tm1 = "
+                 "λ·min(1, ρ)), a clip of None passed as +inf; vs = errors + v_tm1; the "
+                 "policy-gradient advantage bootstraps from λ·vs_{t+1} + (1 − λ)·V_{t+1} (rlax's "
+                 "semantics: IMPALA's vs_{t+1} at λ = 1); JAX as for purejaxrl"),
     Layout("verl", "verl core_algos: compute_gae_advantage_return (token-level [B, T]) and "
                    "compute_policy_loss (a loss to minimise)",
            {"gae": ("token_level_rewards", "values", "response_mask", "gamma", "lam"),

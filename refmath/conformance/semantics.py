@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "openrlhf_policy_loss", "trl_grpo_loss",
-           "verl_gae", "verl_grpo_outcome", "verl_policy_loss"]
+__all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "openrlhf_policy_loss",
+           "rlax_vtrace", "trl_grpo_loss", "verl_gae", "verl_grpo_outcome", "verl_policy_loss"]
 
 
 @dataclass(frozen=True)
@@ -277,3 +277,93 @@ verl_gae = Semantics(
                                          "depend on the other rows by design",
                     "long_float32": "the T = 10^5 bound is derived for the recursion alone, "
                                     "not for the whitening after it"})
+
+
+def _rlax_pg_row(rewards, values, next_values, gamma, ratio, vs, terminated, truncated, *,
+                 kind, lam, pg_rho_clip):
+    """rlax's policy-gradient advantage of one row, given SPEC's ``vs``:
+    ``min(c̄_pg, ρ_t)·(r_t + γ_t·(λ·vs_{t+1} + (1 − λ)·V_{t+1}) − V_t)`` inside a segment,
+    ``min(c̄_pg, ρ_t)·(r_t + γ_t·nt_t·V'_t − V_t)`` at its end."""
+    from ..off_policy import _clipped, _ratio
+    from ..returns import _bootstrap, segment_end
+
+    rho = _ratio(ratio, kind)
+    pg = []
+    for t in range(len(rewards)):
+        if segment_end(t, terminated, truncated):
+            q = rewards[t] + _bootstrap(t, gamma, next_values, terminated)
+        else:
+            q = rewards[t] + gamma[t] * (lam * vs[t + 1] + (1 - lam) * values[t + 1])
+        pg.append(_clipped(pg_rho_clip, rho[t]) * (q - values[t]))
+    return pg
+
+
+def _rlax_vtrace(row: Any) -> Any:
+    """rlax ``vtrace_td_error_and_advantage`` (rlax/_src/vtrace.py, google-deepmind/rlax at
+    0c61fbd)::
+
+        c_tm1 = jnp.minimum(1.0, rho_tm1) * lambda_
+        clipped_rhos_tm1 = jnp.minimum(clip_rho_threshold, rho_tm1)
+        td_errors = clipped_rhos_tm1 * (r_t + discount_t * v_t - v_tm1)
+        err = td_errors[i] + discount_t[i] * c_tm1[i] * err      # backwards
+        targets_tm1 = errors + v_tm1
+        q_bootstrap = concat([lambda_[:-1] * targets_tm1[1:]
+                              + (1 - lambda_[:-1]) * v_tm1[1:], v_t[-1:]])
+        q_estimate = r_t + discount_t * q_bootstrap
+        pg_advantages = jnp.minimum(clip_pg_rho_threshold, rho_tm1) * (q_estimate - v_tm1)
+
+    ``targets_tm1`` is SPEC's ``vs`` with c̄ = 1 (the layout fixes it) on consistent values,
+    no truncation, no mask (declared). The policy-gradient advantage is rlax's own: it
+    bootstraps from ``λ·vs_{t+1} + (1 − λ)·V_{t+1}`` where IMPALA (eq. 1, §4.2) and SPEC take
+    ``vs_{t+1}``; the two agree at λ = 1. The derived oracle is refmath's ``vtrace`` for vs
+    and :func:`_rlax_pg_row` on that vs for the advantage. Bound: refmath's V-trace bound,
+    plus ``3u·(|vs| + |V|)`` for vs read back as ``(errors + v_tm1) − v_tm1 + v_tm1`` and
+    ``P·γ·6u·(|V'| + S⁺)`` for the mixture's five roundings (two products, 1 − λ, the sum,
+    the targets' sum) on terms at most ``|V'_t| + S⁺`` (``S⁺`` the row's largest
+    ``|vs| + |V|``; ``V'_t = V_{t+1}`` on consistent values)."""
+    from .. import bounds as B
+    from .._arrays import map_rows, prepare
+    from ..off_policy import _clip
+
+    def oracle(rewards, values, next_values, log_rhos=None, *, gamma, lam=1, rho_clip=1,
+               c_clip=1, pg_rho_clip=1, terminated=None, truncated=None, mask=None,
+               rhos=None):
+        vs, _ = row.oracle(rewards, values, next_values, log_rhos, gamma=gamma, lam=lam,
+                           rho_clip=rho_clip, c_clip=c_clip, pg_rho_clip=pg_rho_clip,
+                           terminated=terminated, truncated=truncated, mask=mask, rhos=rhos)
+        kind = "log_rhos" if rhos is None else "rhos"
+        p = prepare({"rewards": rewards, "values": values, "next_values": next_values,
+                     kind: log_rhos if rhos is None else rhos, "vs": vs}, gamma=gamma,
+                    scalars={"lam": lam},
+                    flags={"terminated": terminated, "truncated": truncated, "mask": mask})
+        clip = _clip("pg_rho_clip", pg_rho_clip, p.mode)
+
+        def pg_row(**kw: Any) -> list:
+            ratio = kw.pop(kind)
+            return _rlax_pg_row(ratio=ratio, **kw, kind=kind, lam=p.scalars["lam"],
+                                pg_rho_clip=clip)
+
+        pg = map_rows(p, pg_row, ["rewards", "values", "next_values", "gamma", kind, "vs"])
+        return vs, pg
+
+    def bound(case, f, exact, u):
+        base = np.asarray(B.bound_vtrace(case, f, exact, u), dtype=np.float64)
+        r, V, nv, lr = (np.asarray(x, dtype=np.float64) for x in f[:4])
+        vs = np.asarray(exact, dtype=np.float64)[..., 0]
+        rho = lr if "rhos" in case.arrays else np.exp(lr)
+        clip = case.kwargs.get("pg_rho_clip")
+        P = rho if clip is None else np.minimum(float(clip), rho)
+        s_row = np.max(np.abs(vs) + np.abs(V), axis=-1, keepdims=True) if vs.size else 0.0
+        g = float(case.kwargs["gamma"])
+        extra_vs = 3 * u * (np.abs(vs) + np.abs(V))
+        extra_pg = P * g * 6 * u * (np.abs(nv) + s_row)
+        return base + np.stack([extra_vs, extra_pg], axis=-1)
+
+    return replace(row, oracle=oracle, bound=bound)
+
+
+rlax_vtrace = Semantics(
+    "rlax vtrace_td_error_and_advantage (rlax/_src/vtrace.py, google-deepmind/rlax at "
+    "0c61fbd): vs = SPEC's V-trace target with c̄ = 1; the policy-gradient advantage "
+    "min(c̄_pg, ρ_t)·(r_t + γ_t·(λ·vs_{t+1} + (1 − λ)·V_{t+1}) − V_t) inside a segment "
+    "(IMPALA's and SPEC's use vs_{t+1}: equal at λ = 1)", _rlax_vtrace)
