@@ -322,9 +322,16 @@ def trl_batch_scaled_by_group_std(rewards, num_generations, scale_rewards="group
 
 
 def trl_grpo_loss(per_token_logps, old_per_token_logps, advantages, completion_mask,
-                  epsilon_low, epsilon_high, loss_type, max_completion_length):
-    """TRL GRPOTrainer._compute_loss (token level, no KL), per loss_type."""
-    coef_1 = torch.exp(per_token_logps - old_per_token_logps)
+                  epsilon_low, epsilon_high, loss_type, max_completion_length,
+                  importance_sampling_level="token", sequence_ratio_from_sum=False):
+    """TRL GRPOTrainer._compute_loss (no KL), per loss_type and importance_sampling_level
+    (sequence: the mean log-ratio of the completion, one ratio per row [B, 1])."""
+    log_ratio = per_token_logps - old_per_token_logps
+    if importance_sampling_level == "sequence":
+        summed = (log_ratio * completion_mask).sum(-1)
+        count = 1.0 if sequence_ratio_from_sum else completion_mask.sum(-1).clamp(min=1.0)
+        log_ratio = (summed / count).unsqueeze(-1)
+    coef_1 = torch.exp(log_ratio)
     coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
     advantages = advantages.unsqueeze(1)
     per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
@@ -394,3 +401,13 @@ class PolicyLossDualClipEverywhere(PolicyLoss):
         loss = -torch.max(clip1, self.dual_clip * advantages)
         return (loss * action_mask).sum() / action_mask.sum() if self.token_level_loss else \
             super().forward(log_probs, old_log_probs, advantages, action_mask)[0], None
+
+
+def trl_gspo_ratio_from_sum(per_token_logps, old_per_token_logps, advantages, completion_mask,
+                            epsilon_low, epsilon_high, loss_type, max_completion_length,
+                            importance_sampling_level="token"):
+    """The slip (for TRL's sequence level): the sequence ratio from the SUM of the token
+    log-ratios (the product of the token ratios), not their mean."""
+    return trl_grpo_loss(per_token_logps, old_per_token_logps, advantages, completion_mask,
+                         epsilon_low, epsilon_high, loss_type, max_completion_length,
+                         importance_sampling_level, sequence_ratio_from_sum=True)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from refmath.cli import main
+from refmath.checks import UsageError
 from refmath.conformance import check, parametrize_with_checks
 
 HERE = Path(__file__).parent
@@ -524,6 +525,36 @@ def test_trl_policy_loss_by_loss_type(scratch, monkeypatch):
     assert not slip.passed
     assert slip.results[0].causes == ["trl_grpo_empty_rows_left_out"]
     assert "as the library computes it" in slip.results[0].message
+
+
+def test_trl_sequence_level_is_gspo_against_trls_semantics(scratch, monkeypatch):
+    """importance_sampling_level="sequence" (GSPO in TRL): the same TRL loss function, checked
+    as kind gspo_surrogate, is −(mean over ALL rows of GSPO's sequence surrogate); the faithful
+    port passes with nothing but the layout, the ratio from the SUM of the log-ratios fails
+    named; a function that does not take importance_sampling_level is told so before any
+    example."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    faithful = check("gspo_surrogate", styles.trl_grpo_loss, layout="trl", profile="quick")
+    assert faithful.passed, str(faithful)
+    assert {r.id for r in faithful.results if r.status == "passed"} >= {
+        "gspo_surrogate.float64", "gspo_surrogate.float32", "gspo_surrogate.gradcheck"}
+    slip = check("gspo_surrogate", styles.trl_gspo_ratio_from_sum, layout="trl",
+                 checks=["float64"], profile="quick")
+    assert not slip.passed and slip.results[0].causes == ["trl_gspo_ratio_from_sum"]
+
+    def ignores_the_level(per_token_logps, old_per_token_logps, advantages, completion_mask,
+                          epsilon_low, epsilon_high, loss_type, max_completion_length,
+                          importance_sampling_level="token"):  # always token-level ratios
+        return styles.trl_grpo_loss(per_token_logps, old_per_token_logps, advantages,
+                                    completion_mask, epsilon_low, epsilon_high, loss_type,
+                                    max_completion_length)
+
+    assert not check("gspo_surrogate", ignores_the_level, layout="trl", checks=["float64"],
+                     profile="quick").passed
+    with pytest.raises(UsageError, match="importance_sampling_level"):
+        check("gspo_surrogate", styles.trl_grpo_loss_empty_rows_left_out, layout="trl")
 
 
 def test_openrlhf_policy_loss_a_class_built_from_the_options(scratch, monkeypatch):

@@ -360,6 +360,20 @@ def trl_grpo_empty_rows_left_out(per_token_logps, old_per_token_logps, advantage
     return (per_token.sum(-1)[rows] / completion_mask.sum(-1)[rows]).mean()
 
 
+@mutant("gspo_surrogate", "gspo_surrogate.float64",
+        "TRL-style sequence-level ratio from the SUM of the token log-ratios (the product of "
+        "the ratios) instead of their masked mean", layout="trl")
+def trl_gspo_ratio_from_sum(per_token_logps, old_per_token_logps, advantages, completion_mask,
+                            epsilon_low, epsilon_high, loss_type, max_completion_length,
+                            importance_sampling_level="sequence"):
+    summed = ((per_token_logps - old_per_token_logps) * completion_mask).sum(-1)
+    coef_1 = torch.exp(summed).unsqueeze(-1)
+    coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
+    a = advantages.unsqueeze(1)
+    per_token = -torch.min(coef_1 * a, coef_2 * a) * completion_mask
+    return (per_token.sum(-1) / completion_mask.sum(-1).clamp(min=1.0)).mean()
+
+
 # --- OpenRLHF's PolicyLoss (an nn.Module built from the options), in its own layout -----------
 
 class OpenRLHFDualClipEverywhere(torch.nn.Module):

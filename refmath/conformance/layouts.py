@@ -252,22 +252,27 @@ TRL_LOSS_TYPES = {"seq-mean-token-mean": "grpo", "token-mean": "bnpo",
                   "seq-mean-token-sum-norm": "dr_grpo"}
 
 
-def _trl_loss(fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
+def _trl_loss(fn: Callable, values: dict[str, Any], name: Callable[[str], str],
+              sequence: bool = False):
+    """TRL's GRPO loss; ``sequence``: ``importance_sampling_level="sequence"`` with
+    ``loss_type="grpo"`` (GSPO, the setup TRL recommends for it)."""
     logp = values["logp"]
     high = values.get("clip_high")
-    return _first(fn(**{name("per_token_logps"): logp,
-                        name("old_per_token_logps"): values["old_logp"],
-                        name("advantages"): values["advantages"],
-                        name("completion_mask"): values["mask"].to(logp.dtype),
-                        name("epsilon_low"): values["clip_low"],
-                        name("epsilon_high"): values["clip_low"] if high is None else high,
-                        name("loss_type"): TRL_LOSS_TYPES[values["mode"]],
-                        name("max_completion_length"): logp.shape[-1]}))
+    kw = {name("per_token_logps"): logp, name("old_per_token_logps"): values["old_logp"],
+          name("advantages"): values["advantages"],
+          name("completion_mask"): values["mask"].to(logp.dtype),
+          name("epsilon_low"): values["clip_low"],
+          name("epsilon_high"): values["clip_low"] if high is None else high,
+          name("loss_type"): "grpo" if sequence else TRL_LOSS_TYPES[values["mode"]],
+          name("max_completion_length"): logp.shape[-1]}
+    if sequence:
+        kw[name("importance_sampling_level")] = "sequence"
+    return _first(fn(**kw))
 
 
 def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
-    if kind == "policy_loss":
-        return _trl_loss(fn, values, name)
+    if kind in ("policy_loss", "gspo_surrogate"):
+        return _trl_loss(fn, values, name, sequence=kind == "gspo_surrogate")
     r = values["rewards"]
     kw = {name("rewards"): r.reshape(-1), name("num_generations"): r.shape[-1]}
     if takes(fn, name("scale_rewards")) and values["method"] in TRL_SCALE_REWARDS:
@@ -299,7 +304,7 @@ def _openrlhf_policy_loss(cls: Callable, values: dict[str, Any], name: Callable[
 
 def _group_of_two_or_more(kind: str, values: dict[str, Any]) -> bool:
     """TRL: G = num_generations ≥ 2; its loss takes one advantage per completion ([B])."""
-    if kind == "policy_loss":
+    if kind in ("policy_loss", "gspo_surrogate"):
         return values["advantages"].shape == values["logp"].shape[:-1]
     return values["rewards"].dim() > 0 and values["rewards"].shape[-1] >= 2
 
@@ -404,16 +409,24 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
            {"group_advantages": ("rewards", "num_generations"),
             "policy_loss": ("per_token_logps", "old_per_token_logps", "advantages",
                             "completion_mask", "epsilon_low", "epsilon_high", "loss_type",
-                            "max_completion_length")},
+                            "max_completion_length"),
+            "gspo_surrogate": ("per_token_logps", "old_per_token_logps", "advantages",
+                               "completion_mask", "epsilon_low", "epsilon_high", "loss_type",
+                               "max_completion_length", "importance_sampling_level")},
            _trl, ("validates_input",),
+           unsupported_by_kind={"gspo_surrogate": ("batch",)},
            only={"group_advantages": {"method": ("grpo",), "unbiased": (True,),
                                       "eps": (1e-4,)},
                  "policy_loss": {"dual_clip": (None,), "mode": tuple(TRL_LOSS_TYPES)}},
            option_names={"policy_loss": {"clip_low": "epsilon_low", "clip_high": "epsilon_high",
-                                         "mode": "loss_type"}},
+                                         "mode": "loss_type"},
+                         "gspo_surrogate": {"clip_low": "epsilon_low",
+                                            "clip_high": "epsilon_high"}},
            option_values={"policy_loss": {"mode": {v: k for k, v in TRL_LOSS_TYPES.items()}}},
-           semantics={"policy_loss": _semantics("trl_grpo_loss")},
-           differences={"policy_loss": ("nan_padding_multiplied",)},
+           semantics={"policy_loss": _semantics("trl_grpo_loss"),
+                      "gspo_surrogate": _semantics("trl_gspo_loss")},
+           differences={"policy_loss": ("nan_padding_multiplied",),
+                        "gspo_surrogate": ("nan_padding_multiplied",)},
            optional={"group_advantages": {"scale_rewards": {
                "method": tuple(TRL_SCALE_REWARDS)}}},
            accepts=_group_of_two_or_more,
@@ -421,7 +434,9 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                  "≥ 2; with an optional scale_rewards parameter every scaling: group (grpo), "
                  "batch (batch_std), none (dr_grpo); the policy loss per loss_type (grpo, bnpo, "
                  "dr_grpo with max_completion_length = T), one advantage per completion, no "
-                 "dual clip"),
+                 "dual clip; gspo_surrogate: the same loss with importance_sampling_level="
+                 "'sequence' and loss_type 'grpo' (GSPO's setup; TRL warns for the others), "
+                 "checked as −(mean over all B rows of GSPO's sequence surrogate)"),
     Layout("openrlhf", "OpenRLHF 0.11.0 (OpenRLHF/OpenRLHF at 3c3be62): "
                        "openrlhf/models/utils.py compute_approx_kl, openrlhf/models/loss.py "
                        "PolicyLoss",

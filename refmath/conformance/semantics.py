@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "openrlhf_policy_loss",
-           "rlax_vtrace", "trl_grpo_loss", "verl_gae", "verl_grpo_outcome", "verl_policy_loss"]
+           "rlax_vtrace", "trl_grpo_loss", "trl_gspo_loss", "verl_gae", "verl_grpo_outcome", "verl_policy_loss"]
 
 
 @dataclass(frozen=True)
@@ -367,3 +367,48 @@ rlax_vtrace = Semantics(
     "0c61fbd): vs = SPEC's V-trace target with c̄ = 1; the policy-gradient advantage "
     "min(c̄_pg, ρ_t)·(r_t + γ_t·(λ·vs_{t+1} + (1 − λ)·V_{t+1}) − V_t) inside a segment "
     "(IMPALA's and SPEC's use vs_{t+1}: equal at λ = 1)", _rlax_vtrace)
+
+
+def _trl_sequence_loss(row: Any) -> Any:
+    """TRL ``GRPOTrainer._compute_loss`` (trl/trainer/grpo_trainer.py, huggingface/trl at
+    f2cd577) with ``importance_sampling_level="sequence"`` and ``loss_type="grpo"``::
+
+        log_importance_weights = (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        coef_1 = exp(log_importance_weights).unsqueeze(-1)           # [B, 1]
+        per_token_loss = -min(coef_1 * A, clamp(coef_1, 1 - ε_low, 1 + ε_high) * A)
+        loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+
+    i.e. ``−(1/B)·Σ_b g_b`` with ``g_b`` GSPO's sequence surrogate (refmath's
+    ``gspo_surrogate``, written on each of row b's response tokens) and 0 for a row with no
+    response token (the mean is over ALL B rows). Bound: GSPO's per-token bound at the row's
+    tokens, plus ``(n_b + 2)·u·|g_b|`` for the row's masked sum of n_b copies and its division,
+    plus ``B·u·max|g_b|`` for the mean."""
+
+    def rows(g: Any, keep: np.ndarray) -> list:
+        return [g[b][keep[b]][0] if keep[b].any() else 0 for b in range(keep.shape[0])]
+
+    def oracle(logp, old_logp, advantages, mask, *, clip_low, clip_high=None):
+        g = np.asarray(row.oracle(logp, old_logp, advantages, mask, clip_low=clip_low,
+                                  clip_high=clip_high), dtype=object)
+        keep = np.asarray(mask, dtype=bool)
+        return np.asarray(-sum(rows(g, keep)) / keep.shape[0], dtype=object)
+
+    def bound(case, f, exact, u):
+        keep = np.asarray(case.flags["mask"], dtype=bool)
+        per_token = np.asarray(row.bound(case, f, None, u), dtype=np.float64)
+        g = np.asarray(row.oracle(*f, keep, **case.kwargs), dtype=np.float64)
+        n = keep.sum(axis=-1)
+        own = np.where(keep, per_token, 0.0).max(axis=-1)
+        mag = np.abs(np.asarray(rows(g, keep), dtype=np.float64))
+        B = keep.shape[0]
+        total = float(np.sum(own + (n + 2) * u * mag)) / B + B * u * float(mag.max(initial=0))
+        return np.asarray(total)
+
+    return replace(row, oracle=oracle, bound=bound, reduces_batch=True)
+
+
+trl_gspo_loss = Semantics(
+    "−(mean over all B rows of GSPO's sequence surrogate, 0 for an empty row) — TRL "
+    "GRPOTrainer._compute_loss with importance_sampling_level='sequence', loss_type='grpo' "
+    "(trl/trainer/grpo_trainer.py)", _trl_sequence_loss,
+    not_applicable={"batch_consistency": "the loss is one number, a mean over the batch"})
