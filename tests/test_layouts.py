@@ -557,6 +557,37 @@ def test_trl_sequence_level_is_gspo_against_trls_semantics(scratch, monkeypatch)
         check("gspo_surrogate", styles.trl_grpo_loss_empty_rows_left_out, layout="trl")
 
 
+def test_openrlhf_reinforce_baseline_token_level(scratch, monkeypatch):
+    """OpenRLHF's REINFORCE++-baseline: r − group mean on the last action token, γ = 1
+    returns, whitened over every ACTION TOKEN of the batch (completions of 1, 2, 3 tokens, so
+    the token weights matter) in float32: the faithful port passes with nothing but the
+    layout; the whitening over the padded tensor and the per-completion whitening (refmath's
+    own reinforce_pp, unweighted) fail with the layout's mistake named; a completion whose
+    tokens disagree is refused with the reason."""
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    faithful = check("group_advantages", styles.openrlhf_reinforce_baseline, layout="openrlhf",
+                     profile="quick")
+    assert faithful.passed, str(faithful)
+    for slip, cause in ((styles.openrlhf_reinforce_baseline_whitened_with_padding,
+                         "openrlhf_whitening_over_padding"),
+                        (styles.openrlhf_reinforce_baseline_per_completion,
+                         "openrlhf_whitening_per_completion")):
+        report = check("group_advantages", slip, layout="openrlhf", checks=["float64"],
+                       profile="quick")
+        assert not report.passed and cause in report.results[0].causes, str(report)
+
+    def last_token_only(rewards, action_mask, n_samples_per_prompt):  # no γ = 1 return
+        A = styles.openrlhf_reinforce_baseline(rewards, action_mask, n_samples_per_prompt)
+        eos = action_mask.long().cumsum(-1) == action_mask.sum(-1, keepdim=True)
+        return A * eos
+
+    report = check("group_advantages", last_token_only, layout="openrlhf", checks=["float64"],
+                   profile="quick")
+    assert "differ across their action tokens" in report.results[0].message
+
+
 def test_openrlhf_policy_loss_a_class_built_from_the_options(scratch, monkeypatch):
     """OpenRLHF's PolicyLoss is an nn.Module: the layout builds it from the options the kind
     varies (clip_eps_low/high, dual_clip, token_level_loss) and calls it; the faithful one

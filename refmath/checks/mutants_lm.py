@@ -374,6 +374,38 @@ def trl_gspo_ratio_from_sum(per_token_logps, old_per_token_logps, advantages, co
     return (per_token.sum(-1) / completion_mask.sum(-1).clamp(min=1.0)).mean()
 
 
+# --- OpenRLHF's REINFORCE++-baseline, in its own layout ----------------------------------------
+
+def _openrlhf_returns(rewards, action_mask, n_samples_per_prompt):
+    """r − group mean on the last action token, γ = 1 returns over the action tokens."""
+    r = rewards.reshape(-1, n_samples_per_prompt)
+    r = (r - r.mean(-1, keepdim=True)).reshape(-1)
+    eos = action_mask.size(1) - 1 - action_mask.long().fliplr().argmax(dim=1, keepdim=True)
+    last = torch.zeros(action_mask.shape, dtype=r.dtype).scatter_(1, eos, r[:, None])
+    return last.flip(-1).cumsum(-1).flip(-1) * action_mask
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "OpenRLHF-style REINFORCE++-baseline whitened over every position of the [B, T] "
+        "tensor, padding included (mean/var of the padded tensor, not of the action tokens)",
+        layout="openrlhf")
+def openrlhf_whitening_over_padding(rewards, action_mask, n_samples_per_prompt):
+    returns = _openrlhf_returns(rewards, action_mask, n_samples_per_prompt)
+    flat = returns.flatten().float()
+    return (returns - flat.mean()) * flat.var(unbiased=False).clamp(min=1e-8).rsqrt()
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "OpenRLHF-style REINFORCE++-baseline whitened per completion (each counted once), "
+        "where OpenRLHF whitens over the action tokens (a completion weighted by its length)",
+        layout="openrlhf")
+def openrlhf_whitening_per_completion(rewards, action_mask, n_samples_per_prompt):
+    returns = _openrlhf_returns(rewards, action_mask, n_samples_per_prompt)
+    per = returns[:, :1].float()
+    mean, var = per.mean(), per.var(unbiased=False)
+    return (returns - mean) * var.clamp(min=1e-8).rsqrt() * action_mask
+
+
 # --- OpenRLHF's PolicyLoss (an nn.Module built from the options), in its own layout -----------
 
 class OpenRLHFDualClipEverywhere(torch.nn.Module):

@@ -280,9 +280,41 @@ def _trl(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], 
     return _first(fn(**kw)).reshape(r.shape)
 
 
+def _openrlhf_reinforce_baseline(fn: Callable, values: dict[str, Any],
+                                 name: Callable[[str], str]):
+    """REINFORCE++-baseline as a function of the flat rewards (groups of
+    ``n_samples_per_prompt`` contiguous, prompt-major as OpenRLHF reshapes them) and the
+    ``action_mask`` [B, T] (completion i has ``response_lengths`` tokens), returning the
+    token-level advantages [B, T]. With no KL term and γ = 1 every action token of a
+    completion carries that completion's advantage: read at its first token, after checking
+    that its other tokens agree."""
+    from .semantics import response_lengths
+
+    torch = _torch()
+    r = values["rewards"]
+    flat = r.reshape(-1)
+    lengths = torch.tensor(response_lengths(flat.numel()) or [1], device=r.device)
+    mask = torch.arange(int(lengths.max()), device=r.device) < lengths[:flat.numel(), None]
+    out = _first(fn(**{name("rewards"): flat, name("action_mask"): mask,
+                       name("n_samples_per_prompt"): r.shape[-1]}))
+    if out.numel() == 0:
+        return out.reshape(r.shape)
+    first = out[:, :1]
+    spread = torch.where(mask, (out - first).abs(), torch.zeros_like(out)).amax(dim=-1)
+    tol = 8 * torch.finfo(out.dtype).eps * out.abs().amax()
+    if bool((spread > tol).any()):
+        rows = torch.nonzero(spread > tol).flatten().tolist()
+        raise ValueError(f"the advantages of completion(s) {rows} differ across their action "
+                         f"tokens ({out[rows[0]][mask[rows[0]]].tolist()}): with γ = 1 and no "
+                         "KL term every action token carries its completion's return")
+    return first.reshape(r.shape).to(r.dtype)
+
+
 def _openrlhf(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], str]):
     if kind == "policy_loss":
         return _openrlhf_policy_loss(fn, values, name)
+    if kind == "group_advantages":
+        return _openrlhf_reinforce_baseline(fn, values, name)
     logp = values["logp"]
     out = _first(fn(**{name("log_probs"): logp, name("log_probs_base"): values["ref_logp"],
                        name("kl_estimator"): values["kind"]}))
@@ -439,13 +471,18 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
                  "checked as −(mean over all B rows of GSPO's sequence surrogate)"),
     Layout("openrlhf", "OpenRLHF 0.11.0 (OpenRLHF/OpenRLHF at 3c3be62): "
                        "openrlhf/models/utils.py compute_approx_kl, openrlhf/models/loss.py "
-                       "PolicyLoss",
+                       "PolicyLoss, openrlhf/trainer/ppo_utils/experience_maker.py "
+                       "REINFORCE++-baseline",
            {"kl_estimate": ("log_probs", "log_probs_base", "kl_estimator"),
-            "policy_loss": ("log_probs", "old_log_probs", "advantages", "action_mask")},
+            "policy_loss": ("log_probs", "old_log_probs", "advantages", "action_mask"),
+            "group_advantages": ("rewards", "action_mask", "n_samples_per_prompt")},
            _openrlhf, ("validates_input",),
+           unsupported_by_kind={"group_advantages": ("gradients",)},
            constructs={"policy_loss": ("clip_eps_low", "clip_eps_high", "dual_clip",
                                        "token_level_loss")},
-           only={"policy_loss": {"mode": ("token-mean", "seq-mean-token-mean")}},
+           only={"policy_loss": {"mode": ("token-mean", "seq-mean-token-mean")},
+                 "group_advantages": {"method": ("reinforce_pp",), "unbiased": (False,),
+                                      "eps": (1e-6,)}},
            accepts=_token_advantages,
            option_names={"kl_estimate": {"kind": "kl_estimator"},
                          "policy_loss": {"clip_low": "clip_eps_low", "clip_high": "clip_eps_high",
@@ -453,13 +490,17 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
            option_values={"policy_loss": {"mode": {True: "token-mean",
                                                    False: "seq-mean-token-mean"}}},
            semantics={"kl_estimate": _semantics("openrlhf_approx_kl"),
-                      "policy_loss": _semantics("openrlhf_policy_loss")},
+                      "policy_loss": _semantics("openrlhf_policy_loss"),
+                      "group_advantages": _semantics("openrlhf_reinforce_baseline")},
            differences={"policy_loss": ("nan_padding_multiplied",)},
            notes="k1 = log_probs − log_probs_base, k2, k3 = SPEC's, computed in float32 and "
                  "clamped to ±10 (the derived oracle); the float32 result is read in the "
                  "input dtype; PolicyLoss (policy_loss_type ppo) is built from the options "
                  "and called, token_level_loss True = token-mean, False = seq-mean-token-mean "
-                 "(÷ count + 1e-8), per-token advantages"),
+                 "(÷ count + 1e-8), per-token advantages; group_advantages: REINFORCE++-"
+                 "baseline (--advantage_estimator reinforce_baseline) as a function of the "
+                 "flat rewards, the action_mask (completion i has 1 + i mod 3 tokens) and "
+                 "n_samples_per_prompt, returning token-level advantages [B, T]"),
 )}
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Semantics", "clamped", "openrlhf_approx_kl", "openrlhf_policy_loss",
+           "openrlhf_reinforce_baseline", "response_lengths",
            "rlax_vtrace", "trl_grpo_loss", "trl_gspo_loss", "verl_gae", "verl_grpo_outcome", "verl_policy_loss"]
 
 
@@ -412,3 +413,73 @@ trl_gspo_loss = Semantics(
     "GRPOTrainer._compute_loss with importance_sampling_level='sequence', loss_type='grpo' "
     "(trl/trainer/grpo_trainer.py)", _trl_sequence_loss,
     not_applicable={"batch_consistency": "the loss is one number, a mean over the batch"})
+
+
+def response_lengths(n: int) -> list[int]:
+    """The response lengths the openrlhf layout gives n completions: ``1 + i mod 3`` tokens,
+    so that a token-level statistic weighs completions unequally (checked, not assumed)."""
+    return [1 + i % 3 for i in range(n)]
+
+
+_RSTD_FLOOR = Fraction(1, 10**8)  # OpenRLHF: var.clamp(min=1e-8).rsqrt()
+
+
+def _openrlhf_rpp_oracle(rewards: Any, *, method: str = "reinforce_pp", eps: Any = 1e-6,
+                         unbiased: bool = True) -> np.ndarray:
+    """d = refmath's ``group_advantages(rewards, method="dr_grpo")`` (r − group mean); each
+    completion's d on every one of its ``response_lengths`` action tokens (γ = 1 returns of a
+    reward on the last token, no KL term); then over ALL action tokens of the batch
+    ``(x − μ)/sqrt(max(σ², 1e-8))``, μ and σ² (÷ n, biased) token-weighted. ``eps`` and
+    ``unbiased`` are not OpenRLHF's: fixed by the layout."""
+    from .._arrays import sqrt
+    from ..objectives import group_advantages
+
+    d = np.asarray(group_advantages(rewards, method="dr_grpo"), dtype=object)
+    flat = d.reshape(-1)
+    if flat.size == 0:
+        return d
+    weights = response_lengths(flat.size)
+    n = sum(weights)
+    mean = sum((w * x for w, x in zip(weights, flat)), 0 * flat[0]) / n
+    var = sum((w * (x - mean) ** 2 for w, x in zip(weights, flat)), 0 * flat[0]) / n
+    floor = _RSTD_FLOOR if not isinstance(var, float) else float(_RSTD_FLOOR)
+    scale = sqrt(max(var, floor))
+    return np.asarray([(x - mean) / scale for x in flat], dtype=object).reshape(d.shape)
+
+
+def _openrlhf_rpp_bound(case: Any, f: Any, exact: Any, u: float) -> np.ndarray:
+    """As refmath's bound of the batch methods (:func:`refmath.bounds._bound_batch_group`),
+    on the action tokens: d = r − group mean errs by e ≤ 2u(G + 5)(|r| + S) (E its largest);
+    the token-weighted std by its two-pass error plus 2E (the std of N inputs each moved by
+    ≤ E, biased: √(N/N) = 1) plus 4u·s for rsqrt; max(·, 1e-4) is 1-Lipschitz, so the floor
+    adds nothing; then ``|ŷ − y| ≤ 2((e_num + |y|·e_s)/(s − e_s) + 2u|y|)``."""
+    from .. import bounds as B
+
+    r = np.asarray(f[0], dtype=np.float64)
+    if r.size == 0:
+        return np.zeros(r.shape)
+    G = r.shape[-1]
+    S = np.max(np.abs(r), axis=-1, keepdims=True)
+    e_n = (2 * u * (G + 5) * (np.abs(r) + S) if G > 1 else np.zeros(r.shape)).reshape(-1)
+    d = (r - r.mean(-1, keepdims=True)).reshape(-1)
+    tokens = np.repeat(d, response_lengths(d.size))
+    E = float(e_n.max())
+    std, e_s = B._std_error(tokens, False, 0.0, u)
+    s, e_s = max(std, 1e-4), e_s + 2 * E + 4 * u * max(std, 1e-4)
+    if e_s >= s:
+        return np.full(r.shape, np.inf)  # too ill-conditioned to promise anything
+    e_num = 2 * E + B._mean_error(float(np.abs(tokens).max()), tokens.size, u) + 2 * u * np.abs(d)
+    y = np.abs(d - tokens.mean()) / s
+    return (2 * ((e_num + y * e_s) / (s - e_s) + 2 * u * y)).reshape(r.shape)
+
+
+openrlhf_reinforce_baseline = Semantics(
+    "REINFORCE++-baseline — OpenRLHF 0.11.0 (openrlhf/trainer/ppo_utils/experience_maker.py "
+    "compute_advantages_and_returns, OpenRLHF/OpenRLHF at 3c3be62): r − group mean, on the "
+    "last action token (compute_reward), γ = 1 returns, then whitened over every action token "
+    "of the batch: (A − μ)·rsqrt(max(σ², 1e-8)), σ² biased, in float32",
+    lambda row: replace(row, oracle=_openrlhf_rpp_oracle, bound=_openrlhf_rpp_bound,
+                        reduces_batch=True),
+    computes_in="float32",
+    not_applicable={"batch_consistency": "the whitening is over every action token of the "
+                                         "batch: a group's advantages depend on the others"})
