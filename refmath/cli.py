@@ -229,8 +229,8 @@ def run_user_check(kind: str, target: str, convention: str | None, profile: str 
         print(json.dumps(report.to_dict(), indent=2), file=out)
     else:
         print(report, file=out)
-        if not report.passed:
-            _hint(kind, target, report.binding, out)
+        if not report.passed and not any(r.tier == "TIMEOUT" for r in report.results):
+            _hint(kind, target, report.binding, out)  # (a function that hangs: no probe)
     return 0 if report.passed else 1
 
 
@@ -268,9 +268,12 @@ def _hint(kind: str, target: str, binding, out) -> None:
     from .conformance import load
     from .conformance.discover import discover, suggestion
 
+    guarded = Guarded(load(target), timeout=5.0)
     try:
-        found = discover(kind, Guarded(load(target), timeout=5.0), binding)
+        found = discover(kind, guarded, binding)
     except Exception:  # noqa: BLE001 - a hint is never worth a crash
+        return
+    if guarded.timed_out:  # a probe that never returned says nothing about capabilities
         return
     if found.get("base", (True, ""))[0] is False:
         print(f"\nhint: {suggestion(found, binding)}", file=out)

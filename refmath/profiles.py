@@ -47,7 +47,7 @@ def unknown_profile_message(name: str) -> str:
 
 
 def settings_for(profile: str, *, cap: int | None = None, max_examples: int | None = None,
-                 derandomize: bool | None = None) -> settings:
+                 derandomize: bool | None = None, shrink: bool = True) -> settings:
     """A settings object for one check: ``profile``'s values on top of Hypothesis' built-in
     defaults, at most ``cap`` examples (unless the profile lifts caps), ``max_examples``
     overriding the profile's count and lifting every cap (``--max-examples 300`` runs 300
@@ -61,4 +61,7 @@ def settings_for(profile: str, *, cap: int | None = None, max_examples: int | No
         values["max_examples"] = min(values["max_examples"], cap)
     if derandomize is not None:
         values["derandomize"] = derandomize
+    if not shrink:  # the first failing input is the message (hygiene: which input changed)
+        values["phases"] = tuple(p for p in values.get("phases", tuple(Phase))
+                                 if p is not Phase.shrink)
     return settings(settings.get_profile("default"), **values)

@@ -277,7 +277,7 @@ def _hygiene(spec: ArrayFunction):
     name = spec.name
 
     def run(fn, ctx: Context) -> None:
-        @ctx.settings(15)
+        @ctx.settings(15, shrink=False)  # the message names the input, not its size
         @given(case=spec.cases())
         def prop(case):
             case = prepare(case, spec, ctx)

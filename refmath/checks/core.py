@@ -164,15 +164,17 @@ class Context:
             return torch.float32
         return dtype
 
-    def settings(self, cap: int | None = None) -> Callable[[Callable], Callable]:
+    def settings(self, cap: int | None = None,
+                 shrink: bool = True) -> Callable[[Callable], Callable]:
         """Decorator for a check's ``@given`` test: this context's settings (at most ``cap``
-        examples unless the profile lifts caps) and seed."""
+        examples unless the profile lifts caps) and seed; ``shrink=False`` reports the first
+        failing input as found (a check whose message does not depend on the input's size)."""
         from hypothesis import seed as hypothesis_seed
 
         from ..profiles import settings_for
 
         s = settings_for(self.profile, cap=cap, max_examples=self.max_examples,
-                         derandomize=False if self.seed is not None else None)
+                         derandomize=False if self.seed is not None else None, shrink=shrink)
 
         def apply(test: Callable) -> Callable:
             test = s(test)
