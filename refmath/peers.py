@@ -1,11 +1,15 @@
 """Real libraries checked against the contract (``refmath peers``; needs ``refmath[peers]``;
 tianshou, which pulls numba, tensorboard and pettingzoo, is checked when installed).
 
-Each adapter calls the library's own function, unmodified, and exposes it with SPEC's
-signature; what the library cannot express is declared (capabilities), never guessed, and a
-difference the library makes by design (time limits treated as terminal) is reported as that,
-not as "wrong". CleanRL is a script, not a library: its published GAE loop is transcribed in
-:func:`cleanrl_ppo_gae` and checked as written.
+Every peer is checked as a user's function is: through a :class:`~refmath.conformance.
+bindings.Binding` (its text form in :attr:`Peer.binding`). Where the library's function is
+what a built-in layout mirrors (rlax's V-trace, TorchRL's GAE and TD(λ), OpenRLHF's KL), the
+library's own function is checked through that layout, with no adapter, so the peers check
+the layouts too; otherwise a small adapter calls the library's function, unmodified, with
+SPEC's signature, and the binding declares what it cannot express. A difference the library
+makes by design is a known difference of the binding (``xfail=CHECK:DIFFERENCE``): only the
+failures it reproduces are waived. CleanRL is a script, not a library: its published GAE loop
+is transcribed in :func:`cleanrl_ppo_gae` and checked as written.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .peers_lm import (TRL_LOSS_TYPES, openrlhf_approx_kl, trl_grpo_loss,
+from .peers_lm import (TRL_LOSS_TYPES, trl_grpo_loss,
                        trl_rollout_correction, trl_sequence_grpo, verl_lm)
 
 __all__ = ["Peer", "PEERS", "run_peers", "cleanrl_ppo_gae"]
@@ -28,11 +32,9 @@ class Peer:
     module: str  # for the version
     function: str
     kind: str
-    convention: str  # declared capabilities (refmath.conformance.parse_convention)
-    make: Callable[[], Callable]  # builds the SPEC-signature adapter (imports lazily)
+    binding: str  # the binding's text form: a layout, or a convention, only.X=..., xfail=...
+    make: Callable[[], Callable]  # the library's function, or its adapter (imports lazily)
     by_design: str = ""
-    waivers: tuple[tuple[str, str], ...] = ()  # (check id, reason): expected failures
-    only: tuple[tuple[str, Any], ...] = ()  # options the library has no parameter for
 
 
 # --- TorchRL ----------------------------------------------------------------------------------
@@ -85,39 +87,25 @@ def _torchrl_vtrace() -> Callable:
     return vtrace
 
 
-def _rlax_vtrace() -> Callable:
-    """rlax's ``vtrace_td_error_and_advantage`` (JAX, one sequence [T], time-major) in SPEC's
-    signature: vs = errors + V, row by row, in float64 (x64 enabled). rlax has no c̄ (its
-    trace is λ·min(1, ρ)) and no truncation (one discount both stops the recursion and zeroes
-    the bootstrap)."""
-    import jax
-    import numpy as np_
-    import rlax
-    import torch
+def _library(module: str, name: str, jit: bool = False) -> Callable[[], Callable]:
+    """The library's own function (``jax.jit``-compiled for a JAX one), for a layout."""
+    def make() -> Callable:
+        fn = getattr(importlib.import_module(module), name)
+        if jit:
+            import jax
 
-    jax.config.update("jax_enable_x64", True)
+            return jax.jit(fn)
+        return fn
 
-    def vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam=1.0, rho_clip=1.0,
-               c_clip=1.0, pg_rho_clip=1.0, terminated=None, rhos=None):
-        rho = torch.exp(log_rhos) if log_rhos is not None else rhos
-        term = torch.zeros_like(rewards, dtype=torch.bool) if terminated is None \
-            else terminated
-        inf = float("inf")
-        vs, pg = [], []
-        for b in range(rewards.shape[0]):
-            row = [np_.asarray(x[b].detach().cpu().double().numpy()) for x in
-                   (values, next_values, rewards, rho)]
-            discount = gamma * (1.0 - term[b].double().numpy())
-            out = rlax.vtrace_td_error_and_advantage(
-                row[0], row[1], row[2], discount, row[3], lambda_=float(lam),
-                clip_rho_threshold=inf if rho_clip is None else float(rho_clip),
-                clip_pg_rho_threshold=inf if pg_rho_clip is None else float(pg_rho_clip))
-            vs.append(np_.asarray(out.errors) + row[0])
-            pg.append(np_.asarray(out.pg_advantage))
-        as_t = (lambda x: torch.tensor(np_.stack(x), dtype=rewards.dtype))  # noqa: E731
-        return as_t(vs), as_t(pg)
+    return make
 
-    return vtrace
+
+def _openrlhf_kl() -> Callable:
+    """OpenRLHF's own ``compute_approx_kl``, loaded from its file (the package's
+    ``__init__`` imports flash-attn, which needs CUDA to build)."""
+    from .peers_lm import openrlhf_models_utils
+
+    return openrlhf_models_utils().compute_approx_kl
 
 
 def _torchrl_returns(name: str, with_lambda: bool) -> Callable[[], Callable]:
@@ -157,23 +145,22 @@ def _torchrl_returns(name: str, with_lambda: bool) -> Callable[[], Callable]:
 # --- Stable-Baselines3 ------------------------------------------------------------------------
 
 def _sb3() -> Callable:
-    import torch
+    """SB3's ``RolloutBuffer.compute_returns_and_advantage`` as a function of the buffers it
+    reads (the ``sb3`` layout's signature): the buffers are filled as given and the buffer's
+    own method computes the advantages."""
     from gymnasium import spaces
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    def gae(rewards, values, next_values, *, gamma, lam, terminated=None):
-        """SB3's RolloutBuffer GAE: time-major [T, n_envs] NumPy; a step t continues into t+1
-        unless episode_starts[t+1]; the last step bootstraps last_values unless dones."""
-        B, T = rewards.shape
+    def gae(rewards, values, episode_starts, last_values, dones, gamma, gae_lambda):
+        T, n_envs = rewards.shape
         buf = RolloutBuffer(T, spaces.Box(-1, 1, (1,)), spaces.Discrete(2), device="cpu",
-                            gae_lambda=lam, gamma=gamma, n_envs=B)
-        term = np.zeros((B, T), bool) if terminated is None else terminated.numpy()
-        buf.rewards[:] = rewards.numpy().T
-        buf.values[:] = values.numpy().T
-        buf.episode_starts[:] = np.concatenate([np.zeros((B, 1), bool), term[:, :-1]], 1).T
-        buf.compute_returns_and_advantage(last_values=next_values[:, -1].clone(),
-                                          dones=term[:, -1].astype(np.float32))
-        return torch.as_tensor(buf.advantages.T.copy())  # SB3's own dtype (its buffers)
+                            gae_lambda=gae_lambda, gamma=gamma, n_envs=n_envs)
+        buf.rewards[:], buf.values[:], buf.episode_starts[:] = rewards, values, episode_starts
+        import torch
+
+        buf.compute_returns_and_advantage(last_values=torch.as_tensor(last_values),
+                                          dones=dones)
+        return buf.advantages.copy()  # SB3's own dtype (its buffers are float32)
 
     return gae
 
@@ -299,11 +286,14 @@ def cleanrl_ppo_gae(rewards, values, next_values, *, gamma, lam, terminated=None
 
 
 LIMITS = "no_mask,no_validates_input,no_per_step_gamma,no_batch"
-_MULTIPLIES = ("a NaN at a padded position leaks: the response mask multiplies instead of "
-               "selecting (padding is finite in practice)")
+# a NaN at a padded position leaks where the response mask multiplies instead of selecting
+# (padding is finite in practice): the known difference, waived only where it reproduces
+_PADDING = "xfail={}.ignored_numbers:nan_padding_multiplied"
+_FUNCTIONAL = "torchrl.objectives.value.functional"
 PEERS = [
-    Peer("TorchRL", "torchrl", "generalized_advantage_estimate (terminated passed)", "gae",
-         LIMITS, _torchrl("generalized_advantage_estimate", True)),
+    Peer("TorchRL", "torchrl", "generalized_advantage_estimate", "gae", "torchrl",
+         _library(_FUNCTIONAL, "generalized_advantage_estimate"),
+         "its own function through the torchrl layout"),
     Peer("TorchRL", "torchrl", "vec_generalized_advantage_estimate (terminated passed)", "gae",
          LIMITS, _torchrl("vec_generalized_advantage_estimate", True)),
     Peer("TorchRL", "torchrl", "generalized_advantage_estimate (default terminated = done)",
@@ -311,95 +301,89 @@ PEERS = [
          "by design: without `terminated`, every done (a time limit too) is terminal"),
     Peer("TorchRL", "torchrl", "td1_return_estimate (terminated passed)",
          "discounted_returns", LIMITS, _torchrl_returns("td1_return_estimate", False)),
-    Peer("TorchRL", "torchrl", "td_lambda_return_estimate (terminated passed)",
-         "lambda_returns", LIMITS + ",no_inconsistent_values",
-         _torchrl_returns("td_lambda_return_estimate", True),
-         "by design: takes no values, so G^λ = A + V only where next_values[t] = "
-         "values[t+1] inside a segment"),
+    Peer("TorchRL", "torchrl", "td_lambda_return_estimate", "lambda_returns", "torchrl",
+         _library(_FUNCTIONAL, "td_lambda_return_estimate"),
+         "its own function through the torchrl layout: takes no values, so G^λ = A + V only "
+         "where next_values[t] = values[t+1] inside a segment"),
     Peer("TorchRL", "torchrl", "vec_td_lambda_return_estimate (terminated passed)",
          "lambda_returns", LIMITS + ",no_inconsistent_values",
          _torchrl_returns("vec_td_lambda_return_estimate", True),
          "by design: takes no values, so G^λ = A + V only where next_values[t] = "
          "values[t+1] inside a segment"),
     Peer("TorchRL", "torchrl", "vtrace_advantage_estimate (terminated passed)", "vtrace",
-         LIMITS + ",no_inconsistent_values", _torchrl_vtrace,
+         LIMITS + ",no_inconsistent_values,only.lam=1.0,only.rho_clip=1.0,"
+         "only.pg_rho_clip=1.0", _torchrl_vtrace,
          "by design: one ρ̄ for δ and the advantage, no λ (checked at λ = ρ̄ = 1); the "
-         "advantage bootstraps from vs_{t+1}, so values must be consistent",
-         only=(("lam", 1.0), ("rho_clip", 1.0), ("pg_rho_clip", 1.0))),
-    Peer("rlax", "rlax", "vtrace_td_error_and_advantage (JAX, float64)", "vtrace",
-         LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _rlax_vtrace,
-         "by design: no c̄ (c = λ·min(1, ρ)); its policy-gradient advantage bootstraps from "
-         "λ·vs_{t+1} + (1 − λ)·V_{t+1}, the paper's vs_{t+1} only at λ = 1 (checked there)",
-         only=(("lam", 1.0), ("c_clip", 1.0))),
+         "advantage bootstraps from vs_{t+1}, so values must be consistent"),
+    Peer("rlax", "rlax", "vtrace_td_error_and_advantage (jax.jit)", "vtrace", "rlax",
+         _library("rlax", "vtrace_td_error_and_advantage", jit=True),
+         "its own function through the rlax layout (every λ: its advantage bootstraps from "
+         "λ·vs_{t+1} + (1 − λ)·V_{t+1}, rlax's semantics)"),
     Peer("Stable-Baselines3", "stable_baselines3", "RolloutBuffer.compute_returns_and_advantage",
-         "gae", LIMITS + ",no_truncated,no_inconsistent_values,no_gradients", _sb3,
-         "by design: time limits are handled at collection time (reward += γ·V(s_T)), so the "
-         "GAE sees only terminal dones; V(s_{t+1}) is read from values[t+1]"),
+         "gae", "sb3,computes_in=float32", _sb3,
+         "the buffer's own method through the sb3 layout; its buffers are float32 (declared); "
+         "time limits are handled at collection time (reward += γ·V(s_T)), so the GAE sees "
+         "only terminal dones"),
     Peer("tianshou", "tianshou", "_gae (numba) with compute_episodic_return's value mask",
          "gae", LIMITS + ",no_gradients", _tianshou,
          "by design: returns float64 whatever the input dtype"),
     Peer("TRL", "trl", "trainer.utils.entropy_from_logits", "entropy_from_logits",
-         "no_validates_input", lambda: importlib.import_module(
-             "trl.trainer.utils").entropy_from_logits),
+         "no_validates_input", _library("trl.trainer.utils", "entropy_from_logits")),
     Peer("verl", "verl", "core_algos.kl_penalty", "kl_estimate", "no_validates_input",
          _verl("kl_estimate")),
     Peer("verl", "verl", "core_algos.compute_grpo/rloo_outcome_advantage", "group_advantages",
-         "no_validates_input", _verl("group_advantages"),
-         "by design: a group of one keeps its score as the advantage (mean 0, std 1)",
-         only=(("method", ("grpo", "dr_grpo", "rloo")),)),
+         "no_validates_input,only.method=grpo|dr_grpo|rloo", _verl("group_advantages"),
+         "by design: a group of one keeps its score as the advantage (mean 0, std 1)"),
     Peer("verl", "verl", "core_algos.agg_loss", "aggregate_loss", "no_validates_input",
          _verl("aggregate_loss")),
     Peer("verl", "verl", "core_algos.compute_policy_loss_vanilla (per element)",
          "clipped_surrogate", "no_validates_input,no_gradients", _verl("clipped_surrogate"),
          "by design: takes log-probabilities (a ratio of 0 is exp(−20) after its clamp)"),
-    Peer("verl", "verl", "core_algos.compute_gae_advantage_return", "gae",
-         "no_truncated,no_per_step_gamma,no_batch,no_gradients,no_validates_input",
-         _verl("gae"), "by design: whitens the advantages; an LLM response ends in a "
-                       "terminal state (no bootstrap)"),
+    Peer("verl", "verl", "core_algos.compute_gae_advantage_return", "gae", "verl",
+         _library("verl.trainer.ppo.core_algos", "compute_gae_advantage_return"),
+         "its own function through the verl layout: whitened GAE, an LLM response ends in a "
+         "terminal state (no bootstrap)"),
     Peer("verl", "verl", "core_algos.compute_policy_loss_gspo (per token)",
-         "gspo_token_surrogate", "no_validates_input,no_batch", verl_lm("gspo_token_surrogate"),
-         "by design: the log sequence ratio is clamped at 10 (not reached by the checks)",
-         waivers=(("gspo_token_surrogate.ignored_numbers", _MULTIPLIES),)),
+         "gspo_token_surrogate", "no_validates_input,no_batch,"
+         + _PADDING.format("gspo_token_surrogate"), verl_lm("gspo_token_surrogate"),
+         "by design: the log sequence ratio is clamped at 10 (not reached by the checks)"),
     Peer("verl", "verl", "core_algos.compute_policy_loss_cispo (per token)", "cispo_surrogate",
-         "no_validates_input,no_batch", verl_lm("cispo_surrogate"),
-         "by design: the log-ratio is clamped to ±20 (not reached by the checks)",
-         waivers=(("cispo_surrogate.ignored_numbers", _MULTIPLIES),)),
+         "no_validates_input,no_batch," + _PADDING.format("cispo_surrogate"),
+         verl_lm("cispo_surrogate"),
+         "by design: the log-ratio is clamped to ±20 (not reached by the checks)"),
     Peer("verl", "verl", "rollout_corr_helper.compute_rollout_correction_weights",
-         "rollout_correction", "no_validates_input,no_batch", verl_lm("rollout_correction"),
+         "rollout_correction", "no_validates_input,no_batch,"
+         + _PADDING.format("rollout_correction"), verl_lm("rollout_correction"),
          "by design: the log-weight is clamped to ±20 before exp (SAFETY_BOUND); IcePop's "
          "lower bound must be > 0 (low = 0 passed as 5e-324); a batch without a response "
-         "token raises there (the adapter answers 0)",
-         waivers=(("rollout_correction.ignored_numbers", _MULTIPLIES),)),
+         "token raises there (the adapter answers 0)"),
     Peer("verl", "verl", "core_algos.agg_loss per micro-batch (batch_num_tokens, "
-         "global_batch_size)", "split_aggregate_loss", "no_validates_input",
-         verl_lm("split_aggregate_loss"),
-         "seq-mean-token-mean divides each row by its token count + 1e-8",
-         waivers=(("split_aggregate_loss.ignored_numbers", _MULTIPLIES),)),
+         "global_batch_size)", "split_aggregate_loss", "no_validates_input,"
+         + _PADDING.format("split_aggregate_loss"), verl_lm("split_aggregate_loss"),
+         "seq-mean-token-mean divides each row by its token count + 1e-8"),
     Peer("verl", "verl", "core_algos.compute_remax_outcome_advantage", "remax_advantages",
          "no_validates_input,no_gradients", verl_lm("remax_advantages"),
          "by design: computed under no_grad (an advantage is a constant of the loss)"),
     Peer("TRL", "trl", "GRPOTrainer._compute_loss (loss_type grpo / bnpo / dr_grpo)",
-         "policy_loss", "no_validates_input", trl_grpo_loss,
+         "policy_loss", "no_validates_input,only.dual_clip=none,only.mode="
+         + "|".join(TRL_LOSS_TYPES) + "," + _PADDING.format("policy_loss"), trl_grpo_loss,
          "no dual clip (checked without); grpo and dr_grpo average over all B rows, a fully "
-         "masked row (an empty completion) included",
-         only=(("dual_clip", None), ("mode", tuple(TRL_LOSS_TYPES))),
-         waivers=(("policy_loss.ignored_numbers", _MULTIPLIES),)),
+         "masked row (an empty completion) included"),
     Peer("TRL", "trl", "GRPOTrainer._compute_loss (importance_sampling_level='sequence')",
-         "gspo_surrogate", "no_validates_input,no_batch", trl_sequence_grpo,
-         waivers=(("gspo_surrogate.ignored_numbers", _MULTIPLIES),)),
+         "gspo_surrogate", "no_validates_input,no_batch," + _PADDING.format("gspo_surrogate"),
+         trl_sequence_grpo),
     Peer("TRL (as published)", "trl", "vLLM importance-sampling correction (token/sequence, "
          "truncate/mask)", "rollout_correction", "no_validates_input,no_batch",
          trl_rollout_correction, "padded positions get weight 1 (the loss masks them; the "
          "adapter multiplies by the mask); computed under no_grad, as TRL does"),
-    Peer("OpenRLHF", "openrlhf", "models.utils.compute_approx_kl", "kl_estimate",
-         "no_validates_input", openrlhf_approx_kl,
-         "by design: the estimate is clamped to ±10 (and k3's log-ratio at −10)"),
+    Peer("OpenRLHF", "openrlhf", "models.utils.compute_approx_kl", "kl_estimate", "openrlhf",
+         _openrlhf_kl, "its own function through the openrlhf layout: clamp(k, −10, 10) in "
+         "float32; k3 as exp(−x) − 1 + x (no expm1) is a precision flaw, named"),
     Peer("CleanRL (ppo.py, as published)", "torch", "the GAE loop of ppo.py", "gae",
-         LIMITS + ",no_truncated,no_inconsistent_values",
-         lambda: cleanrl_ppo_gae,
-         "by design: next_done = terminations | truncations — time limits are terminal",
-         (("gae.ignored_numbers", "(1 − next_done)·next_value multiplies instead of "
-                                  "selecting: a NaN bootstrap at a terminal step leaks"),)),
+         LIMITS + ",no_truncated,no_inconsistent_values,"
+         "xfail=gae.ignored_numbers:nan_bootstrap_multiplied", lambda: cleanrl_ppo_gae,
+         "by design: next_done = terminations | truncations — time limits are terminal; "
+         "(1 − next_done)·next_value multiplies instead of selecting"),
 ]
 
 
@@ -420,8 +404,9 @@ def _version(module: str) -> str:
 
 
 def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, Any]]:
-    """Check every peer that is installed (or only ``only``); one row each (library, version,
-    function, convention, verdict, diagnosis)."""
+    """Check every peer that is installed (or only ``only``) through its binding; one row
+    each (library, version, function, binding, verdict, diagnosis)."""
+    from .checks import UsageError
     from .conformance import check
 
     rows = []
@@ -430,9 +415,7 @@ def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, An
             continue
         version = _version(peer.module)
         row = {"library": peer.library, "version": version, "function": peer.function,
-               "convention": peer.convention.replace(",", ", "),
-               "note": "; ".join([peer.by_design] + [f"waived {cid}: {why}"
-                                                     for cid, why in peer.waivers]).strip("; ")}
+               "binding": peer.binding.replace(",", ", "), "note": peer.by_design}
         if version == "not installed":
             rows.append(dict(row, verdict="SKIPPED (not installed: pip install "
                                           "'refmath[peers]')", diagnosis=""))
@@ -442,8 +425,11 @@ def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, An
         except Exception as err:  # noqa: BLE001 - a peer that cannot be imported here
             rows.append(dict(row, verdict=f"SKIPPED ({err})", diagnosis=""))
             continue
-        report = check(peer.kind, fn, convention=peer.convention, profile=profile,
-                       expected_failures=dict(peer.waivers), only=dict(peer.only) or None)
+        try:
+            report = check(peer.kind, fn, binding=peer.binding, profile=profile)
+        except UsageError as err:  # the binding does not fit the library's function
+            rows.append(dict(row, verdict=f"BINDING ERROR ({err})", diagnosis=""))
+            continue
         run, failed, na = report.counts()
         failures = [r for r in report.results if r.status == "failed"]
         causes = sorted({c for r in failures for c in r.causes})
@@ -459,11 +445,11 @@ def run_peers(profile: str = "ci", only: str | None = None) -> list[dict[str, An
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| library | version | function | declared limits | verdict | failed checks / diagnosis | by design |"
+    head = "| library | version | function | binding | verdict | failed checks / diagnosis | by design |"
     lines = [head, "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         detail = "; ".join(x for x in (r.get("failed", ""), r["diagnosis"]) if x)
-        cells = [r["library"], r["version"], r["function"], r["convention"], r["verdict"],
+        cells = [r["library"], r["version"], r["function"], r["binding"], r["verdict"],
                  detail, r["note"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, Callable
 
-__all__ = ["verl_lm", "trl_grpo_loss", "trl_sequence_grpo", "trl_rollout_correction"]
+__all__ = ["verl_lm", "trl_grpo_loss", "trl_sequence_grpo", "trl_rollout_correction",
+           "openrlhf_models_utils"]
 
 
 def _per_token(loss_of: Callable[[Any, Any], Any], logp, advantages, mask):
@@ -227,10 +228,9 @@ def trl_rollout_correction() -> Callable:
 
 # --- OpenRLHF ----------------------------------------------------------------------------------
 
-def openrlhf_approx_kl() -> Callable:
-    """OpenRLHF's ``compute_approx_kl`` (``openrlhf/models/utils.py``, loaded from its file:
-    the package's ``__init__`` imports flash-attn, which needs CUDA to build) as SPEC's
-    ``kl_estimate``: its k1 is ``log π − log π_ref`` = SPEC's ``−log r``."""
+def openrlhf_models_utils() -> Any:
+    """OpenRLHF's ``openrlhf/models/utils.py``, loaded from its file (the package's
+    ``__init__`` imports flash-attn, which needs CUDA to build)."""
     import importlib.util
 
     spec = importlib.util.find_spec("openrlhf")
@@ -240,8 +240,4 @@ def openrlhf_approx_kl() -> Callable:
     loader = importlib.util.spec_from_file_location("openrlhf_models_utils", path)
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
-
-    def kl_estimate(logp, ref_logp, kind):
-        return module.compute_approx_kl(logp, ref_logp, kl_estimator=kind)
-
-    return kl_estimate
+    return module

@@ -56,3 +56,35 @@ def test_lm_peer_adapters_run_where_installed(peer):
           "split_aggregate_loss": {"splits": 1}}.get(peer.kind, {})
     out = fn(*args, **kw)
     assert torch.isfinite(out).all()
+
+
+def test_every_peer_is_a_binding_and_layout_peers_need_no_adapter():
+    """`refmath peers` goes through bindings: every peer's binding parses, and a peer whose
+    binding names a layout is the library's own function (its module's, not refmath's)
+    checked through that layout, which has its kind."""
+    from refmath.conformance import binding_from
+    from refmath.conformance.layouts import LAYOUTS
+
+    layout_peers = 0
+    for peer in PEERS:
+        binding = binding_from(peer.binding)
+        if binding.layout is not None:
+            layout_peers += 1
+            assert peer.kind in LAYOUTS[binding.layout].kinds, peer
+    assert layout_peers >= 6  # rlax, TorchRL ×2, SB3, verl GAE, OpenRLHF KL
+
+
+def test_an_array_kind_without_mask_declared_passes_the_signature_precheck():
+    """A V-trace that takes no mask (TorchRL's adapter) with no_mask declared is called
+    without one: the pre-check must not demand it (it did, and `refmath peers` stopped)."""
+    import refmath_torch as rt
+
+    def vtrace(rewards, values, next_values, log_rhos=None, *, gamma, lam=1.0, rho_clip=1.0,
+               c_clip=1.0, pg_rho_clip=1.0, terminated=None, truncated=None):
+        return rt.vtrace(rewards, values, next_values, log_rhos, gamma=gamma, lam=lam,
+                         rho_clip=rho_clip, c_clip=c_clip, pg_rho_clip=pg_rho_clip,
+                         terminated=terminated, truncated=truncated)
+
+    report = check("vtrace", vtrace, binding="no_mask", checks=["vtrace.float64"],
+                   profile="quick")
+    assert report.passed, str(report)

@@ -354,7 +354,8 @@ def _call_names(kind: str, plan: "Plan") -> tuple[int, list[str]]:
         positional = len([n for n in spec.positional if n in spec.required])
         keywords = [n for n in spec.parameters
                     if (n not in spec.positional or n not in spec.required)
-                    and n not in plan.declined]
+                    and n not in plan.declined
+                    and not (n in ("mask", "truncated") and not getattr(caps, n))]
     return positional, [plan.renames.get(k, k) for k in keywords]
 
 

@@ -124,7 +124,8 @@ def _sb3(kind: str, fn: Callable, values: dict[str, Any], name: Callable[[str], 
                 name("last_values"): values["next_values"][:, -1].detach().cpu().numpy(),
                 name("dones"): term[:, -1].detach().cpu().numpy().astype(np.float32),
                 name("gamma"): values["gamma"], name("gae_lambda"): values["lam"]})
-    return torch.as_tensor(np.asarray(_first(out))).T.to(r.device)
+    # SB3's buffers are float32 by design: the advantages are read in the input dtype
+    return torch.as_tensor(np.asarray(_first(out))).T.to(device=r.device, dtype=r.dtype)
 
 
 def _interleaved(rewards):
