@@ -15,7 +15,7 @@ import torch
 
 from refmath.cli import main
 from refmath.checks import UsageError
-from refmath.conformance import check, parametrize_with_checks
+from refmath.conformance import binding_from, check, parametrize_with_checks
 
 HERE = Path(__file__).parent
 CLEANRL_WAIVER = ("gae.ignored_numbers=CleanRL multiplies the bootstrap by (1 - done): "
@@ -664,3 +664,30 @@ def test_verl_gae_is_checked_with_its_whitening(scratch, monkeypatch):
     assert "whole batch" in na["gae.batch_consistency"]
     report = check("gae", unwhitened, layout="verl", profile="quick", checks=["float64"])
     assert not report.passed and report.results[0].tier == "WRONG"
+
+
+def test_result_picks_the_part_of_the_value_to_check(scratch, monkeypatch):
+    """`result=` in the binding: a dict key, a tuple index, with a layout too; a value
+    without that part is the binding's error (exit 2 material), not the function's."""
+    import refmath_torch as rt
+
+    monkeypatch.syspath_prepend(str(scratch))
+    import styles
+
+    def as_dict(rewards, values, next_values, **kw):
+        adv = rt.gae(rewards, values, next_values, **kw)
+        return {"returns": adv + values, "advantages": adv}
+
+    def returns_first(*args, **kw):  # CleanRL's (returns, advantages) order
+        adv = styles.cleanrl_gae(*args, **kw)
+        return adv, adv  # (the first is what _first would take: checked through result=1)
+
+    fast = dict(checks=["exact_small"], profile="quick")
+    assert check("gae", as_dict, binding="result=advantages", **fast).passed
+    assert not check("gae", as_dict, binding="result=returns", **fast).passed
+    assert check("gae", lambda *a, **k: tuple(as_dict(*a, **k).values()),
+                 binding="result=1", **fast).passed
+    assert check("gae", returns_first, binding="cleanrl,result=1", **fast).passed
+    with pytest.raises(UsageError, match="no part 'advantage'"):
+        check("gae", as_dict, binding="result=advantage", **fast)
+    assert binding_from("cleanrl,result=1").text() == "cleanrl,result=1"

@@ -314,12 +314,19 @@ class Plan:
 def bound(fn: Callable, kind: str, binding: Binding) -> Callable:
     """``fn`` as its binding says it is written, wrapped into SPEC's signature for ``kind``
     (what every check calls, and what a reproduction snippet calls)."""
+    from .bindings import picked
+
     if binding.layout is not None:
         from .layouts import LAYOUTS, layout_adapter
 
-        call = layout_adapter(fn, kind, LAYOUTS[binding.layout], dict(binding.args))
+        if binding.result is not None and kind in LAYOUTS[binding.layout].constructs:
+            raise UsageError("result= picks from a function's value; the layout builds a "
+                             "class for this kind")
+        call = layout_adapter(picked(fn, binding.result), kind, LAYOUTS[binding.layout],
+                              dict(binding.args))
     else:
-        call = adapt(fn, kind, binding.convention, dict(binding.args))
+        call = adapt(picked(fn, binding.result), kind, binding.convention,
+                     dict(binding.args))
     if uses_jax(binding):
         from .jax_bridge import bucketed
         from .layouts import LAYOUTS

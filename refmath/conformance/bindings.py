@@ -14,7 +14,9 @@ builds one through :func:`binding_from` and hands it to the same resolver:
 * ``xfail``: waivers, ``CHECK_ID`` or ``CHECK_ID:DIFFERENCE`` (a known difference,
   :mod:`.differences`: only the failures that difference reproduces are waived);
 * ``computes_in``: the declared compute precision (``float32``): every value check then
-  allows that precision's error bound, and a value beyond it is still WRONG.
+  allows that precision's error bound, and a value beyond it is still WRONG;
+* ``result``: which part of what the function returns is the kind's result: an index of a
+  tuple (``result=1``), a key of a dict or a field of a named tuple (``result=advantages``).
 
 The text form is comma-separated words: ``cleanrl,no_mask,arg.rewards=r,
 only.mode=token-mean|seq-mean-token-mean,xfail=gae.ignored_numbers:nan_bootstrap_multiplied,
@@ -29,7 +31,7 @@ from typing import Any, Mapping
 from ..checks import Capabilities, UsageError, suggest
 
 __all__ = ["Binding", "Convention", "binding_from", "parse_binding", "parse_convention",
-           "parse_only", "parse_renames", "parse_xfails", "COMPUTE_DTYPES"]
+           "parse_only", "parse_renames", "parse_xfails", "picked", "COMPUTE_DTYPES"]
 
 COMPUTE_DTYPES = ("float32", "float64")
 
@@ -201,6 +203,7 @@ class Binding:
     only: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     xfail: Mapping[str, str] = field(default_factory=dict)
     computes_in: str | None = None
+    result: str | None = None  # the part of the function's return value to check
 
     def __post_init__(self) -> None:
         if self.computes_in is not None and self.computes_in not in COMPUTE_DTYPES:
@@ -218,7 +221,7 @@ class Binding:
                                                           + other.convention.unsupported)))
         return Binding(other.layout or self.layout, conv, {**self.args, **other.args},
                        {**self.only, **other.only}, {**self.xfail, **other.xfail},
-                       other.computes_in or self.computes_in)
+                       other.computes_in or self.computes_in, other.result or self.result)
 
     def text(self) -> str:
         """The one text form (parsed back by :func:`parse_binding`)."""
@@ -228,6 +231,8 @@ class Binding:
         words += [f"xfail={k}" for k in self.xfail]
         if self.computes_in:
             words.append(f"computes_in={self.computes_in}")
+        if self.result is not None:
+            words.append(f"result={self.result}")
         return ",".join(words)
 
     def __str__(self) -> str:
@@ -238,7 +243,7 @@ def _show(v: Any) -> str:
     return "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
-_KEYS = ("layout", "convention", "arg", "only", "xfail", "computes_in")
+_KEYS = ("layout", "convention", "arg", "only", "xfail", "computes_in", "result")
 
 
 def parse_binding(text: str | None) -> Binding:
@@ -247,7 +252,7 @@ def parse_binding(text: str | None) -> Binding:
 
     if not text or not text.strip() or text.strip() == "spec":
         return Binding()
-    layout, conv, args, only, xfail, computes_in = None, [], {}, {}, {}, None
+    layout, conv, args, only, xfail, computes_in, result = None, [], {}, {}, {}, None, None
     for word in (w.strip() for w in text.split(",") if w.strip()):
         key, eq, value = word.partition("=")
         if not eq:
@@ -273,11 +278,14 @@ def parse_binding(text: str | None) -> Binding:
             xfail[value] = "declared in the binding"
         elif key == "computes_in":
             computes_in = value
+        elif key == "result":
+            result = value.strip()
         else:
             raise UsageError(f"binding word {word!r}: expected arg.NAME=YOURS, "
                              "only.OPTION=V1|V2, xfail=CHECK_ID[:DIFFERENCE] or "
-                             f"computes_in=float32{suggest(key, ['arg.', 'only.', 'xfail', 'computes_in'])}")
-    return Binding(layout, parse_convention(conv), args, only, xfail, computes_in)
+                             f"computes_in=float32 or result=INDEX_OR_KEY"
+                             f"{suggest(key, ['arg.', 'only.', 'xfail', 'computes_in', 'result'])}")
+    return Binding(layout, parse_convention(conv), args, only, xfail, computes_in, result)
 
 
 def _from_mapping(table: Mapping[str, Any]) -> Binding:
@@ -297,7 +305,8 @@ def _from_mapping(table: Mapping[str, Any]) -> Binding:
                              f"known: {', '.join(LAYOUTS)}")
     return base.merged(Binding(layout, parse_convention(table.get("convention")),
                                parse_renames(table.get("arg")), parse_only(table.get("only")),
-                               parse_xfails(table.get("xfail")), table.get("computes_in")))
+                               parse_xfails(table.get("xfail")), table.get("computes_in"),
+                               None if table.get("result") is None else str(table["result"])))
 
 
 def binding_from(binding: "Binding | str | Mapping | None" = None, *,
@@ -323,3 +332,31 @@ def binding_from(binding: "Binding | str | Mapping | None" = None, *,
     extra = Binding(layout, parse_convention(convention), parse_renames(arg), parse_only(only),
                     parse_xfails(expected_failures, xfails_file), computes_in)
     return base.merged(extra)
+
+
+def picked(fn: Any, result: str | None) -> Any:
+    """``fn`` returning only the part of its value that ``result`` names (module docstring):
+    an index of a tuple or list, else a dict key or a named-tuple field. A value without
+    that part is the binding's error (``CallMismatch``: exit 2), not the function's."""
+    if result is None:
+        return fn
+    import functools
+
+    from ..checks.guard import CallMismatch
+
+    index = int(result) if result.lstrip("-").isdigit() else None
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kw: Any) -> Any:
+        out = fn(*args, **kw)
+        try:
+            if index is not None:
+                return out[index]
+            return out[result] if isinstance(out, Mapping) else getattr(out, result)
+        except (IndexError, KeyError, TypeError, AttributeError):
+            raise CallMismatch(f"binding result={result}: your function returned "
+                               f"{type(out).__name__}"
+                               + (f" with keys {list(out)}" if isinstance(out, Mapping) else "")
+                               + f", which has no part {result!r}") from None
+
+    return call
