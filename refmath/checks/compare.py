@@ -94,6 +94,17 @@ def _where(worst: tuple[int, ...], time_axis: bool) -> str:
     return f"index {tuple(int(i) for i in worst)}"
 
 
+def _pattern(name: str, got: np.ndarray, exact: np.ndarray, off: np.ndarray,
+             values: dict[str, Any] | None, time_axis: bool) -> str:
+    """The ``where`` line (:mod:`.where`); a pattern that cannot be read is left out."""
+    from .where import OUTPUTS, pattern
+
+    try:
+        return pattern(got, exact, off, values, time_axis, OUTPUTS.get(name, ()))
+    except Exception:  # noqa: BLE001 - a description is never worth hiding the failure
+        return ""
+
+
 def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, label: str,
             *, inputs: str, values: dict[str, Any] | None = None,
             rerun: Callable[[Callable], Any] | None = None,
@@ -127,9 +138,11 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
     yours = "NaN" if np.isnan(got[worst]) else repr(float(got[worst]))
     exact_text = str(np.asarray(exact, dtype=object)[worst]) if np.ndim(exact) else str(exact)
     where = _where(worst, time_axis)
+    pattern = _pattern(spec.name, got, exact_f, ratio > 1, values, time_axis)
     message = (f"{spec.name} {label}: {tier} (error is {float(ratio[worst]):.3g} x the allowed "
                f"bound)\n  worst element {where}: yours = {yours}  exact = {exact_text}  "
-               f"bound = {float(bound[worst]):.3g}")
+               f"bound = {float(bound[worst]):.3g}" + (f"\n  where          {pattern}"
+                                                      if pattern else ""))
     diagnosis = None
     if rerun is not None:
         from .mutants import diagnose
@@ -144,5 +157,6 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
         message += "\n  reproduce:\n" + "\n".join("      " + line
                                                   for line in repro.splitlines())
     raise CheckFailure(message, tier=tier, worst=where, yours=yours, exact=exact_text,
-                       bound=f"{float(bound[worst]):.3g}", counterexample=inputs,
+                       bound=f"{float(bound[worst]):.3g}", pattern=pattern,
+                       counterexample=inputs,
                        reproduction=repro, diagnosis=diagnosis, example=example)

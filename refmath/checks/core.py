@@ -203,6 +203,7 @@ class CheckResult:
     kind: str = ""
     tier: str = ""  # WRONG, IMPRECISE, ERROR (the function raised), TIMEOUT, NO EXAMPLES
     worst: str = ""  # the worst element, e.g. "batch=(0,), t=2"
+    pattern: str = ""  # where the failing values differ, and how (refmath.checks.where)
     yours: str = ""
     exact: str = ""
     bound: str = ""
@@ -293,7 +294,8 @@ LIKELY = "\x00likely cause\x00"
 def likely_causes(matches: list) -> tuple[list[str], str]:
     """The names of the matching mistakes, and the message line naming them ("" if none)."""
     if not matches:
-        return [], ""
+        return [], ("\n  likely cause   no known mistake of this kind reproduces it (the "
+                    "where line says what differs)")
     return [m.name for m in matches], "\n  likely cause   matches known mistake " + ", ".join(
         f"'{m.name}' ({m.description})" for m in matches)
 
@@ -307,8 +309,8 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
     if isinstance(err, CheckFailure):
         result.message = str(err)
         d = err.details
-        for name in ("tier", "worst", "yours", "exact", "bound", "counterexample",
-                     "reproduction"):
+        for name in ("tier", "worst", "pattern", "yours", "exact", "bound",
+                     "counterexample", "reproduction"):
             if name in d:
                 setattr(result, name, str(d[name]))
         result.causes = list(d.get("causes", ()))
