@@ -68,3 +68,60 @@ def test_every_value_failure_has_a_where_line_and_says_when_no_mistake_matches()
     assert "\n  where          " in result.message
     assert result.causes == []
     assert "no known mistake of this kind reproduces it" in result.message
+
+
+def test_a_mistake_is_recognised_by_its_behaviour_not_bit_for_bit():
+    """A real port differs from the catalogue's mutant in incidental details (here: its
+    result carries float32-size rounding noise) yet makes the same mistake — the done flag
+    read one step late: it is named, first; a function that deviates the other way at the
+    same steps is not."""
+    from fractions import Fraction
+
+    from refmath.checks.mutants import diagnose, done_shifted
+
+    r = torch.tensor([[1.0, 2.0, 4.0, -1.0]], dtype=torch.float64)
+    v = torch.tensor([[0.1, 0.3, 0.7, 0.2]], dtype=torch.float64)
+    nv = torch.tensor([[0.3, 0.7, 0.2, 0.9]], dtype=torch.float64)
+    term = torch.tensor([[False, True, False, False]])
+    kw = dict(gamma=0.9, lam=0.8, terminated=term)
+
+    def call(f):
+        return f(r, v, nv, **kw)
+
+    exact = np.array([[float(x) for x in row] for row in np.asarray(
+        __import__("refmath").gae([[Fraction(x) for x in row] for row in r.tolist()],
+                                  [[Fraction(x) for x in row] for row in v.tolist()],
+                                  [[Fraction(x) for x in row] for row in nv.tolist()],
+                                  gamma=Fraction(9, 10), lam=Fraction(4, 5),
+                                  terminated=term.numpy()), dtype=object)])
+    bound = np.full(exact.shape, 1e-14)
+    noisy = call(done_shifted).numpy() * (1 + 3e-7)  # the mistake, computed in float32
+    assert not np.allclose(noisy, call(done_shifted).numpy(), rtol=0, atol=2e-14)
+    assert [m.name for m in diagnose("gae", call, noisy, bound, exact=exact)][:1] == \
+        ["done_shifted"]
+    mirrored = 2 * exact - call(done_shifted).numpy()  # same steps, the other direction
+    assert "done_shifted" not in [m.name for m in diagnose("gae", call, mirrored, bound,
+                                                           exact=exact)]
+
+
+def test_a_failure_seen_only_in_the_gradient_is_diagnosed():
+    """GSPO-token written verl's way (the sequence ratio as exp of the masked mean, the
+    token ratio as s·π/sg[π]) but with sg[s] forgotten: the values are right, only the
+    gradient check fails — and it names the mistake and says where, in the gradient (before,
+    a failure seen only by a gradient check never got a cause)."""
+
+    def gspo_token_no_stopgrad(logp, old_logp, advantages, mask, *, clip_low, clip_high=None):
+        m = mask.to(logp.dtype)
+        seq = ((logp - old_logp) * m).sum(-1) / m.sum(-1).clamp(min=1)
+        s = torch.exp(seq)[..., None] * torch.exp(logp - logp.detach())  # sg[s] forgotten
+        A = advantages if advantages.shape == logp.shape else advantages[..., None]
+        hi = clip_low if clip_high is None else clip_high
+        out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+        return torch.where(mask, out, torch.zeros_like(out))
+
+    report = check("gspo_token_surrogate", gspo_token_no_stopgrad, profile="quick",
+                   checks=["float64", "gradient"], binding="no_validates_input")
+    value, gradient = report.results
+    assert value.status == "passed" and gradient.status == "failed"
+    assert gradient.causes[:1] == ["gspo_token_sequence_not_stopped"], gradient.message
+    assert gradient.pattern.startswith("in the gradient")

@@ -13,6 +13,8 @@ function (:mod:`refmath.bounds`, in units of the dtype's unit roundoff u).
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -501,17 +503,33 @@ def logp_gradient(fn, spec: ArrayFunction, values: dict[str, Any]) -> np.ndarray
     return grad.numpy() if grad is not None else np.zeros(tuple(logp.shape))
 
 
+def _gradient_of(spec: ArrayFunction, values: dict[str, Any]) -> Callable[[Callable], Any]:
+    """``f`` ↦ autograd's ∂(Σ f)/∂logp on ``values``, as a tensor (the diagnosis' call)."""
+    return lambda f: torch.as_tensor(logp_gradient(f, spec, values))
+
+
 def assert_logp_gradient(name: str, got: np.ndarray, expected: np.ndarray, case: Case,
-                          what: str, ctx: Context) -> None:
+                          what: str, ctx: Context,
+                          rerun: Callable[[Callable], Any] | None = None) -> None:
     """Autograd against the exact gradient, 16 float64 ulps relative (exp, a clip bound, a
-    product or two per element)."""
+    product or two per element). ``rerun(f)``: the same gradient of ``f`` on the same input,
+    for the diagnosis (a failure seen only in the gradient is diagnosed like a value one)."""
     tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
     ctx.tracker.saw()
     if exceeds(np.abs(got - expected), tol):
-        i = tuple(np.argwhere(~(np.abs(got - expected) <= tol))[0])
-        raise CheckFailure(f"{name}: dL/dlogp at {i} is {got[i]!r}, exact {expected[i]!r} "
-                           f"({what})\n  inputs: {case!r}", tier="WRONG",
-                           counterexample=repr(case))
+        from .compare import _pattern
+        from .mutants import diagnose
+
+        off = ~(np.abs(got - expected) <= tol)
+        i = tuple(np.argwhere(off)[0])
+        where = _pattern(name, got, expected, off, case.values(torch.float64), False)
+        raise CheckFailure(
+            f"{name}: dL/dlogp at {i} is {got[i]!r}, exact {expected[i]!r} ({what})"
+            + (f"\n  where          in the gradient ∂L/∂logp: {where}" if where else "")
+            + (LIKELY if rerun is not None else "") + f"\n  inputs: {case!r}", tier="WRONG",
+            counterexample=repr(case), pattern=f"in the gradient: {where}",
+            diagnosis=None if rerun is None else functools.partial(
+                diagnose, name, rerun, got, tol, ctx, exact=expected))
 
 
 def logp_gradient_check(spec: ArrayFunction, summary: str, exact: Callable[..., Any],
@@ -529,9 +547,11 @@ def logp_gradient_check(spec: ArrayFunction, summary: str, exact: Callable[..., 
             case = prepare(case, spec, ctx)
             if case is None:
                 return
-            got = logp_gradient(fn, spec, case.values(torch.float64))
+            values = case.values(torch.float64)
+            got = logp_gradient(fn, spec, values)
             expected = exact_floats(exact(**case.exact_values(torch.float64)))
-            assert_logp_gradient(name, got, expected, case, what, ctx)
+            assert_logp_gradient(name, got, expected, case, what, ctx, rerun=_gradient_of(
+                spec, values))
 
         with_examples(prop, spec, ctx)()
 

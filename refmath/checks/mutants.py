@@ -62,7 +62,8 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
     layout = getattr(ctx, "layout", None)
     in_float32 = getattr(ctx, "computes_in", None) == "float32"
     spec_value = _spec_value(kind, call) if getattr(ctx, "derived", False) else None
-    matches = []
+    tol = _tolerance(got, exact, bound)
+    matches, scores = [], {}
     for m in mutants_for(kind, layout):
         if caught_by is not None and m.caught_by != caught_by:
             continue
@@ -78,15 +79,59 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
         out = out.detach().cpu().double().numpy()
         same_nan = np.isnan(out) & np.isnan(got)
         with np.errstate(invalid="ignore"):
-            close = np.abs(out - got) <= 2 * bound + 1e-300
+            close = np.abs(out - got) <= tol
         if exact is not None and _agrees(out, exact, bound):
             continue
         if m.layout is None and spec_value is not None and spec_value.shape == out.shape and \
                 np.allclose(out, spec_value, rtol=1e-12, atol=1e-300, equal_nan=True):
             continue  # against a library's semantics, SPEC's own formula is no mistake
-        if np.all(close | same_nan):
+        if np.all(close | same_nan) and _same_direction(out, got, exact, bound):
             matches.append(m)
-    return matches
+            scores[m.name] = _residual(out, got, exact, bound)
+    return sorted(matches, key=lambda m: scores[m.name])  # (stable: catalogue order on ties)
+
+
+def _tolerance(got: np.ndarray, exact: np.ndarray | None, bound: np.ndarray) -> np.ndarray:
+    """How close a known mistake's output must be to the function's for the mistake to
+    explain it: twice the check's bound where the function is right; where it deviates, the
+    deviation itself to 5% plus precision noise (10⁻⁵ of the result's scale, the line between
+    IMPRECISE and WRONG). So a mistake is recognised by its behaviour — which elements move,
+    which way, by about how much — not only when the function reproduces it bit for bit (a
+    port that computes in float32, or orders its sums differently, still matches)."""
+    strict = 2 * bound + 1e-300
+    if exact is None:
+        return strict
+    with np.errstate(invalid="ignore"):
+        dev = np.nan_to_num(np.abs(got - exact), nan=0.0, posinf=0.0)
+    finite = np.abs(exact[np.isfinite(exact)])
+    scale = float(finite.max()) if finite.size else 0.0
+    return strict + 1e-5 * scale + 0.05 * dev
+
+
+def _same_direction(out: np.ndarray, got: np.ndarray, exact: np.ndarray | None,
+                    bound: np.ndarray) -> bool:
+    """Where the function deviates beyond its bound and the precision noise (10⁻⁵ of the
+    result's scale), the mistake deviates the same way."""
+    if exact is None:
+        return True
+    finite = np.abs(exact[np.isfinite(exact)])
+    noise = 1e-5 * (float(finite.max()) if finite.size else 0.0)
+    with np.errstate(invalid="ignore"):
+        off = np.abs(got - exact) > bound + noise
+        agree = np.sign(out - exact) == np.sign(got - exact)
+    return bool(np.all(agree | ~off | np.isnan(got)))
+
+
+def _residual(out: np.ndarray, got: np.ndarray, exact: np.ndarray | None,
+              bound: np.ndarray) -> float:
+    """How much of the deviation the mistake leaves unexplained (0: reproduced exactly): the
+    ranking of several matching mistakes."""
+    if exact is None:
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.abs(out - got) / (np.abs(got - exact) + bound + 1e-300)
+    r = r[np.isfinite(r)]
+    return float(r.mean()) if r.size else 0.0
 
 
 def _spec_value(kind: str, call: Callable[[Callable], Any]) -> np.ndarray | None:

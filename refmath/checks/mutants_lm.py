@@ -224,6 +224,21 @@ def gspo_token_ratio_not_detached(logp, old_logp, advantages, mask, *, clip_low,
     return torch.where(keep, out, torch.zeros_like(out))
 
 
+@mutant("gspo_token_surrogate", "gspo_token_surrogate.gradient",
+        "GSPO-token's s_t = sg[s]·π_t/sg[π_t] with the sg on s forgotten (verl's "
+        "log_prob − log_prob.detach() + seq_log_ratio.detach() without the second detach): "
+        "each token's gradient is s·A_t plus its sequence's Σ s·A/|y|")
+def gspo_token_sequence_not_stopped(logp, old_logp, advantages, mask, *, clip_low,
+                                    clip_high=None):
+    total, n, keep = _masked_mean_log_ratio(logp, old_logp, mask)
+    hi = clip_low if clip_high is None else clip_high
+    s = torch.exp(total / n + (logp - logp.detach()))  # sg[s] missing
+    A = advantages if advantages.shape == logp.shape else advantages.unsqueeze(-1).expand_as(
+        logp)
+    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
 @mutant("split_aggregate_loss", "split_aggregate_loss.float64",
         "each micro-batch normalised by its own token (or sequence) count and the results "
         "averaged over the micro-batches (loss / grad_accum_steps): not the full-batch loss "

@@ -24,8 +24,8 @@ from .. import objectives as ob
 from .. import ratios as ra
 from ..bounds import unit_roundoff
 from ._common import exceeds
-from .arrays import (array_checks, array_row, assert_logp_gradient, bad_input_check,
-                     logp_gradient,
+from .arrays import (_gradient_of, array_checks, array_row, assert_logp_gradient,
+                     bad_input_check, logp_gradient,
                      logp_gradient_check, near, output, prepare, rows, with_examples)
 from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _OVERLONG_PINNED, _WHITEN_PINNED, Case,
                     T, _aggregate_cases, _arrays, _cispo_cases, _clip_cases,
@@ -309,7 +309,8 @@ def _policy_loss_gradient(fn, ctx: Context) -> None:
                                                     **clip)[0]
             expected[idx] = -float(w) * float(r[idx]) * float(g)
         assert_logp_gradient("policy_loss", got, expected, case,
-                              f"mode {agg['mode']}; masked tokens get 0", ctx)
+                              f"mode {agg['mode']}; masked tokens get 0", ctx,
+                              rerun=_gradient_of(spec, values))
 
     with_examples(prop, spec, ctx)()
 
@@ -582,10 +583,13 @@ def _adaptive_walk(fn, ctx: Context) -> None:
         target, tol, kls = walk
         b_impl, b_exact = float(beta), beta
         for step, kl in enumerate(kls):
-            kl = Fraction(float(kl))  # the oracle on exactly the number the function sees
+            kl = Fraction(float(kl))  # the oracle on exactly the numbers the function sees:
+            # this kl, and its own previous β (a float; carrying the exact β instead would
+            # demand that five roundings of β/1.5 compound to the correctly rounded (2/3)^5)
+            b_seen = b_exact if step == 0 else Fraction(b_impl)
             b_impl = fn(b_impl, float(kl), target=float(target), tolerance=float(tol),
                         factor=float(factor))
-            b_exact = ob.adaptive_kl_coefficient(b_exact, kl, target=target, tolerance=tol,
+            b_exact = ob.adaptive_kl_coefficient(b_seen, kl, target=target, tolerance=tol,
                                                  factor=factor)
             ctx.tracker.saw()
             if b_impl != float(b_exact):
