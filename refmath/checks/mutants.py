@@ -268,6 +268,32 @@ def gamma_missing_in_carry(rewards, values, next_values, *, gamma, lam, terminat
                   truncated=truncated, mask=mask)
 
 
+@mutant("gae", "gae.exact_small", "the done flag read one step EARLY: terminated[t+1] "
+        "decides step t's bootstrap and carry, so every boundary cuts a step too soon and "
+        "the terminal step keeps its bootstrap (the flag stored with observation t read as "
+        "'the next step ended')")
+def done_read_one_step_early(rewards, values, next_values, *, gamma, lam, terminated=None,
+                             truncated=None, mask=None):
+    def early(flag):
+        if flag is None:
+            return None
+        return torch.cat([flag[..., 1:], flag[..., -1:]], -1)
+
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam,
+                  terminated=early(terminated), truncated=early(truncated), mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "a time-limit cut bootstrapped from the value of the state "
+        "BEFORE the last action, V(s_t), instead of the state it was cut in, V(s_{t+1})")
+def truncation_bootstraps_own_value(rewards, values, next_values, *, gamma, lam,
+                                    terminated=None, truncated=None, mask=None):
+    if truncated is not None:
+        cut = truncated if terminated is None else truncated & ~terminated
+        next_values = torch.where(cut, values, next_values)
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
 @mutant("gae", "gae.exact_small", "the carry not reset at a termination: the bootstrap is "
         "zeroed but A_{t+1} of the next episode is still added (A_t = δ_t + γλ·A_{t+1} across "
         "the boundary)")
@@ -307,6 +333,12 @@ def td_bootstrap_at_terminal(rewards, values, next_values, *, gamma, terminated=
         "n-step window off by one: n + 1 rewards before the bootstrap")
 def n_step_off_by_one(rewards, next_values, *, gamma, n, **kw):
     return rt.n_step_returns(rewards, next_values, gamma=gamma, n=n + 1, **kw)
+
+
+@mutant("lambda_returns", "lambda_returns.exact_small", "the returns built from an advantage "
+        "buffer still at its zeros: returns = values (the advantages never added)")
+def lambda_returns_are_values(rewards, values, next_values, **kw):
+    return values.clone()
 
 
 @mutant("lambda_returns", "lambda_returns.exact_small",
