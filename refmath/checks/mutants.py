@@ -349,6 +349,23 @@ def lambda_returns_are_advantages(rewards, values, next_values, **kw):
 
 # --- KL, ratios, objectives -------------------------------------------------------------------
 
+@mutant("kl_divergence", "kl_divergence.float64",
+        "the KL direction swapped: KL(q‖p) for KL(p‖q)")
+def kl_divergence_swapped(p, q):
+    return rt.kl_divergence(q, p)
+
+
+@mutant("entropy", "entropy.float64", "the entropy in bits (log₂) where nats (ln) are meant")
+def entropy_in_bits(p):
+    return rt.entropy(p) / torch.log(torch.tensor(2.0, dtype=p.dtype))
+
+
+@mutant("kl_penalized_surrogate", "kl_penalized_surrogate.float64",
+        "the KL penalty's sign flipped: r·A + β·KL (the penalty rewarded)")
+def kl_penalty_sign_flipped(ratio, advantages, kl, *, beta):
+    return ratio * advantages + beta * kl
+
+
 @mutant("kl_estimate", "kl_estimate.float64",
         "wrong KL direction: log r = logp − ref_logp (estimates KL(π_ref‖π)'s integrand)")
 def kl_wrong_direction(logp, ref_logp, kind):

@@ -150,6 +150,22 @@ def vtrace_bootstrap_across_truncation(rewards, values, next_values, log_rhos=No
     return vs, torch.where(cut, wrong, pg)
 
 
+@mutant("trace_coefficients", "trace_coefficients.float64",
+        "Retrace's trace without λ: c_t = min(1, ρ_t) (λ dropped from the product)")
+def retrace_without_lambda(method, *, lam, log_rhos=None, pi_probs=None, rhos=None):
+    return rt.trace_coefficients(method, lam=1.0 if method == "retrace" else lam,
+                                 log_rhos=log_rhos, pi_probs=pi_probs, rhos=rhos)
+
+
+@mutant("trace_coefficients", "trace_coefficients.float64",
+        "Retrace's trace with the ratio dropped: c_t = λ (Q(λ)'s trace, unsafe off-policy)")
+def retrace_ratio_dropped(method, *, lam, log_rhos=None, pi_probs=None, rhos=None):
+    if method == "retrace":
+        method = "q_lambda"
+    return rt.trace_coefficients(method, lam=lam, log_rhos=log_rhos, pi_probs=pi_probs,
+                                 rhos=rhos)
+
+
 # --- language-model objectives (SPEC §7) ------------------------------------------------------
 
 @mutant("importance_weighted_kl_estimate", "importance_weighted_kl_estimate.float64",
@@ -448,3 +464,25 @@ mutant("policy_loss", "policy_loss.float64",
        "OpenRLHF-style dual clip applied to positive advantages too: max(min(r·A, clip·A), "
        "c·A) for every A, where dual-clip PPO bounds only A < 0", layout="openrlhf"
        )(OpenRLHFDualClipEverywhere)
+
+
+# --- KL in the reward and ReMax ------------------------------------------------------------------
+
+@mutant("kl_shaped_rewards", "kl_shaped_rewards.float64",
+        "the KL penalty added instead of subtracted: r_t + β·k_t")
+def kl_penalty_added(rewards, logp, ref_logp, *, beta, kind="k1", mask=None):
+    out = rewards + beta * rt.kl_estimate(logp, ref_logp, kind)
+    return out if mask is None else torch.where(mask, out, torch.zeros_like(out))
+
+
+@mutant("kl_shaped_rewards", "kl_shaped_rewards.float64",
+        "the KL direction swapped in the reward: log r = logp − ref_logp (KL(π_ref‖π)'s "
+        "estimators)")
+def kl_shaped_direction_swapped(rewards, logp, ref_logp, *, beta, kind="k1", mask=None):
+    return rt.kl_shaped_rewards(rewards, ref_logp, logp, beta=beta, kind=kind, mask=mask)
+
+
+@mutant("remax_advantages", "remax_advantages.float64",
+        "ReMax's baseline subtracted the wrong way round: r_greedy − r")
+def remax_reversed(rewards, greedy_rewards):
+    return rt.remax_advantages(greedy_rewards, rewards)
