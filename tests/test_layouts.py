@@ -35,6 +35,14 @@ def _cli(args, cwd):
                           text=True, timeout=600)
 
 
+def _short(kind):
+    """Every check of the kind but the T = 10^5 one: the styles are Python loops (10^5 steps
+    take seconds each), and the CLI test below runs a whole layout, that check included."""
+    from refmath.checks import checks_for
+
+    return [c.id for c in checks_for(kind) if not c.id.endswith("long_float32")]
+
+
 @pytest.mark.parametrize("kind, layout, function, waiver", [
     # the (1 − done) / response-mask multiplications are differences each layout declares
     # (refmath.conformance.differences): the faithful ports pass with no waiver at all
@@ -55,7 +63,7 @@ def test_a_correct_function_passes_in_its_layout(scratch, monkeypatch, kind, lay
     import styles
 
     report = check(kind, getattr(styles, function), layout=layout, profile="quick",
-                   expected_failures=[waiver] if waiver else None)
+                   expected_failures=[waiver] if waiver else None, checks=_short(kind))
     assert report.passed, str(report)
     assert ": PASS —" in report.verdict_line() and f"binding {layout}" in report.verdict_line()
     xfails = [r for r in report.results if r.status == "xfail"]
@@ -146,7 +154,7 @@ def test_renamed_arguments(scratch, monkeypatch):
     def my_gae(r, v, d, nv, nd, gamma, lam):
         return styles.cleanrl_gae(r, v, d, nv, nd, gamma, lam)
 
-    report = check("gae", my_gae, layout="cleanrl", profile="quick",
+    report = check("gae", my_gae, layout="cleanrl", profile="quick", checks=_short("gae"),
                    arg={"rewards": "r", "values": "v", "dones": "d", "next_value": "nv",
                         "next_done": "nd", "gae_lambda": "lam"})
     assert report.passed, str(report)
