@@ -237,10 +237,20 @@ def _compiled(name: str, parallel: bool, masked: bool, has_term: bool, has_trunc
         source.__name__, "parallel" if parallel else "serial", "masked" if masked else "dense",
         "t" * has_term + "u" * has_trunc or "none")))
     variant.__qualname__ = variant.__name__
+    if not _CACHE:  # imported under another name than the installed one: never share a cache
+        return numba.njit(parallel=parallel, nogil=True)(variant)
     try:
         return numba.njit(parallel=parallel, cache=True, nogil=True)(variant)
     except RuntimeError:  # no writable cache location (a read-only install): compile anew
         return numba.njit(parallel=parallel, nogil=True)(variant)
+
+
+# numba's on-disk cache is one folder per source FILE, its entries named by file and function,
+# and a cached kernel is loaded by importing the module it was compiled under. The same file
+# imported as `implementations` (from the repository root) and as `refmath_torch` (installed)
+# would share entries that import a module the other process may not have: only the
+# installed name reads and writes the cache; any other compiles afresh.
+_CACHE = __name__.partition(".")[0] == "refmath_torch"
 
 
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}

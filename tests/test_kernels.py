@@ -236,3 +236,33 @@ def test_a_zero_tensor_takes_the_torch_path(name, monkeypatch):
     got = _call(name, zero)
     monkeypatch.setattr(_kernels, "available", lambda *t: False)
     assert torch.equal(got, _call(name, dict(x, next_values=torch.zeros_like(x["rewards"]))))
+
+
+def test_the_kernel_cache_is_never_shared_between_two_import_names(tmp_path):
+    """The reproduction of the cache poisoning: the twins imported as
+    `implementations` from the repository root and as `refmath_torch` from elsewhere each
+    keep working (before: the first wrote a numba cache entry that imports `implementations`,
+    and every later `refmath_torch` process failed with ModuleNotFoundError)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("numba")
+    root = Path(__file__).resolve().parents[1]
+    call = ("import torch, {0} as T; print(float(T.gae(torch.ones(2, 5), torch.zeros(2, 5), "
+            "torch.zeros(2, 5), gamma=0.9, lam=0.9)[0, 0]))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # (the other order needs no run of its own: `implementations` neither reads nor writes
+    # the cache, `_CACHE` below; each run of it compiles afresh, seconds apiece)
+    runs = [("implementations", root), ("refmath_torch", tmp_path)]
+    outs = [subprocess.run([sys.executable, "-c", call.format(name)], cwd=cwd, env=env,
+                           capture_output=True, text=True, timeout=300) for name, cwd in runs]
+    for (name, _), out in zip(runs, outs):
+        assert out.returncode == 0, (name, out.stderr[-800:])
+    assert len({out.stdout for out in outs}) == 1  # the same number every time
+    assert _kernels._CACHE  # the installed name keeps its cache; others compile afresh
+    names = subprocess.run([sys.executable, "-c", "import implementations._kernels as K; "
+                            "print(K._CACHE)"], cwd=root, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert names.stdout.strip() == "False", names.stderr[-800:]
