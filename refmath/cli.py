@@ -347,6 +347,24 @@ def run_list(out) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``refmath``: a missing torch (or another optional library a command needs) is one
+    line naming the command that installs it, exit 2 — never a traceback."""
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as err:
+        extra = {"torch": "pip install torch (CPU build: pip install torch --index-url "
+                          "https://download.pytorch.org/whl/cpu)",
+                 "jax": "pip install 'refmath[jax]'"}
+        top = (err.name or "").partition(".")[0]
+        if top not in extra and top not in ("numba", "hypothesis"):
+            raise
+        how = extra.get(top, f"pip install {top}")
+        print(f"refmath: this command needs {top}, which is not installed: {how}",
+              file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="refmath",
         description="Verify the bundled Torch implementations against the exact oracles, "

@@ -28,3 +28,32 @@ def test_main_job_fails_with_exit_code_1_on_a_wrong_implementation(monkeypatch):
     assert run_main_job(["td_errors"], "detect", out=out) == 1
     text = out.getvalue()
     assert "FAILED td_errors.exact_small" in text and "refmath verdict: FAIL" in text
+
+
+def test_without_torch_a_command_says_what_to_install_and_exits_2():
+    """A plain install has no torch: `refmath check` is one line naming the install command,
+    exit 2, no traceback (torch blocked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; from refmath.cli import main; "
+            "sys.exit(main(['check', 'gae', 'refmath_torch:gae']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2, r.stderr[-1500:]
+    assert "needs torch, which is not installed: pip install torch" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_python_dash_m_refmath_and_one_version():
+    import subprocess
+    import sys
+
+    import refmath
+
+    r = subprocess.run([sys.executable, "-m", "refmath", "--version"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == f"refmath {refmath.__version__}"
+    from importlib.metadata import version
+
+    assert version("refmath") == refmath.__version__  # the package's version is that one

@@ -44,6 +44,8 @@ def load(target: str) -> Callable:
     try:
         obj: Any = importlib.import_module(module)
     except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] == "torch":  # the module is there; torch is not
+            raise  # (refmath's CLI names the command that installs it)
         raise UsageError(f"cannot import module {module!r} ({err}); run from the directory "
                          "that holds it, or install it") from None
     for part in name.split("."):
