@@ -7,12 +7,17 @@ derandomized, deadline-free and bounded: the suite is deterministic and never fl
 this: the checks apply their own settings objects.)
 """
 
+import importlib
 import os
+import pkgutil
 
 import pytest
 from hypothesis import settings
 
+import refmath
+import refmath.checks
 import refmath.checks.mutants  # noqa: F401
+import refmath.claims
 import refmath.cli  # noqa: F401
 import refmath.conformance  # noqa: F401
 import refmath.peers  # noqa: F401
@@ -26,6 +31,10 @@ from refmath.strategies import register_profiles
 kinds()
 all_claims()
 register_profiles()
+for _pkg in (refmath, refmath.checks, refmath.claims, refmath.conformance):
+    for _module in pkgutil.iter_modules(_pkg.__path__):  # every module, lazy ones included
+        if _module.name != "__main__":
+            importlib.import_module(f"{_pkg.__name__}.{_module.name}")
 PROFILE = os.environ.get("REFMATH_PROFILE") or "ci"
 settings.load_profile(PROFILE)
 

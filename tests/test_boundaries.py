@@ -69,6 +69,7 @@ LAYERS = {  # a module may import its own layer and the ones below it, never one
     "oracles": 0, "refmath.strategies": 1, "refmath.profiles": 1, "refmath.checks": 2,
     "refmath.claims": 2, "refmath.conformance": 3, "refmath.peers": 3,
     "refmath.peers_lm": 3, "refmath.pytest_plugin": 4, "refmath.suite": 4, "refmath.cli": 4,
+    "refmath.__main__": 5,  # `python -m refmath`: the command line, above everything
 }
 
 
