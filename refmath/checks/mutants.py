@@ -349,6 +349,16 @@ def lambda_returns_are_advantages(rewards, values, next_values, **kw):
 
 # --- KL, ratios, objectives -------------------------------------------------------------------
 
+@mutant("clipped_surrogate", "clipped_surrogate.float64",
+        "a sign distributed through the min: −min(−r·A, −clip(r)·A) = max(r·A, clip(r)·A), "
+        "the optimistic bound")
+def surrogate_sign_through_min(ratio, advantages, *, clip_low=0.2, clip_high=None,
+                               dual_clip=None):
+    high = clip_low if clip_high is None else clip_high
+    clipped = torch.clamp(ratio, 1 - clip_low, 1 + high)
+    return torch.maximum(ratio * advantages, clipped * advantages)
+
+
 @mutant("kl_divergence", "kl_divergence.float64",
         "the KL direction swapped: KL(q‖p) for KL(p‖q)")
 def kl_divergence_swapped(p, q):

@@ -166,6 +166,21 @@ def retrace_ratio_dropped(method, *, lam, log_rhos=None, pi_probs=None, rhos=Non
                                  rhos=rhos)
 
 
+@mutant("vtrace", "vtrace.float64", "the policy-gradient advantage bootstrapped from vs_t, "
+        "the step's own target, instead of vs_{t+1}: min(ρ̄_pg, ρ)·(r + γ·vs_t − V)")
+def vtrace_pg_from_own_target(rewards, values, next_values, log_rhos=None, *, gamma,
+                              lam=1.0, rho_clip=1.0, c_clip=1.0, pg_rho_clip=1.0,
+                              terminated=None, truncated=None, mask=None, rhos=None):
+    vs, _ = rt.vtrace(rewards, values, next_values, log_rhos, gamma=gamma, lam=lam,
+                      rho_clip=rho_clip, c_clip=c_clip, pg_rho_clip=pg_rho_clip,
+                      terminated=terminated, truncated=truncated, mask=mask, rhos=rhos)
+    rho = rhos if rhos is not None else torch.exp(log_rhos)
+    weight = rho if pg_rho_clip is None else torch.clamp(rho, max=pg_rho_clip)
+    alive = 1.0 if terminated is None else (~terminated).to(rewards.dtype)
+    pg = weight * (rewards + gamma * alive * vs - values)
+    return vs, (pg if mask is None else torch.where(mask, pg, torch.zeros_like(pg)))
+
+
 # --- language-model objectives (SPEC §7) ------------------------------------------------------
 
 @mutant("importance_weighted_kl_estimate", "importance_weighted_kl_estimate.float64",
@@ -180,6 +195,15 @@ def iw_kl_without_ratio(logp, ref_logp, old_logp, kind):
 def overlong_from_max_length(lengths, *, max_length, cache_length):
     return rt.overlong_penalty(lengths, max_length=max_length + cache_length,
                                cache_length=cache_length).clamp(min=-1.0)
+
+
+@mutant("overlong_penalty", "overlong_penalty.float64",
+        "the overlong penalty not capped: the ramp ((L_max − L_cache) − L)/L_cache continues "
+        "below −1 beyond L_max")
+def overlong_not_capped(lengths, *, max_length, cache_length):
+    start = max_length - cache_length
+    ramp = (start - lengths) / cache_length
+    return torch.where(lengths > start, ramp, torch.zeros_like(ramp))
 
 
 @mutant("cispo_surrogate", "cispo_surrogate.gradient",
