@@ -413,15 +413,20 @@ def trl_gspo_ratio_from_sum(per_token_logps, old_per_token_logps, advantages, co
                          importance_sampling_level, sequence_ratio_from_sum=True)
 
 
-def openrlhf_reinforce_baseline(rewards, action_mask, n_samples_per_prompt):
-    """OpenRLHF 0.11.0's REINFORCE++-baseline (experience_maker.py), kl_coef 0: r − group
-    mean on the last action token, γ = 1 returns, whitened over every action token of the
-    batch in float32 (biased variance, rsqrt of var clamped at 1e-8)."""
+def _openrlhf_returns(rewards, action_mask, n_samples_per_prompt):
+    """r − group mean on the last action token (compute_reward), γ = 1 returns."""
     r = rewards.reshape(-1, n_samples_per_prompt)
     r = (r - r.mean(-1, keepdim=True)).reshape(-1)
     eos = action_mask.size(1) - 1 - action_mask.long().fliplr().argmax(dim=1, keepdim=True)
     token_rewards = torch.zeros(action_mask.shape, dtype=r.dtype).scatter_(1, eos, r[:, None])
-    returns = token_rewards.flip(-1).cumsum(-1).flip(-1) * action_mask
+    return token_rewards.flip(-1).cumsum(-1).flip(-1) * action_mask
+
+
+def openrlhf_reinforce_baseline(rewards, action_mask, n_samples_per_prompt):
+    """OpenRLHF 0.11.0's REINFORCE++-baseline (experience_maker.py), kl_coef 0: r − group
+    mean on the last action token, γ = 1 returns, whitened over every action token of the
+    batch in float32 (biased variance, rsqrt of var clamped at 1e-8)."""
+    returns = _openrlhf_returns(rewards, action_mask, n_samples_per_prompt)
     flat, m = returns.flatten().float(), action_mask.flatten()
     mean = (flat * m).sum() / m.sum()
     var = ((flat - mean).pow(2) * m).sum() / m.sum()
@@ -431,11 +436,7 @@ def openrlhf_reinforce_baseline(rewards, action_mask, n_samples_per_prompt):
 def openrlhf_reinforce_baseline_whitened_with_padding(rewards, action_mask,
                                                       n_samples_per_prompt):
     """The slip: the whitening's mean and variance over every position, padding included."""
-    r = rewards.reshape(-1, n_samples_per_prompt)
-    r = (r - r.mean(-1, keepdim=True)).reshape(-1)
-    eos = action_mask.size(1) - 1 - action_mask.long().fliplr().argmax(dim=1, keepdim=True)
-    token_rewards = torch.zeros(action_mask.shape, dtype=r.dtype).scatter_(1, eos, r[:, None])
-    returns = token_rewards.flip(-1).cumsum(-1).flip(-1) * action_mask
+    returns = _openrlhf_returns(rewards, action_mask, n_samples_per_prompt)
     flat = returns.flatten().float()
     return (returns - flat.mean()) * flat.var(unbiased=False).clamp(min=1e-8).rsqrt()
 

@@ -42,19 +42,24 @@ def _flags(rewards, terminated, truncated):
             false if truncated is None else truncated)
 
 
-def skrl_time_limit_not_a_boundary(rewards, values, next_values, *, gamma, lam,
-                                   terminated=None, truncated=None):
-    """skrl compute_gae, time_limit_bootstrap=False: not_done = ~terminated, so a time-limit
-    cut is no boundary at all and the next episode's advantage leaks back through it."""
-    term, _ = _flags(rewards, terminated, truncated)
+def _skrl_gae(rewards, values, next_values, gamma, lam, not_done):
+    """skrl compute_gae's loop: advantage = r − V + γ·not_done·(V' + λ·advantage)."""
     adv = torch.zeros_like(rewards)
     advantage = torch.zeros_like(rewards[:, 0])
-    not_done = (~term).to(rewards.dtype)
+    not_done = not_done.to(rewards.dtype)
     for i in reversed(range(rewards.shape[1])):
         advantage = rewards[:, i] - values[:, i] + gamma * not_done[:, i] * (
             next_values[:, i] + lam * advantage)
         adv[:, i] = advantage
     return adv
+
+
+def skrl_time_limit_not_a_boundary(rewards, values, next_values, *, gamma, lam,
+                                   terminated=None, truncated=None):
+    """skrl compute_gae, time_limit_bootstrap=False: not_done = ~terminated, so a time-limit
+    cut is no boundary at all and the next episode's advantage leaks back through it."""
+    term, _ = _flags(rewards, terminated, truncated)
+    return _skrl_gae(rewards, values, next_values, gamma, lam, ~term)
 
 
 def skrl_time_limit_as_terminal(rewards, values, next_values, *, gamma, lam, terminated=None,
@@ -62,14 +67,7 @@ def skrl_time_limit_as_terminal(rewards, values, next_values, *, gamma, lam, ter
     """skrl compute_gae, time_limit_bootstrap=True: not_done = ~(terminated | truncated), a
     time-limit cut bootstraps nothing."""
     term, trunc = _flags(rewards, terminated, truncated)
-    adv = torch.zeros_like(rewards)
-    advantage = torch.zeros_like(rewards[:, 0])
-    not_done = (~(term | trunc)).to(rewards.dtype)
-    for i in reversed(range(rewards.shape[1])):
-        advantage = rewards[:, i] - values[:, i] + gamma * not_done[:, i] * (
-            next_values[:, i] + lam * advantage)
-        adv[:, i] = advantage
-    return adv
+    return _skrl_gae(rewards, values, next_values, gamma, lam, ~(term | trunc))
 
 
 def mario_gae_not_reset(rewards, values, next_values, *, gamma, lam, terminated=None,

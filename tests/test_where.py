@@ -4,6 +4,7 @@ failure has one), and the honest "no known mistake" line."""
 import numpy as np
 import torch
 
+import refmath
 import refmath_torch as rt
 from refmath.checks.where import pattern
 from refmath.conformance import check
@@ -88,12 +89,12 @@ def test_a_mistake_is_recognised_by_its_behaviour_not_bit_for_bit():
     def call(f):
         return f(r, v, nv, **kw)
 
-    exact = np.array([[float(x) for x in row] for row in np.asarray(
-        __import__("refmath").gae([[Fraction(x) for x in row] for row in r.tolist()],
-                                  [[Fraction(x) for x in row] for row in v.tolist()],
-                                  [[Fraction(x) for x in row] for row in nv.tolist()],
-                                  gamma=Fraction(9, 10), lam=Fraction(4, 5),
-                                  terminated=term.numpy()), dtype=object)])
+    def exact_rows(t):
+        return [[Fraction(x) for x in row] for row in t.tolist()]
+
+    exact = np.array(refmath.gae(exact_rows(r), exact_rows(v), exact_rows(nv),
+                                 gamma=Fraction(9, 10), lam=Fraction(4, 5),
+                                 terminated=term.numpy()), dtype=np.float64)
     bound = np.full(exact.shape, 1e-14)
     noisy = call(done_shifted).numpy() * (1 + 3e-7)  # the mistake, computed in float32
     assert not np.allclose(noisy, call(done_shifted).numpy(), rtol=0, atol=2e-14)

@@ -103,9 +103,13 @@ def _tolerance(got: np.ndarray, exact: np.ndarray | None, bound: np.ndarray) -> 
         return strict
     with np.errstate(invalid="ignore"):
         dev = np.nan_to_num(np.abs(got - exact), nan=0.0, posinf=0.0)
+    return strict + _noise(exact) + 0.05 * dev
+
+
+def _noise(exact: np.ndarray) -> float:
+    """Precision noise: 10⁻⁵ of the exact result's scale (IMPRECISE below it, WRONG above)."""
     finite = np.abs(exact[np.isfinite(exact)])
-    scale = float(finite.max()) if finite.size else 0.0
-    return strict + 1e-5 * scale + 0.05 * dev
+    return 1e-5 * (float(finite.max()) if finite.size else 0.0)
 
 
 def _same_direction(out: np.ndarray, got: np.ndarray, exact: np.ndarray | None,
@@ -114,10 +118,8 @@ def _same_direction(out: np.ndarray, got: np.ndarray, exact: np.ndarray | None,
     result's scale), the mistake deviates the same way."""
     if exact is None:
         return True
-    finite = np.abs(exact[np.isfinite(exact)])
-    noise = 1e-5 * (float(finite.max()) if finite.size else 0.0)
     with np.errstate(invalid="ignore"):
-        off = np.abs(got - exact) > bound + noise
+        off = np.abs(got - exact) > bound + _noise(exact)
         agree = np.sign(out - exact) == np.sign(got - exact)
     return bool(np.all(agree | ~off | np.isnan(got)))
 

@@ -24,17 +24,9 @@ import contextlib
 import functools
 from typing import Any, Callable, Iterator
 
-__all__ = ["available", "bucket", "bucketed", "from_jax", "to_jax", "x64"]
+__all__ = ["bucket", "bucketed", "from_jax", "to_jax", "x64"]
 
 _PER_STEP_FAMILIES = ("steps", "off_policy")  # output t depends on inputs t..T−1 only
-
-
-def available() -> bool:
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _jax():
