@@ -16,7 +16,11 @@ no barrier at all. At small sizes the kernels also skip Torch's per-op dispatch.
 
 numba (the field's standard JIT for such loops; tianshou's GAE is one) is optional: without
 it, or for CUDA tensors, gradients, a per-step γ or half precision's lifted calls, the
-callers use the Torch scan. ``REFMATH_NO_KERNELS=1`` turns the kernels off.
+callers use the Torch scan. ``REFMATH_NO_KERNELS=1`` turns the kernels off, and so does
+``NUMBA_DISABLE_JIT=1`` (the kernels' pointer intrinsics cannot run as Python). The on-disk
+cache is used only under the installed name ``refmath_torch`` and only where it is writable
+(a read-only install compiles afresh); concurrent compiles share it as numba allows
+(tested: tests/test_kernel_environments.py).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ def _numba() -> Any:
         import numba
     except ImportError:
         return None
+    if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels' pointer intrinsics
+        return None               # cannot run as Python; the Torch scan takes the call
     return numba
 
 
