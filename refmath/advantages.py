@@ -67,8 +67,18 @@ def gae(rewards: Array, values: Array, next_values: Array, *, gamma: Any, lam: A
     advantage. No whitening. Schulman et al. (2016), eq. (16).
 
     Args:
-        rewards, values, next_values: ``[..., T]``. gamma, lam: in [0, 1].
-        terminated, truncated, mask: ``[..., T]`` booleans (SPEC §1).
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        lam: λ in [0, 1], the trace parameter (0: one-step TD, 1: Monte Carlo).
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
 
     Returns: ``[..., T]`` advantages (0 at masked steps).
 
@@ -98,6 +108,20 @@ def gae_summed(rewards: Array, values: Array, next_values: Array, *, gamma: Any,
     """GAE as the sum ``A_t = Σ_{l=0}^{e−t} (Π_{j<l} γ_{t+j}·λ)·δ_{t+l}`` (e: segment end).
 
     Schulman et al. (2016), eq. (16), right-hand side. Same arguments as :func:`gae`.
+
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        lam: λ in [0, 1], the trace parameter (0: one-step TD, 1: Monte Carlo).
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
     """
     p = _prepare(rewards, values, next_values, gamma, lam, terminated, truncated, mask)
     return map_rows(p, _gae_summed_row, _STEPS, lam=p.scalars["lam"])
@@ -125,6 +149,20 @@ def gae_mixture(rewards: Array, values: Array, next_values: Array, *, gamma: Any
     the segment and ``A^(n) = G^(n) − V`` (:func:`refmath.returns.n_step_returns`). Equals
     :func:`gae` on consistent inputs (``next_values[t] == values[t+1]`` inside a segment).
     Schulman et al. (2016), eqs. (11)–(16). Same arguments as :func:`gae`.
+
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        lam: λ in [0, 1], the trace parameter (0: one-step TD, 1: Monte Carlo).
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
     """
     p = _prepare(rewards, values, next_values, gamma, lam, terminated, truncated, mask)
     return map_rows(p, _gae_mixture_row, _STEPS, lam=p.scalars["lam"])
@@ -138,6 +176,19 @@ def monte_carlo_advantage(rewards: Array, values: Array, next_values: Array, *, 
     ``G = discounted_returns(rewards, next_values=next_values, ...)``; 0 at masked steps.
     GAE with λ = 1 on consistent inputs: Schulman et al. (2016), eq. (18); Sutton & Barto
     (2018), §13.4.
+
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), read only where a segment ends by truncation or at
+            the end of the data (the bootstrap of G_t).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
     """
     G = discounted_returns(rewards, gamma=gamma, next_values=next_values,
                            terminated=terminated, truncated=truncated, mask=mask)
@@ -156,6 +207,20 @@ def lambda_returns(rewards: Array, values: Array, next_values: Array, *, gamma: 
     """λ-returns ``G^λ_t = A_t + V_t`` with ``A`` = :func:`gae` (SPEC §2). 0 at masked steps.
 
     Sutton & Barto (2018), §12.1; Schulman et al. (2016), §3. Same arguments as :func:`gae`.
+
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        lam: λ in [0, 1], the trace parameter (0: one-step TD, 1: Monte Carlo).
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
     """
     p = _prepare(rewards, values, next_values, gamma, lam, terminated, truncated, mask)
     A = map_rows(p, _gae_row, _STEPS, lam=p.scalars["lam"])
@@ -185,6 +250,20 @@ def lambda_returns_recursive(rewards: Array, values: Array, next_values: Array, 
     rlax ``lambda_returns``. Equals :func:`lambda_returns` on consistent inputs only
     (``next_values[t] == values[t+1]`` inside a segment). ``values`` is accepted for a uniform
     signature and is not read.
+
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        lam: λ in [0, 1], the trace parameter (0: one-step TD, 1: Monte Carlo).
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
     """
     p = _prepare(rewards, values, next_values, gamma, lam, terminated, truncated, mask)
     return map_rows(p, _lambda_recursive_row, _STEPS, lam=p.scalars["lam"])
@@ -203,9 +282,18 @@ def length_adaptive_gae(rewards: Array, values: Array, next_values: Array, mask:
     Learning for Advanced Reasoning Tasks", arXiv:2504.05118, "Length-Adaptive GAE".
 
     Args:
-        rewards, values, next_values: ``[..., T]``. mask: ``[..., T]`` booleans, the response
-        tokens. alpha: > 0. gamma: in [0, 1] (a number or ``[..., T]``).
-        terminated, truncated: ``[..., T]`` booleans (SPEC §1).
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        mask: ``[..., T]`` booleans, True at the response tokens (required: l, the response length
+            of a row, counts them).
+        alpha: α > 0 of VAPO's λ = 1 − 1/(α·l).
+        gamma: the discount in [0, 1] (default 1): a number, or ``[..., T]`` per step.
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
 
     Returns: ``[..., T]`` advantages (0 at masked steps).
 

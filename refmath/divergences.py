@@ -75,6 +75,10 @@ def kl_divergence(p: Array, q: Array) -> np.ndarray:
 
     ``0·log 0 = 0``; ``+inf`` where some p(x) > 0 = q(x). Kullback & Leibler (1951).
 
+    Args:
+        p: ``[..., K]`` the first distribution (each row sums to 1).
+        q: ``[..., K]`` the second, over the same K outcomes.
+
     >>> from fractions import Fraction as F
     >>> kl_divergence([F(1, 2), F(1, 2)], [F(1, 2), F(1, 2)])[()]
     0
@@ -99,6 +103,9 @@ def entropy(p: Array) -> np.ndarray:
     """``H(p) = −Σ_x p(x)·log p(x)`` over the last axis, in nats (``0·log 0 = 0``).
 
     Shannon (1948).
+
+    Args:
+        p: ``[..., K]`` probabilities (each row sums to 1).
 
     >>> from fractions import Fraction as F
     >>> entropy([F(1), F(0)])[()]
@@ -128,6 +135,9 @@ def entropy_from_logits(logits: Array) -> np.ndarray:
     Floats are evaluated with the maximum subtracted (exact algebraically), so logits of
     ±1e4 give the right answer; a probability that underflows contributes its limit 0.
     Shannon (1948).
+
+    Args:
+        logits: ``[..., K]`` unnormalised log-probabilities.
     """
     d = prepare_arrays({"logits": logits})
     out = d.empty(d.shape[:-1])
@@ -154,6 +164,11 @@ def kl_estimate(logp: Array, ref_logp: Array, kind: str) -> np.ndarray:
     sample, since e^y ≥ 1 + y). Schulman (2020), "Approximating KL divergence". What each
     estimates and which gradient each gives: see the module docstring.
 
+    Args:
+        logp: log π(x) of the samples x ~ π (any shape).
+        ref_logp: log π_ref(x) of the same samples.
+        kind: the KL estimator: ``"k1"``, ``"k2"`` or ``"k3"`` (Schulman 2020).
+
     >>> from fractions import Fraction as F
     >>> kl_estimate([F(-1)], [F(-1)], "k3")[0]
     0
@@ -169,7 +184,14 @@ def kl_estimate(logp: Array, ref_logp: Array, kind: str) -> np.ndarray:
 def importance_weighted_kl_estimate(logp: Array, ref_logp: Array, old_logp: Array,
                                     kind: str) -> np.ndarray:
     """``exp(logp − old_logp)·k`` for the estimator ``k`` of :func:`kl_estimate`: the KL
-    penalty of samples that come from π_old (SPEC §7). Both factors carry the gradient."""
+    penalty of samples that come from π_old (SPEC §7). Both factors carry the gradient.
+
+    Args:
+        logp: log π_θ(x) of samples x ~ π_old (any shape).
+        ref_logp: log π_ref(x) of the same samples.
+        old_logp: log π_old(x), the policy that sampled them.
+        kind: the KL estimator: ``"k1"``, ``"k2"`` or ``"k3"`` (Schulman 2020).
+    """
     _estimator(kind, 0)
     d = prepare_arrays({"logp": logp, "ref_logp": ref_logp, "old_logp": old_logp},
                        min_ndim=0)
@@ -243,6 +265,13 @@ def kl_estimator_moments(p: Array, q: Array, kind: str, behaviour: Array | None 
       :func:`importance_weighted_kl_estimate`);
     * ``weight="detached"``: ``sg[w(a)]·k(a)`` (the weight a constant of the gradient).
 
+    Args:
+        p: ``[..., K]`` π, the policy (its logits θ = log p are differentiated).
+        q: ``[..., K]`` π_ref, the reference.
+        kind: the KL estimator: ``"k1"``, ``"k2"`` or ``"k3"`` (Schulman 2020).
+        behaviour: ``[..., K]`` μ, the sampling policy of off-policy samples; None: samples from π.
+        weight: ``"none"``, ``"ratio"`` (w = π/μ on the gradient path) or ``"detached"`` (sg[w]).
+
     Returns a dict of arrays:
 
     * ``"expectation"``: ``E_a[estimate(a)]``;
@@ -312,6 +341,11 @@ def kl_divergence_gradient(p: Array, q: Array, direction: str = "reverse") -> np
 
     Computed by SymPy differentiation of the definition ``Σ π log(π/π_ref)`` (Kullback &
     Leibler 1951).
+
+    Args:
+        p: ``[..., K]`` π_θ = softmax(θ) at which the gradient is taken.
+        q: ``[..., K]`` π_ref.
+        direction: ``"reverse"`` for KL(π_θ‖π_ref), ``"forward"`` for KL(π_ref‖π_θ).
     """
     if direction not in ("reverse", "forward"):
         raise ValueError(f"direction must be 'reverse' or 'forward', got {direction!r}")

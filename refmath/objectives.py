@@ -98,6 +98,13 @@ def clipped_surrogate(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
     A ratio that overflowed to ``+inf`` (float input) gives the limit: ``(1 + ε_high)·A``
     for A > 0, ``−inf`` (or ``c·A``) for A < 0, 0 for A = 0.
 
+    Args:
+        ratio: ``[..., T]`` importance ratios r_t = π_θ(a_t|s_t)/π_old(a_t|s_t) ≥ 0.
+        advantages: ``[..., T]`` advantages A_t.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
+        dual_clip: c > 1: the dual clip's floor c·A_t where A_t < 0. Default: no dual clip.
+
     >>> from fractions import Fraction as F
     >>> list(clipped_surrogate([F(3)], [F(4, 5)], clip_low=F(1, 5)))
     [Fraction(24, 25)]
@@ -122,6 +129,13 @@ def clipped_surrogate_ratio_gradient(ratio: Array, advantages: Array, *, clip_lo
 
     On the boundary r = 1 ± ε the clip is not active (closed clip range): the gradient is A
     there, the left/right derivative on the unclipped side. Schulman et al. (2017), eq. (7).
+
+    Args:
+        ratio: ``[..., T]`` importance ratios r_t = π_θ(a_t|s_t)/π_old(a_t|s_t) ≥ 0.
+        advantages: ``[..., T]`` advantages A_t.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
+        dual_clip: c > 1: the dual clip's floor c·A_t where A_t < 0. Default: no dual clip.
     """
     p, lo, hi, c = _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip)
     out = p.empty()
@@ -135,6 +149,12 @@ def kl_penalized_surrogate(ratio: Array, advantages: Array, kl: Array, *, beta: 
     """PPO's KL-penalized surrogate, per step, to MAXIMISE: ``r_t·A_t − β·kl_t``.
 
     Schulman et al. (2017), PPO, eq. (8). ``beta ≥ 0``.
+
+    Args:
+        ratio: ``[..., T]`` importance ratios r_t = π_θ(a_t|s_t)/π_old(a_t|s_t) ≥ 0.
+        advantages: ``[..., T]`` advantages A_t.
+        kl: ``[..., T]`` the per-step KL estimate kl_t.
+        beta: the KL coefficient β ≥ 0.
     """
     p = prepare_arrays({"ratio": ratio, "advantages": advantages, "kl": kl},
                        numbers={"beta": beta}, min_ndim=0)
@@ -153,6 +173,14 @@ def adaptive_kl_coefficient(beta: Any, kl: Any, *, target: Any, tolerance: Any =
     ``β/factor`` if ``kl < target/tolerance``; ``β·factor`` if ``kl > target·tolerance``;
     else ``β``. Strict inequalities: a KL exactly on a threshold keeps β. (The paper's text
     uses tolerance 1.5 and factor 2.)
+
+    Args:
+        beta: the current coefficient β > 0.
+        kl: the measured KL of the last update.
+        target: the target KL d_targ > 0.
+        tolerance: the band's factor (1.5 in the paper): β changes outside [target/tolerance,
+            target·tolerance].
+        factor: the multiplier (2 in the paper).
 
     >>> from fractions import Fraction as F
     >>> adaptive_kl_coefficient(F(1), F(1, 100), target=F(1, 100))
@@ -187,6 +215,14 @@ def value_loss(values: Array, returns: Array, *, old_values: Array | None = None
     * ``"max_of_squares"``: ``max((V − R)², (V_clip − R)²)`` — OpenAI baselines PPO2, the
       "PPO value clipping" of Engstrom et al. (2020), CleanRL, verl;
     * ``"clipped_prediction"``: ``(V_clip − R)²`` — Stable-Baselines3 (``clip_range_vf``).
+
+    Args:
+        values: ``[..., T]`` the critic's predictions V_θ(s_t).
+        returns: ``[..., T]`` the targets R_t.
+        old_values: ``[..., T]`` the predictions at collection time V_old(s_t) (needed with
+            ``clip``).
+        clip: c > 0: the prediction moves at most c from ``old_values``. Default: no clip.
+        clip_form: ``"max_of_squares"`` or ``"clipped_prediction"`` (see above).
     """
     if clip_form not in VALUE_CLIP_FORMS:
         raise ValueError(f"clip_form must be one of {VALUE_CLIP_FORMS}, got {clip_form!r}")
@@ -218,6 +254,14 @@ def whiten(x: Array, mask: Array | None = None, *, shift_mean: bool = True,
     unbiased variance (0/0) is taken as 0, so that element whitens to 0 (or to μ without
     shift); zero spread gives 0 (or μ). Masked positions of the output are 0. No unmasked
     element at all is a ``ValueError``. As in TRL/verl ``masked_whiten``.
+
+    Args:
+        x: the numbers to whiten (any shape; the statistics are over all of them).
+        mask: booleans of x's shape, True at the elements that count; default all.
+        shift_mean: subtract the mean (True) or add it back after scaling (False, as verl/TRL's
+            ``shift_mean=False``).
+        unbiased: Bessel's correction (÷(n − 1)) or the biased variance (÷n).
+        eps: added to the variance under the square root.
     """
     p = prepare_arrays({"x": x}, flags={"mask": mask}, numbers={"eps": eps})
     check_nonnegative("eps", p.scalars["eps"], strict=True)
@@ -253,6 +297,14 @@ def aggregate_loss(per_step_loss: Array, mask: Array, mode: str, *,
 
     Sequences with no unmasked step are left out of the sequence means (B' counts the
     others); a batch with no unmasked step is a ``ValueError``. verl ``agg_loss``.
+
+    Args:
+        per_step_loss: ``[B, T]`` the loss of every token.
+        mask: ``[B, T]`` booleans, True at the response tokens.
+        mode: the reduction: ``"token-mean"``, ``"seq-mean-token-mean"``, ``"seq-mean-token-sum"``
+            or ``"seq-mean-token-sum-norm"``.
+        normalizer: the constant divisor of ``"seq-mean-token-sum-norm"`` (e.g. the maximum
+            response length); not read by the other modes.
     """
     if mode not in AGGREGATION_MODES:
         raise ValueError(f"mode must be one of {AGGREGATION_MODES}, got {mode!r}")
@@ -308,6 +360,14 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
     ``mean`` is the group's. A group of one sample has advantage 0 under grpo and dr_grpo;
     zero spread gives zeros. The two batch methods are not row-wise: a group's advantages
     depend on the other groups.
+
+    Args:
+        rewards: ``[..., G]`` one outcome reward per sample, a prompt's G samples on the last axis.
+        method: ``"grpo"``, ``"dr_grpo"``, ``"rloo"``, ``"reinforce_pp"`` or ``"batch_std"`` (see
+            above).
+        eps: added to the standard deviation.
+        unbiased: the standard deviation with Bessel's correction (÷(G − 1), as ``torch.std``) or
+            without.
     """
     if method not in GROUP_METHODS:
         raise ValueError(f"method must be one of {GROUP_METHODS}, got {method!r}")
@@ -348,7 +408,12 @@ def group_advantages(rewards: Array, *, method: str, eps: Any = 1e-6,
 
 def remax_advantages(rewards: Array, greedy_rewards: Array) -> np.ndarray:
     """ReMax (Li et al. 2024, eq. (7)): ``r − r_greedy``, the reward of each sampled response
-    minus that of the greedy response to the same prompt, elementwise (same shapes)."""
+    minus that of the greedy response to the same prompt, elementwise (same shapes).
+
+    Args:
+        rewards: the sampled responses' rewards (any shape).
+        greedy_rewards: the greedy response's reward for the same prompts, the same shape.
+    """
     p = prepare_arrays({"rewards": rewards, "greedy_rewards": greedy_rewards}, min_ndim=0)
     out = p.empty()
     for idx in np.ndindex(p.shape):
@@ -371,6 +436,19 @@ def policy_loss(logp: Array, old_logp: Array, advantages: Array, mask: Array, *,
     are not read. Rows with no response token are left out of the sequence means
     (``seq-mean-*``); ``token-mean`` counts the tokens of the whole batch. Schulman et al.
     (2017), PPO, eq. (7); Shao et al. (2024), GRPO; Yu et al. (2025), DAPO (token-mean).
+
+    Args:
+        logp: ``[B, T]`` log π_θ of the response tokens.
+        old_logp: ``[B, T]`` log π_old of the same tokens (the sampling policy).
+        advantages: ``[B, T]`` per token, or ``[B]`` per sequence (broadcast over its tokens).
+        mask: ``[B, T]`` booleans, True at the response tokens.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
+        dual_clip: c > 1: the dual clip's floor c·A_t where A_t < 0. Default: no dual clip.
+        mode: the reduction: ``"token-mean"``, ``"seq-mean-token-mean"``, ``"seq-mean-token-sum"``
+            or ``"seq-mean-token-sum-norm"``.
+        normalizer: the constant divisor of ``"seq-mean-token-sum-norm"`` (e.g. the maximum
+            response length); not read by the other modes.
     """
     from .ratios import importance_ratio
 
@@ -405,7 +483,18 @@ def kl_shaped_rewards(rewards: Array, logp: Array, ref_logp: Array, *, beta: Any
     """KL in the reward (classic RLHF PPO; SPEC §7): ``r_t − β·k_t`` per token, ``k`` the
     estimator of :func:`refmath.divergences.kl_estimate` with ``log r = ref_logp − logp``;
     ``rewards`` holds the outcome reward at the last response token. Masked tokens: 0, never
-    read. Ouyang et al. (2022), eq. (2); Ziegler et al. (2019)."""
+    read. Ouyang et al. (2022), eq. (2); Ziegler et al. (2019).
+
+    Args:
+        rewards: ``[..., T]`` the reward of each token (the outcome reward at the last response
+            token, 0 elsewhere).
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        ref_logp: ``[..., T]`` log π_ref(a_t|s_t), those of the reference policy.
+        beta: the KL coefficient β ≥ 0.
+        kind: the KL estimator: ``"k1"`` (default), ``"k2"`` or ``"k3"``.
+        mask: ``[..., T]`` booleans, True at the response tokens; default all.
+    """
     from .divergences import _estimator
 
     _estimator(kind, 0)
@@ -424,7 +513,13 @@ def kl_shaped_rewards(rewards: Array, logp: Array, ref_logp: Array, *, beta: Any
 
 def overlong_penalty(lengths: Array, *, max_length: Any, cache_length: Any) -> np.ndarray:
     """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13; SPEC §7), elementwise: 0 for
-    ``L ≤ L_max − L_cache``, ``((L_max − L_cache) − L)/L_cache`` up to ``L_max``, −1 beyond."""
+    ``L ≤ L_max − L_cache``, ``((L_max − L_cache) − L)/L_cache`` up to ``L_max``, −1 beyond.
+
+    Args:
+        lengths: the response lengths L (any shape).
+        max_length: L_max, the maximum response length.
+        cache_length: L_cache, the soft zone's width before L_max (> 0).
+    """
     p = prepare_arrays({"lengths": lengths}, numbers={"max_length": max_length,
                                                       "cache_length": cache_length},
                        min_ndim=0)
@@ -467,7 +562,17 @@ def cispo_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array
                     clip_low: Any, clip_high: Any) -> np.ndarray:
     """CISPO (MiniMax-M1, 2025), per token to MAXIMISE: ``sg(clip(r, 1 − ε_low, 1 + ε_high))·A·
     logp`` with ``r = exp(logp − old_logp)``; 0 where masked (never read). Its value; the
-    gradient is :func:`cispo_surrogate_gradient` (the clipped weight is a constant)."""
+    gradient is :func:`cispo_surrogate_gradient` (the clipped weight is a constant).
+
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        advantages: ``[..., T]`` advantages A_t.
+        mask: ``[..., T]`` booleans, True at the response tokens.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the weight is clipped above at 1 + ε_high.
+    """
     p, lo, hi = _cispo_inputs(logp, old_logp, advantages, mask, clip_low, clip_high)
     out = p.zeros()
     for idx in np.ndindex(p.shape):
@@ -481,7 +586,17 @@ def cispo_surrogate_gradient(logp: Array, old_logp: Array, advantages: Array, ma
                              clip_low: Any, clip_high: Any) -> np.ndarray:
     """``∂L_t/∂logp_t = clip(r_t, 1 − ε_low, 1 + ε_high)·A_t`` (the weight stop-gradiented):
     nonzero where PPO-clip's gradient is zero; 0 where masked. MiniMax (2025), MiniMax-M1,
-    eq. (4); SPEC §7."""
+    eq. (4); SPEC §7.
+
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        advantages: ``[..., T]`` advantages A_t.
+        mask: ``[..., T]`` booleans, True at the response tokens.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the weight is clipped above at 1 + ε_high.
+    """
     p, lo, hi = _cispo_inputs(logp, old_logp, advantages, mask, clip_low, clip_high)
     out = p.zeros()
     for idx in np.ndindex(p.shape):
@@ -550,7 +665,17 @@ def gspo_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: Array,
     ``aggregate_loss(·, mask, "seq-mean-token-mean")`` is the paper's objective. ``logp``,
     ``old_logp``, ``mask``: ``[..., T]``; ``advantages``: one per sequence ``[...]``.
     Masked tokens (and rows without a response token) get 0; ``clip_high`` defaults to
-    ``clip_low``; a ratio on the boundary is not clipped."""
+    ``clip_low``; a ratio on the boundary is not clipped.
+
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        advantages: ``[...]`` one advantage per sequence.
+        mask: ``[..., T]`` booleans, True at the response tokens.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
+    """
     return _gspo_values("gspo_surrogate", logp, old_logp, advantages, mask, clip_low,
                         clip_high, per_token=False)
 
@@ -561,7 +686,17 @@ def gspo_token_surrogate(logp: Array, old_logp: Array, advantages: Array, mask: 
     ``min(s_t·A_t, clip(s_t, 1 − ε_low, 1 + ε_high)·A_t)`` with ``s_t = sg[s]·π_θ(y_t)/
     sg[π_θ(y_t)]``: its VALUE is the sequence ratio s of :func:`gspo_surrogate` (so the value
     equals GSPO's), its gradient :func:`gspo_token_surrogate_gradient`. ``advantages`` per
-    token ``[..., T]`` or per sequence ``[...]``. Masked tokens get 0."""
+    token ``[..., T]`` or per sequence ``[...]``. Masked tokens get 0.
+
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        advantages: ``[..., T]`` per token, or ``[...]`` per sequence.
+        mask: ``[..., T]`` booleans, True at the response tokens.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
+    """
     return _gspo_values("gspo_token_surrogate", logp, old_logp, advantages, mask, clip_low,
                         clip_high, per_token=True)
 
@@ -572,7 +707,17 @@ def gspo_token_surrogate_gradient(logp: Array, old_logp: Array, advantages: Arra
     """``∂(Σ_t L_t)/∂logp_t`` of GSPO-token (Zheng et al. 2025, eq. (17)): ``s·A_t`` where
     the clip is not active for token t (``A_t > 0`` and ``s ≤ 1 + ε_high``, or ``A_t < 0``
     and ``s ≥ 1 − ε_low``), else 0; 0 where masked. With a sequence's advantages equal this
-    is also GSPO's gradient (eq. (10)): the identity ``tests/test_objectives.py`` proves."""
+    is also GSPO's gradient (eq. (10)): the identity ``tests/test_objectives.py`` proves.
+
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        advantages: ``[..., T]`` per token, or ``[...]`` per sequence.
+        mask: ``[..., T]`` booleans, True at the response tokens.
+        clip_low: ε_low: the ratio is clipped below at 1 − ε_low.
+        clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
+    """
     p, lo, hi = _gspo_inputs("gspo_token_surrogate_gradient", logp, old_logp, advantages,
                              mask, clip_low, clip_high, per_token=True)
     out = p.zeros()
@@ -616,7 +761,18 @@ def split_aggregate_loss(per_step_loss: Array, mask: Array, mode: str, *, splits
     for ``seq-mean-token-sum`` ``Σ_{b∈mb} Σ_t m·l / B'``, for ``seq-mean-token-sum-norm``
     that over ``normalizer`` (B' the batch's rows with a response token). Their SUM is the
     full-batch loss, which gradient accumulation needs; normalising each micro-batch by its
-    own count (and averaging) is not (the claim ``common.micro_batch_token_mean``)."""
+    own count (and averaging) is not (the claim ``common.micro_batch_token_mean``).
+
+    Args:
+        per_step_loss: ``[B, T]`` the loss of every token.
+        mask: ``[B, T]`` booleans, True at the response tokens.
+        mode: the reduction: ``"token-mean"``, ``"seq-mean-token-mean"``, ``"seq-mean-token-sum"``
+            or ``"seq-mean-token-sum-norm"``.
+        splits: the micro-batches along B, as ``torch.split`` takes them: one size (the last
+            micro-batch may be smaller) or a list of sizes summing to B.
+        normalizer: the constant divisor of ``"seq-mean-token-sum-norm"`` (e.g. the maximum
+            response length); not read by the other modes.
+    """
     aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)  # validates the inputs
     p = prepare_arrays({"per_step_loss": per_step_loss}, flags={"mask": mask},
                        numbers={"normalizer": normalizer}, min_ndim=2)

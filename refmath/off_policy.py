@@ -99,6 +99,27 @@ def vtrace(rewards: Array, values: Array, next_values: Array, log_rhos: Array | 
     inside a segment and ``V'_t`` at its end. Clips are numbers in (0, ∞], None for no clip.
     Espeholt et al. (2018), IMPALA, eq. (1) and §4.2.
 
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        log_rhos: ``[..., T]`` log ρ_t = log π(a_t|s_t) − log μ(a_t|s_t), target over behaviour
+            policy; give this or ``rhos``.
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        lam: λ in [0, 1] of the trace c_t = λ·min(c̄, ρ_t) (default 1).
+        rho_clip: ρ̄ in (0, ∞], the clip of ρ_t in δ_t; None: no clip.
+        c_clip: c̄ in (0, ∞], the clip of the trace c_t; None: no clip.
+        pg_rho_clip: the clip of ρ_t in the policy-gradient advantage; None: no clip.
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
+        rhos: ``[..., T]`` the ratios ρ_t themselves (exact ratios, e.g. Fractions), instead of
+            ``log_rhos``.
+
     >>> from fractions import Fraction as F
     >>> vs, pg = vtrace([F(1), F(1)], [F(0), F(0)], [F(0), F(0)], rhos=[F(1, 2), F(2)],
     ...                 gamma=F(1))
@@ -147,6 +168,19 @@ def off_policy_q_targets(rewards: Array, q_values: Array, next_expected_q: Array
     ``G_t = r_t + γ_t·nt_t·E_t`` at its end, with ``Q_t = q_values[t] = Q(s_t, a_t)``,
     ``E_t = next_expected_q[t] = E_{a~π} Q(s_{t+1}, a)`` and ``c_t = traces[t]``
     (:func:`trace_coefficients`). Munos et al. (2016), eq. (3).
+
+    Args:
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        q_values: ``[..., T]`` Q(s_t, a_t) of the taken actions.
+        next_expected_q: ``[..., T]`` E_{a~π} Q(s_{t+1}, a) (not read where step t terminates).
+        traces: ``[..., T]`` the trace coefficients c_t (:func:`trace_coefficients`).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
     """
     p = prepare({"rewards": rewards, "q_values": q_values,
                  "next_expected_q": next_expected_q, "traces": traces}, gamma=gamma,
@@ -164,6 +198,14 @@ def trace_coefficients(method: str, *, lam: Any, log_rhos: Array | None = None,
     ``importance_sampling`` ``λ·ρ_t`` (per-decision IS, Precup et al. 2000). ρ from
     ``log_rhos`` (or exact ``rhos``); ``tree_backup`` needs ``pi_probs`` (and q_lambda takes
     its shape from whichever array is given).
+
+    Args:
+        method: ``"retrace"``, ``"tree_backup"``, ``"q_lambda"`` or ``"importance_sampling"``.
+        lam: λ in [0, 1].
+        log_rhos: log ρ_t = log π(a_t|s_t) − log μ(a_t|s_t), read by retrace and
+            importance_sampling (or ``rhos``).
+        pi_probs: π(a_t|s_t), read by tree_backup.
+        rhos: the ratios ρ_t themselves (exact), instead of ``log_rhos``.
     """
     if method not in TRACE_METHODS:
         raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")

@@ -47,7 +47,15 @@ def _exact(x: Any) -> Any:
 @dataclass(frozen=True)
 class TabularMDP:
     """``P[s][a][s']``, ``R[s][a]``, ``rho[s]``, horizon ``H`` ≥ 1, discount ``gamma``
-    (a finite-horizon MDP, Puterman 1994)."""
+    (a finite-horizon MDP, Puterman 1994).
+
+    Args:
+        P: ``[S, A, S]`` transition probabilities P[s][a][s'].
+        R: ``[S, A]`` rewards R[s][a].
+        rho: ``[S]`` the start distribution ρ(s).
+        H: the horizon (steps per episode), ≥ 1.
+        gamma: the discount γ (default 1).
+    """
 
     P: Any
     R: Any
@@ -80,7 +88,11 @@ class TabularMDP:
 
 def softmax_policy(theta: Any) -> np.ndarray:
     """``π[s, a] = exp(θ[s, a]) / Σ_b exp(θ[s, b])`` (exact SymPy for exact θ): the softmax
-    policy of Sutton & Barto (2018), §13.1."""
+    policy of Sutton & Barto (2018), §13.1.
+
+    Args:
+        theta: ``[S, A]`` logits θ[s, a] (numbers or SymPy symbols).
+    """
     theta = np.asarray(theta, dtype=object)
     out = np.empty(theta.shape, dtype=object)
     for s in range(theta.shape[0]):
@@ -108,7 +120,13 @@ def _check_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
 
 def trajectories(mdp: TabularMDP, pi: Any) -> Iterator[tuple[list[tuple[int, int]], Any]]:
     """Every trajectory ``[(s_0, a_0), …]`` with its probability ``ρ(s_0)·Π π(a_t|s_t)·
-    P(s_{t+1}|s_t, a_t)`` (zero-probability ones skipped; Sutton & Barto 2018, §3.1)."""
+    P(s_{t+1}|s_t, a_t)`` (zero-probability ones skipped; Sutton & Barto 2018, §3.1).
+
+    Args:
+        mdp: the finite-horizon MDP (:class:`TabularMDP`).
+        pi: ``[S, A]`` the policy's probabilities π[s, a] (rows sum to 1): exact numbers, floats or
+            SymPy expressions; θ = log π.
+    """
     P, rho = np.asarray(mdp.P, dtype=object), np.asarray(mdp.rho, dtype=object)
     S, A = mdp.shape
     for states in itertools.product(range(S), repeat=mdp.H):
@@ -128,14 +146,26 @@ def _rewards(mdp: TabularMDP, tau) -> list[Any]:
 
 
 def expected_return(mdp: TabularMDP, pi: Any) -> Any:
-    """``J = Σ_τ p(τ)·Σ_t γ^t r(s_t, a_t)`` (Sutton et al. 2000, eq. 1)."""
+    """``J = Σ_τ p(τ)·Σ_t γ^t r(s_t, a_t)`` (Sutton et al. 2000, eq. 1).
+
+    Args:
+        mdp: the finite-horizon MDP (:class:`TabularMDP`).
+        pi: ``[S, A]`` the policy's probabilities π[s, a] (rows sum to 1): exact numbers, floats or
+            SymPy expressions; θ = log π.
+    """
     pi = _check_policy(mdp, pi)
     return sum((p * sum(_rewards(mdp, tau)) for tau, p in trajectories(mdp, pi)), 0)
 
 
 def return_gradient(mdp: TabularMDP, pi: Any) -> np.ndarray:
     """``∇_θ J`` as an ``[S, A]`` array, by symbolic differentiation (see the module doc) —
-    the quantity of the policy gradient theorem (Sutton et al. 2000)."""
+    the quantity of the policy gradient theorem (Sutton et al. 2000).
+
+    Args:
+        mdp: the finite-horizon MDP (:class:`TabularMDP`).
+        pi: ``[S, A]`` the policy's probabilities π[s, a] (rows sum to 1): exact numbers, floats or
+            SymPy expressions; θ = log π.
+    """
     pi = _check_policy(mdp, pi)
     S, A = mdp.shape
     x = np.array([[sympy.Symbol(f"x_{s}_{a}", positive=True) for a in range(A)]
@@ -169,6 +199,13 @@ def reinforce_moments(mdp: TabularMDP, pi: Any, estimator: str, *,
     with ``baseline(t, s_t, a_t)`` — pass one that ignores ``a_t`` for a state(-time)
     baseline; one that uses ``a_t`` is the classic mistake (it biases the estimator).
     Williams (1992); Greensmith et al. (2004) for baselines.
+
+    Args:
+        mdp: the finite-horizon MDP (:class:`TabularMDP`).
+        pi: ``[S, A]`` the policy's probabilities π[s, a] (rows sum to 1): exact numbers, floats or
+            SymPy expressions; θ = log π.
+        estimator: ``"full_return"``, ``"reward_to_go"`` or ``"reward_to_go_baseline"``.
+        baseline: ``baseline(t, s_t, a_t)``, read by ``"reward_to_go_baseline"`` only.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -201,6 +238,10 @@ def critic_loss(values: Any, returns: Any) -> np.ndarray:
     """Per-step critic loss ``(V(s_t) − G_t)²`` (no factor ½), to MINIMISE.
 
     Mnih et al. (2016), "Asynchronous methods for deep RL" (A3C), §4.
+
+    Args:
+        values: ``[..., T]`` the critic's predictions V(s_t).
+        returns: ``[..., T]`` the targets G_t.
     """
     p = prepare_arrays({"values": values, "returns": returns}, min_ndim=0)
     return (p.arrays["values"] - p.arrays["returns"]) ** 2
@@ -209,6 +250,11 @@ def critic_loss(values: Any, returns: Any) -> np.ndarray:
 def actor_loss(logp: Any, advantages: Any) -> np.ndarray:
     """Per-step actor loss ``−log π(a_t|s_t)·A_t``, to MINIMISE, with the advantage a constant
     (in Torch: detached, so no gradient reaches the critic). Williams (1992); Mnih et al.
-    (2016)."""
+    (2016).
+
+    Args:
+        logp: ``[..., T]`` log π(a_t|s_t).
+        advantages: ``[..., T]`` A_t, a constant of the loss.
+    """
     p = prepare_arrays({"logp": logp, "advantages": advantages}, min_ndim=0)
     return -p.arrays["logp"] * p.arrays["advantages"]

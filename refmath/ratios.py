@@ -28,6 +28,10 @@ def importance_ratio(logp: Array, old_logp: Array) -> np.ndarray:
     Computed from the difference of log-probabilities (never as a quotient of probabilities,
     which underflow). Schulman et al. (2017), PPO, eq. (6); Kahn & Marshall (1953).
 
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t) (or any shape).
+        old_logp: log π_old(a_t|s_t), the same shape.
+
     >>> from fractions import Fraction as F
     >>> importance_ratio([F(0)], [F(0)])[0]
     1
@@ -52,6 +56,12 @@ def sequence_log_ratio(logp: Array, old_logp: Array, mask: Array | None = None) 
     The log of the sequence-level importance ratio (the product of the token ratios), as in
     sequence-level PPO/GSPO (Zheng et al. 2025). A row with no unmasked step has log-ratio 0.
 
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        mask: ``[..., T]`` booleans, True at the tokens of the sequence; default all.
+
     >>> from fractions import Fraction as F
     >>> sequence_log_ratio([F(1), F(2)], [F(0), F(0)], mask=[1, 0])[()]
     Fraction(1, 1)
@@ -69,6 +79,12 @@ def geometric_mean_ratio(logp: Array, old_logp: Array, mask: Array | None = None
     The geometric mean of the unmasked token ratios. Zheng et al. (2025), "Group Sequence
     Policy Optimization", eq. (7). A row with no unmasked step has ratio 1 (log-ratio 0, as
     verl's implementation gives by clamping the length to 1).
+
+    Args:
+        logp: ``[..., T]`` log π_θ(a_t|s_t), the current policy's log-probabilities of the taken
+            actions (tokens).
+        old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
+        mask: ``[..., T]`` booleans, True at the tokens of the sequence; default all.
     """
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, flags={"mask": mask})
     out = p.empty(p.shape[:-1])
@@ -85,6 +101,10 @@ def truncated_importance_weight(ratio: Array, cap: Any) -> np.ndarray:
     Ionides (2008), "Truncated importance sampling"; Espeholt et al. (2018), IMPALA/V-trace
     (ρ̄, c̄). Bad input: ``cap ≤ 0`` or a negative ratio raise ``ValueError``; a ratio
     that overflowed to ``+inf`` gives ``cap``.
+
+    Args:
+        ratio: importance ratios ≥ 0 (any shape; +inf gives ``cap``).
+        cap: the truncation level > 0 (ρ̄ or c̄ in V-trace).
 
     >>> from fractions import Fraction as F
     >>> list(truncated_importance_weight([F(1, 2), F(3)], cap=2))
@@ -124,6 +144,15 @@ def rollout_correction(logp: Array, rollout_logp: Array, mask: Array, *, level: 
     Masked tokens get 0 and are never read. The weights are constants of the loss: no
     gradient flows through them. Yao et al. (2025), "Your efficient RL framework secretly
     brings you off-policy RL training" (TIS); Ionides (2008).
+
+    Args:
+        logp: ``[..., T]`` the trainer's log-probabilities of the sampled tokens.
+        rollout_logp: ``[..., T]`` the inference engine's log-probabilities of the same tokens.
+        mask: ``[..., T]`` booleans, True at the response tokens.
+        level: ``"token"`` (a weight per token) or ``"sequence"`` (one per sequence).
+        mode: ``"truncate"`` (TIS: ``min(w, high)``) or ``"mask"`` (MIS: 0 outside [low, high]).
+        low: MIS's lower bound (default 0); not read by ``"truncate"``.
+        high: TIS's cap, MIS's upper bound (default 2).
     """
     _correction_options(level, mode, low)
     p = prepare_arrays({"logp": logp, "rollout_logp": rollout_logp}, flags={"mask": mask},

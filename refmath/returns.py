@@ -27,7 +27,13 @@ __all__ = ["td_errors", "discounted_returns", "n_step_returns", "segment_end"]
 
 
 def segment_end(t: int, terminated: Sequence[bool], truncated: Sequence[bool]) -> bool:
-    """Is step ``t`` of a (compressed) row the end of a segment? (SPEC §1)"""
+    """Is step ``t`` of a (compressed) row the end of a segment? (SPEC §1)
+
+    Args:
+        t: the step's index in the row (after masked steps are removed).
+        terminated: the row's terminated flags.
+        truncated: the row's truncated flags.
+    """
     return terminated[t] or truncated[t] or t == len(terminated) - 1
 
 
@@ -54,9 +60,13 @@ def td_errors(rewards: Array, values: Array, next_values: Array, *, gamma: Any,
     Schulman et al. (2016), GAE paper, eq. (10) notation.
 
     Args:
-        rewards, values, next_values: ``[..., T]``; ``next_values[t] = V(s_{t+1})``.
-        gamma: discount in [0, 1], scalar or broadcastable to ``[..., T]``.
-        terminated: ``[..., T]`` booleans (default: nothing terminates).
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        values: ``[..., T]`` V(s_t), the value of the state step t starts in.
+        next_values: ``[..., T]`` V(s_{t+1}), the value of the state after step t (the bootstrap;
+            not read where step t terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        terminated: ``[..., T]`` booleans: step t ends the episode in a terminal state (no
+            bootstrap). Default: nothing terminates.
 
     Returns: ``[..., T]`` TD errors. Raises ``ValueError`` on mismatched shapes, gamma outside
     [0, 1], non-finite inputs.
@@ -91,9 +101,16 @@ def discounted_returns(rewards: Array, *, gamma: Any, next_values: Array | None 
     to the end of the data). Sutton & Barto (2018), eq. (3.8).
 
     Args:
-        rewards: ``[..., T]``. next_values: ``[..., T]`` or None.
-        gamma: in [0, 1], scalar or broadcastable to ``[..., T]``.
-        terminated, truncated, mask: ``[..., T]`` booleans (SPEC §1).
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        next_values: ``[..., T]`` V(s_{t+1}), bootstrapped at a truncation and at the end of the
+            data; None: no bootstrap (0).
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
 
     >>> from fractions import Fraction as F
     >>> list(discounted_returns([F(1), F(1)], gamma=F(1, 2)))
@@ -150,8 +167,17 @@ def n_step_returns(rewards: Array, next_values: Array, *, gamma: Any, n: int,
     ``n = 1`` gives ``r + γ·nt·V'``; ``n ≥ T`` gives :func:`discounted_returns`.
 
     Args:
-        rewards, next_values: ``[..., T]``. gamma: in [0, 1]. n: integer ≥ 1.
-        terminated, truncated, mask: ``[..., T]`` booleans (SPEC §1).
+        rewards: ``[..., T]`` rewards r_t, time on the last axis.
+        next_values: ``[..., T]`` V(s_{t+1}), the bootstrap after the last reward step (not read
+            where that step terminates).
+        gamma: the discount γ in [0, 1]: a number, or ``[..., T]`` per step.
+        n: the number of reward steps n ≥ 1 before the bootstrap.
+        terminated: ``[..., T]`` booleans: the episode ends at step t in a terminal state, so
+            nothing after it is bootstrapped (``next_values[t]`` is never read). Default: none.
+        truncated: ``[..., T]`` booleans: the episode is cut at step t by a time limit; the value
+            after it is bootstrapped from ``next_values[t]``. Default: none.
+        mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
+            out of every row, never read, and give 0. Default: every step present.
 
     >>> from fractions import Fraction as F
     >>> list(n_step_returns([F(1), F(1)], [F(2), F(2)], gamma=F(1, 2), n=1))

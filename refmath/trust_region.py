@@ -77,6 +77,9 @@ def fisher_matrix(p: Sequence[Any]) -> sympy.Matrix:
     """``F_ij = Σ_a π(a)·∂_i log π(a)·∂_j log π(a)`` for ``π = softmax(θ)`` at ``π = p``
     (Amari 1998; Kakade 2001).
 
+    Args:
+        p: ``[K]`` π = softmax(θ), the point at which F is taken.
+
     >>> from fractions import Fraction as F
     >>> fisher_matrix([F(1, 2), F(1, 2)])
     Matrix([
@@ -92,7 +95,11 @@ def fisher_matrix(p: Sequence[Any]) -> sympy.Matrix:
 
 def kl_hessian(p: Sequence[Any]) -> sympy.Matrix:
     """``∇²_θ KL(π_old‖π_θ)`` at ``θ = θ_old``, with ``π_old = p`` (a constant); equals the
-    Fisher matrix (Schulman et al. 2015, Appendix C)."""
+    Fisher matrix (Schulman et al. 2015, Appendix C).
+
+    Args:
+        p: ``[K]`` π_old, the point of the expansion.
+    """
     probs, theta, logpi, at = _policy(p)
     kl = sum(probs[a] * (sympy.log(probs[a]) - logpi[a]) for a in range(len(probs)))
     return sympy.Matrix(len(theta), len(theta),
@@ -101,7 +108,12 @@ def kl_hessian(p: Sequence[Any]) -> sympy.Matrix:
 
 def surrogate_hessian(p: Sequence[Any], advantages: Sequence[Any]) -> sympy.Matrix:
     """``∇²_θ L(θ)`` at θ_old for TRPO's surrogate ``L(θ) = Σ_a π_old(a)·(π_θ(a)/π_old(a))·A(a)``
-    (the importance-weighted objective of Schulman et al. 2015, eq. 14), ``π_old = p``."""
+    (the importance-weighted objective of Schulman et al. 2015, eq. 14), ``π_old = p``.
+
+    Args:
+        p: ``[K]`` π_old.
+        advantages: ``[K]`` A(a), one advantage per action.
+    """
     probs, theta, logpi, at = _policy(p)
     if len(advantages) != len(probs):
         raise ValueError(f"advantages has {len(advantages)} entries but p has {len(probs)}")
@@ -115,7 +127,13 @@ def natural_gradient_step(g: Sequence[Any], F: Any, max_kl: Any) -> sympy.Matrix
     """``s = sqrt(2δ / gᵀF⁻¹g)·F⁻¹g``: the step maximising ``gᵀs`` subject to the quadratic
     KL model ``½ sᵀF s ≤ δ`` (Schulman et al. 2015, Appendix C). ``F`` must be positive
     definite on g's direction; a singular F (softmax over all K logits) needs a
-    parametrisation without the redundant direction, or damping."""
+    parametrisation without the redundant direction, or damping.
+
+    Args:
+        g: ``[K]`` the gradient of the surrogate.
+        F: ``[K, K]`` the Fisher matrix (positive definite on g's direction).
+        max_kl: δ > 0, the trust region's KL radius.
+    """
     g = sympy.Matrix(_vector("g", g))
     F_rows = np.asarray(plain("F", F), dtype=object)
     if F_rows.ndim != 2:
@@ -143,7 +161,14 @@ def conjugate_gradient(Avp: Any, g: Sequence[Any], iters: int, damping: Any = 0)
     """Solve ``(A + damping·I)·x = g`` by conjugate gradients (Hestenes & Stiefel 1952),
     given only ``Avp(v) = A·v``, in exact arithmetic: for a symmetric positive definite A of
     size n, ``iters ≥ n`` iterations give the exact solution (TRPO, Schulman et al. 2015,
-    Appendix C)."""
+    Appendix C).
+
+    Args:
+        Avp: ``v ↦ A·v``, the matrix-vector product (A symmetric positive definite).
+        g: the right-hand side.
+        iters: the number of iterations (≥ n for the exact solution).
+        damping: added to A's diagonal (default 0).
+    """
     if isinstance(iters, bool) or not isinstance(iters, Integral) or iters < 0:
         raise ValueError(f"iters must be an integer >= 0, got {iters!r}")
     damping = _rational(damping, "damping")
@@ -176,6 +201,16 @@ def backtracking_line_search(objective: Any, kl: Any, x: Any, full_step: Any, *,
     """TRPO's line search: try ``x + backtrack^k·full_step`` for k = 0, 1, …, and accept the
     first step whose ``kl(x_new) ≤ max_kl`` AND whose improvement
     ``objective(x_new) − objective(x)`` is positive; if none is accepted, return x unchanged.
+
+    Args:
+        objective: ``x ↦ L(x)``, the surrogate to increase.
+        kl: ``x ↦ KL(π_x_old‖π_x)``, the constraint's KL from the starting point.
+        x: the starting parameters.
+        full_step: the proposed step (e.g. :func:`natural_gradient_step`).
+        max_kl: δ, the largest accepted KL.
+        backtrack: the step's shrink factor per try (default 1/2).
+        max_backtracks: the number of shrunk tries after the full step (default 10).
+
     Returns ``(x_new, k)`` with ``k = None`` when nothing was accepted. Schulman et al.
     (2015), §6 and Appendix C."""
     if not 0 < backtrack < 1:
