@@ -82,9 +82,10 @@ def gae(rewards: Array, values: Array, next_values: Array, *, gamma: Any, lam: A
 
     Returns: ``[..., T]`` advantages (0 at masked steps).
 
-    >>> from fractions import Fraction as F
-    >>> list(gae([F(1), F(1)], [F(0), F(0)], [F(0), F(0)], gamma=F(1, 2), lam=F(1, 2)))
-    [Fraction(5, 4), Fraction(1, 1)]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> list(gae([F(1), F(1)], [F(0), F(0)], [F(0), F(0)], gamma=F(1, 2), lam=F(1, 2)))
+        [Fraction(5, 4), Fraction(1, 1)]
     """
     p = _prepare(rewards, values, next_values, gamma, lam, terminated, truncated, mask)
     return map_rows(p, _gae_row, _STEPS, lam=p.scalars["lam"])
@@ -301,12 +302,13 @@ def length_adaptive_gae(rewards: Array, values: Array, next_values: Array, mask:
     so A_2 = 1, A_1 = 1 + A_2/3 = 4/3, A_0 = 1 + A_1/3 = 13/9. Row 1 has l = 2 (its last
     step masked): α·l = 1, so λ = 0 and A = δ = 1 on its two tokens.
 
-    >>> from fractions import Fraction as F
-    >>> one, zero = [F(1)] * 3, [F(0)] * 3
-    >>> A = length_adaptive_gae([one, one], [zero, zero], [zero, zero],
-    ...                         [[True, True, True], [True, True, False]], alpha=F(1, 2))
-    >>> [[str(a) for a in row] for row in A]
-    [['13/9', '4/3', '1'], ['1', '1', '0']]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> one, zero = [F(1)] * 3, [F(0)] * 3
+        >>> A = length_adaptive_gae([one, one], [zero, zero], [zero, zero],
+        ...                         [[True, True, True], [True, True, False]], alpha=F(1, 2))
+        >>> [[str(a) for a in row] for row in A]
+        [['13/9', '4/3', '1'], ['1', '1', '0']]
     """
     if mask is None:
         raise ValueError("mask is required: it says which steps are response tokens (l)")

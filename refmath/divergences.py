@@ -79,9 +79,10 @@ def kl_divergence(p: Array, q: Array) -> np.ndarray:
         p: ``[..., K]`` the first distribution (each row sums to 1).
         q: ``[..., K]`` the second, over the same K outcomes.
 
-    >>> from fractions import Fraction as F
-    >>> kl_divergence([F(1, 2), F(1, 2)], [F(1, 2), F(1, 2)])[()]
-    0
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> kl_divergence([F(1, 2), F(1, 2)], [F(1, 2), F(1, 2)])[()]
+        0
     """
     d = _distributions(p=p, q=q)
     out = d.empty(d.shape[:-1])
@@ -107,9 +108,10 @@ def entropy(p: Array) -> np.ndarray:
     Args:
         p: ``[..., K]`` probabilities (each row sums to 1).
 
-    >>> from fractions import Fraction as F
-    >>> entropy([F(1), F(0)])[()]
-    0
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> entropy([F(1), F(0)])[()]
+        0
     """
     d = _distributions(p=p)
     out = d.empty(d.shape[:-1])
@@ -169,9 +171,10 @@ def kl_estimate(logp: Array, ref_logp: Array, kind: str) -> np.ndarray:
         ref_logp: log π_ref(x) of the same samples.
         kind: the KL estimator: ``"k1"``, ``"k2"`` or ``"k3"`` (Schulman 2020).
 
-    >>> from fractions import Fraction as F
-    >>> kl_estimate([F(-1)], [F(-1)], "k3")[0]
-    0
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> kl_estimate([F(-1)], [F(-1)], "k3")[0]
+        0
     """
     _estimator(kind, 0)  # validates kind before any work
     d = prepare_arrays({"logp": logp, "ref_logp": ref_logp}, min_ndim=0)

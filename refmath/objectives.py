@@ -105,9 +105,10 @@ def clipped_surrogate(ratio: Array, advantages: Array, *, clip_low: Any = 0.2,
         clip_high: ε_high: the ratio is clipped above at 1 + ε_high (default: ``clip_low``).
         dual_clip: c > 1: the dual clip's floor c·A_t where A_t < 0. Default: no dual clip.
 
-    >>> from fractions import Fraction as F
-    >>> list(clipped_surrogate([F(3)], [F(4, 5)], clip_low=F(1, 5)))
-    [Fraction(24, 25)]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> list(clipped_surrogate([F(3)], [F(4, 5)], clip_low=F(1, 5)))
+        [Fraction(24, 25)]
     """
     p, lo, hi, c = _clip_inputs(ratio, advantages, clip_low, clip_high, dual_clip)
     out = p.empty()
@@ -182,9 +183,10 @@ def adaptive_kl_coefficient(beta: Any, kl: Any, *, target: Any, tolerance: Any =
             target·tolerance].
         factor: the multiplier (2 in the paper).
 
-    >>> from fractions import Fraction as F
-    >>> adaptive_kl_coefficient(F(1), F(1, 100), target=F(1, 100))
-    Fraction(1, 1)
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> adaptive_kl_coefficient(F(1), F(1, 100), target=F(1, 100))
+        Fraction(1, 1)
     """
     p = prepare_arrays({"kl": [kl]}, numbers={"beta": beta, "target": target,
                                               "tolerance": tolerance, "factor": factor})

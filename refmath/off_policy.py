@@ -120,11 +120,12 @@ def vtrace(rewards: Array, values: Array, next_values: Array, log_rhos: Array | 
         rhos: ``[..., T]`` the ratios ρ_t themselves (exact ratios, e.g. Fractions), instead of
             ``log_rhos``.
 
-    >>> from fractions import Fraction as F
-    >>> vs, pg = vtrace([F(1), F(1)], [F(0), F(0)], [F(0), F(0)], rhos=[F(1, 2), F(2)],
-    ...                 gamma=F(1))
-    >>> list(vs), list(pg)
-    ([Fraction(1, 1), Fraction(1, 1)], [Fraction(1, 1), Fraction(1, 1)])
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> vs, pg = vtrace([F(1), F(1)], [F(0), F(0)], [F(0), F(0)], rhos=[F(1, 2), F(2)],
+        ...                 gamma=F(1))
+        >>> list(vs), list(pg)
+        ([Fraction(1, 1), Fraction(1, 1)], [Fraction(1, 1), Fraction(1, 1)])
     """
     kind = _ratio_name(log_rhos, rhos)
     p = prepare({"rewards": rewards, "values": values, "next_values": next_values,

@@ -50,8 +50,8 @@ class TabularMDP:
     (a finite-horizon MDP, Puterman 1994).
 
     Args:
-        P: ``[S, A, S]`` transition probabilities P[s][a][s'].
-        R: ``[S, A]`` rewards R[s][a].
+        P: ``[S, A, S]`` transition probabilities ``P[s][a][s']``.
+        R: ``[S, A]`` rewards ``R[s][a]``.
         rho: ``[S]`` the start distribution ρ(s).
         H: the horizon (steps per episode), ≥ 1.
         gamma: the discount γ (default 1).

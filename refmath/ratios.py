@@ -32,9 +32,10 @@ def importance_ratio(logp: Array, old_logp: Array) -> np.ndarray:
         logp: ``[..., T]`` log π_θ(a_t|s_t) (or any shape).
         old_logp: log π_old(a_t|s_t), the same shape.
 
-    >>> from fractions import Fraction as F
-    >>> importance_ratio([F(0)], [F(0)])[0]
-    1
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> importance_ratio([F(0)], [F(0)])[0]
+        1
     """
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, min_ndim=0)
     out = p.empty()
@@ -62,9 +63,10 @@ def sequence_log_ratio(logp: Array, old_logp: Array, mask: Array | None = None) 
         old_logp: ``[..., T]`` log π_old(a_t|s_t), those of the policy that sampled them.
         mask: ``[..., T]`` booleans, True at the tokens of the sequence; default all.
 
-    >>> from fractions import Fraction as F
-    >>> sequence_log_ratio([F(1), F(2)], [F(0), F(0)], mask=[1, 0])[()]
-    Fraction(1, 1)
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> sequence_log_ratio([F(1), F(2)], [F(0), F(0)], mask=[1, 0])[()]
+        Fraction(1, 1)
     """
     p = prepare_arrays({"logp": logp, "old_logp": old_logp}, flags={"mask": mask})
     out = p.empty(p.shape[:-1])
@@ -106,9 +108,10 @@ def truncated_importance_weight(ratio: Array, cap: Any) -> np.ndarray:
         ratio: importance ratios ≥ 0 (any shape; +inf gives ``cap``).
         cap: the truncation level > 0 (ρ̄ or c̄ in V-trace).
 
-    >>> from fractions import Fraction as F
-    >>> list(truncated_importance_weight([F(1, 2), F(3)], cap=2))
-    [Fraction(1, 2), Fraction(2, 1)]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> list(truncated_importance_weight([F(1, 2), F(3)], cap=2))
+        [Fraction(1, 2), Fraction(2, 1)]
     """
     p = prepare_arrays({"ratio": ratio}, numbers={"cap": cap}, min_ndim=0,
                        allow_inf=("ratio",))

@@ -71,9 +71,10 @@ def td_errors(rewards: Array, values: Array, next_values: Array, *, gamma: Any,
     Returns: ``[..., T]`` TD errors. Raises ``ValueError`` on mismatched shapes, gamma outside
     [0, 1], non-finite inputs.
 
-    >>> from fractions import Fraction as F
-    >>> list(td_errors([F(1)], [F(2)], [F(4)], gamma=F(1, 2)))
-    [Fraction(1, 1)]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> list(td_errors([F(1)], [F(2)], [F(4)], gamma=F(1, 2)))
+        [Fraction(1, 1)]
     """
     p = prepare({"rewards": rewards, "values": values, "next_values": next_values},
                 gamma=gamma, flags={"terminated": terminated, "truncated": None})
@@ -112,9 +113,10 @@ def discounted_returns(rewards: Array, *, gamma: Any, next_values: Array | None 
         mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
             out of every row, never read, and give 0. Default: every step present.
 
-    >>> from fractions import Fraction as F
-    >>> list(discounted_returns([F(1), F(1)], gamma=F(1, 2)))
-    [Fraction(3, 2), Fraction(1, 1)]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> list(discounted_returns([F(1), F(1)], gamma=F(1, 2)))
+        [Fraction(3, 2), Fraction(1, 1)]
     """
     p = prepare({"rewards": rewards, "next_values": next_values}, gamma=gamma,
                 flags={"terminated": terminated, "truncated": truncated, "mask": mask})
@@ -179,9 +181,10 @@ def n_step_returns(rewards: Array, next_values: Array, *, gamma: Any, n: int,
         mask: ``[..., T]`` booleans, True at present steps. Absent steps (padding) are compressed
             out of every row, never read, and give 0. Default: every step present.
 
-    >>> from fractions import Fraction as F
-    >>> list(n_step_returns([F(1), F(1)], [F(2), F(2)], gamma=F(1, 2), n=1))
-    [Fraction(2, 1), Fraction(2, 1)]
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> list(n_step_returns([F(1), F(1)], [F(2), F(2)], gamma=F(1, 2), n=1))
+        [Fraction(2, 1), Fraction(2, 1)]
     """
     n = check_positive_int("n", n)
     p = prepare({"rewards": rewards, "next_values": next_values}, gamma=gamma,

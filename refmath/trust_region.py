@@ -80,11 +80,12 @@ def fisher_matrix(p: Sequence[Any]) -> sympy.Matrix:
     Args:
         p: ``[K]`` π = softmax(θ), the point at which F is taken.
 
-    >>> from fractions import Fraction as F
-    >>> fisher_matrix([F(1, 2), F(1, 2)])
-    Matrix([
-    [ 1/4, -1/4],
-    [-1/4,  1/4]])
+    Examples:
+        >>> from fractions import Fraction as F
+        >>> fisher_matrix([F(1, 2), F(1, 2)])
+        Matrix([
+        [ 1/4, -1/4],
+        [-1/4,  1/4]])
     """
     probs, theta, logpi, at = _policy(p)
     K = len(probs)

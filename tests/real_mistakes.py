@@ -2,7 +2,8 @@
 catalogue's mutants (refmath/checks/mutants*.py), which are what the diagnosis recognises
 them by. Each entry: the thread, the kind, the binding the function is checked under, the
 function, and the known mistake a correct diagnosis names. tests/test_real_mistakes.py holds
-the share named right to its floor; the README reports it.
+the share named right to its floor; `python tests/real_mistakes.py >
+benchmarks/results/real-mistakes.md` writes the measurement the docs show.
 """
 
 from dataclasses import dataclass
@@ -153,3 +154,37 @@ CATALOGUE = (
                 "no_validates_input,only.mode=seq-mean-token-mean",
                 verl_grpo_loss_token_mean, "length_biased_aggregation"),
 )
+
+# each kind's first value check: the one whose counterexample the diagnosis reads
+FIRST_VALUE_CHECK = {"gae": "exact_small", "lambda_returns": "exact_small",
+                     "aggregate_loss": "float64"}
+
+
+def run(entry: RealMistake):
+    """The entry's first value check, through its binding: the failure and its diagnosis."""
+    from refmath.conformance import check
+
+    report = check(entry.kind, entry.fn, binding=entry.binding, profile="quick",
+                   checks=[FIRST_VALUE_CHECK[entry.kind]])
+    return report.results[0]
+
+
+def measure() -> str:
+    """The measurement as a Markdown table and a last line with the share named right."""
+    rows = ["| thread | kind | rejected | where line | first named cause | right |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    right = 0
+    for entry in CATALOGUE:
+        result = run(entry)
+        named = result.causes[:1] == [entry.cause]
+        right += named
+        first = f"`{result.causes[0]}`" if result.causes else "none (no known mistake matched)"
+        rows.append(f"| {entry.source} | `{entry.kind}` | {result.status == 'failed'} | "
+                    f"{bool(result.pattern)} | {first} | "
+                    f"{'yes' if named else 'no: `' + entry.cause + '`'} |")
+    rows += ["", f"{right} of {len(CATALOGUE)} named right first."]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python tests/real_mistakes.py > benchmarks/results/real-mistakes.md
+    print(measure())

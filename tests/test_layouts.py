@@ -421,14 +421,14 @@ def _unclamped(log_probs, log_probs_base, kl_estimator):
 
 
 def test_every_layout_is_listed_and_documented(capsys):
-    """`refmath list` and the README's layout table show every built-in layout, its kinds and
+    """`refmath list` and the layout table of docs/bindings.md show every built-in layout, its kinds and
     its by-design differences; every difference a layout declares exists."""
     from refmath.conformance.differences import DIFFERENCES
     from refmath.conformance.layouts import LAYOUTS
 
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
-    readme = (HERE.parent / "README.md").read_text()
+    readme = (HERE.parent / "docs" / "bindings.md").read_text()
     for lay in LAYOUTS.values():
         assert f"  {lay.name}: " in listed
         assert f"| `{lay.name}` |" in readme

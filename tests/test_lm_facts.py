@@ -1,8 +1,8 @@
 """Exact facts about the objectives of RL for language models (SPEC §7), each an entry of the
-README table "Language-model RL: which estimate is unbiased, which gradient each gives".
+docs/functions.md table "Language-model RL: which estimate is unbiased, which gradient each gives".
 
 Every number here is computed exactly (Fractions, SymPy differentiation of softmax logits,
-every action enumerated), never assumed; the off-policy KL table is parsed from the README
+every action enumerated), never assumed; the off-policy KL table is parsed from docs/functions.md
 and each of its cells recomputed.
 """
 
@@ -24,9 +24,9 @@ import refmath
 import refmath_torch as rt
 from refmath import divergences as dv
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+FUNCTIONS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "functions.md"
 
-# The README's worked example: π, π_ref as in the on-policy KL table; π_old uniform.
+# The worked example of docs/functions.md: π, π_ref as in the on-policy KL table; π_old uniform.
 PI = [F(1, 2), F(1, 4), F(1, 4)]
 REF = [F(1, 8), F(1, 8), F(3, 4)]
 OLD = [F(1, 3), F(1, 3), F(1, 3)]
@@ -65,9 +65,9 @@ def _off_policy_cells(kind: str, weight: str, p, q, mu) -> tuple[str, str]:
 
 
 def _readme_off_policy_rows() -> list[tuple[str, str, str, str]]:
-    """(kind, weight, value cell, gradient cell) of the README's off-policy KL table."""
-    text = README.read_text()
-    section = text.split("### KL penalties on samples from π_old", 1)[1].split("\n\n| ", 1)[1]
+    """(kind, weight, value cell, gradient cell) of the off-policy KL table (docs/functions.md)."""
+    text = FUNCTIONS.read_text()
+    section = text.split("## KL penalties on samples from π_old", 1)[1].split("\n\n| ", 1)[1]
     rows = []
     for line in ("| " + section).split("\n\n", 1)[0].splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]

@@ -1,17 +1,29 @@
-"""The README's Python examples run and their tests pass."""
+"""Every Python example of the README and of the documentation site (docs/) runs, and the
+tests it defines pass (each block in a fresh namespace)."""
 
 import pathlib
 import re
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def test_readme_examples_run():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert len(blocks) >= 2
-    for code in blocks:
+def test_the_examples_are_found():
+    blocks = {p.name: _blocks(p) for p in PAGES}
+    assert len(blocks["README.md"]) >= 2 and sum(map(len, blocks.values())) >= 6
+
+
+def _blocks(page: pathlib.Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.S | re.M)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_run(page):
+    for code in _blocks(page):
         namespace: dict = {}
-        exec(compile(code, str(README), "exec"), namespace)
+        exec(compile(code, str(page), "exec"), namespace)
         for name, test in namespace.items():
             if name.startswith("test_") and not hasattr(test, "pytestmark"):
                 test()
