@@ -19,7 +19,12 @@ def _run(m, profile="detect", seed=None):
                             checks=[m.caught_by])
     return report.results[0]
 
-VALUE_CHECKS = ("exact_small", "float64", "float32", "float16", "bfloat16", "ignored_numbers")
+# the checks whose failures name a cause: the value checks, and SPEC §5's checks (the
+# expected return, the critic loss, the Fisher matrix, CG, the natural-gradient step, the
+# actor loss's gradient into the critic, the step the line search accepts)
+VALUE_CHECKS = ("exact_small", "float64", "float32", "float16", "bfloat16", "ignored_numbers",
+                "value_and_autograd", "value", "exact_and_kl_hessian", "solves",
+                "quadratic_model", "no_critic_gradient", "accepts_only_feasible_improvements")
 # Check power must not depend on the seed: every mutant is caught under randomized examples
 # for every seed. CI runs a small fixed set; REFMATH_PROFILE=thorough runs 100 seeds.
 SEEDS = range(100) if os.environ.get("REFMATH_PROFILE") == "thorough" else (1, 2, 3)
@@ -46,6 +51,7 @@ def test_mutant_is_caught_and_diagnosed(m):
     if m.caught_by.split(".")[1] in VALUE_CHECKS:
         assert m.name in result.causes and f"'{m.name}'" in result.message, (
             f"not diagnosed as {m.name}:\n{result.message}")
+        assert result.pattern or result.tier != "correctness", f"no where line:\n{result.message}"
 
 
 @pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)

@@ -349,6 +349,73 @@ def lambda_returns_are_advantages(rewards, values, next_values, **kw):
     return rt.gae(rewards, values, next_values, **kw)
 
 
+def _last_present(like: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``[..., T]`` booleans: the last present step of each row."""
+    present = torch.ones_like(like, dtype=torch.bool) if mask is None else mask.bool()
+    idx = torch.arange(like.shape[-1], device=like.device)
+    last = torch.where(present, idx, torch.full_like(idx, -1)).amax(-1, keepdim=True)
+    return present & (idx == last)
+
+
+def _shift_done(flags: torch.Tensor | None) -> torch.Tensor | None:
+    """``flags[t − 1]`` at step t (False at t = 0)."""
+    if flags is None:
+        return None
+    return torch.cat([_false(flags[..., :1]), flags[..., :-1]], -1)
+
+
+@mutant("gae", "gae.exact_small", "the last step left out of the loop (`for t in "
+        "reversed(range(T − 1))` over a zero buffer): the last step's advantage stays 0 and "
+        "the step before it gets no carry")
+def last_step_left_out(rewards, values, next_values, *, gamma, lam, terminated=None,
+                       truncated=None, mask=None):
+    present = torch.ones_like(rewards, dtype=torch.bool) if mask is None else mask.bool()
+    kept = present & ~_last_present(rewards, mask)
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=kept)
+
+
+@mutant("td_errors", "td_errors.exact_small", "the TD target bootstraps from the current "
+        "state's value: r_t + γ·V(s_t) − V(s_t) (values[t] where V(s_{t+1}) is meant)")
+def td_target_from_own_value(rewards, values, next_values, *, gamma, terminated=None):
+    return rt.td_errors(rewards, values, values, gamma=gamma, terminated=terminated)
+
+
+@mutant("discounted_returns", "discounted_returns.exact_small", "the running return not reset "
+        "at a termination: G_t = r_t + γ·G_{t+1} across the episode's end (done ignored)")
+def returns_carry_not_reset(rewards, *, gamma, next_values=None, terminated=None,
+                            truncated=None, mask=None):
+    return rt.discounted_returns(rewards, gamma=gamma, next_values=next_values,
+                                 truncated=truncated, mask=mask)
+
+
+@mutant("discounted_returns", "discounted_returns.exact_small", "the done flag shifted by one "
+        "step: terminated[t−1] used at step t")
+def returns_done_shifted(rewards, *, gamma, next_values=None, terminated=None, truncated=None,
+                         mask=None):
+    return rt.discounted_returns(rewards, gamma=gamma, next_values=next_values,
+                                 terminated=_shift_done(terminated), truncated=truncated,
+                                 mask=mask)
+
+
+@mutant("n_step_returns", "n_step_returns.exact_small", "the n-step window not cut at the "
+        "episode's end: rewards after a termination or a time limit summed in (the flags "
+        "ignored)")
+def n_step_crosses_episode_end(rewards, next_values, *, gamma, n, terminated=None,
+                               truncated=None, mask=None):
+    return rt.n_step_returns(rewards, next_values, gamma=gamma, n=n, mask=mask)
+
+
+@mutant("lambda_returns", "lambda_returns.exact_small", "truncation treated as termination: "
+        "a time-limit cut bootstraps nothing")
+def lambda_returns_truncation_as_termination(rewards, values, next_values, *, gamma, lam,
+                                             terminated=None, truncated=None, mask=None):
+    if truncated is not None:
+        terminated = truncated if terminated is None else terminated | truncated
+    return rt.lambda_returns(rewards, values, next_values, gamma=gamma, lam=lam,
+                             terminated=terminated, truncated=truncated, mask=mask)
+
+
 # --- KL, ratios, objectives -------------------------------------------------------------------
 
 @mutant("clipped_surrogate", "clipped_surrogate.float64",
@@ -365,6 +432,19 @@ def surrogate_sign_through_min(ratio, advantages, *, clip_low=0.2, clip_high=Non
         "the KL direction swapped: KL(q‖p) for KL(p‖q)")
 def kl_divergence_swapped(p, q):
     return rt.kl_divergence(q, p)
+
+
+@mutant("entropy_from_logits", "entropy_from_logits.float64", "the logits used as "
+        "log-probabilities: −Σ softmax(l)·l, log Σ exp(l) never subtracted (log_softmax "
+        "forgotten)")
+def entropy_logits_as_logp(logits):
+    return -(torch.softmax(logits, -1) * logits).sum(-1)
+
+
+@mutant("critic_loss", "critic_loss.value", "a factor ½ in the critic loss: ½(V − G)² where "
+        "(V − G)² is meant")
+def critic_loss_with_half(values, returns):
+    return 0.5 * rt.critic_loss(values, returns)
 
 
 @mutant("entropy", "entropy.float64", "the entropy in bits (log₂) where nats (ln) are meant")
@@ -475,8 +555,10 @@ def grpo_biased_std(rewards, *, method, eps=1e-6, unbiased=True):
 
 
 @mutant("group_advantages", "group_advantages.zero_spread",
-        "the mean subtracted as computed: a float mean of G equal rewards (30 × 0.9 in "
-        "float32) is not the reward, and its rounding ÷ (std + eps) is not small (−0.151)", tier="precision")
+        "the group mean subtracted as computed in floating point: the mean of G equal rewards "
+        "(30 × 0.9 in float32) is not exactly the reward, and its rounding ÷ (std + eps) is "
+        "not small (−0.151). Any float mean does this — over the wrong set too: the value "
+        "checks say whether the statistics are taken over the right set", tier="precision")
 def group_mean_rounding(rewards, *, method, eps=1e-6, unbiased=True):
     G = rewards.shape[-1]
     mean = rewards.mean(-1, keepdim=True)
@@ -551,6 +633,48 @@ def value_clip_wrong_form(values, returns, *, old_values=None, clip=None,
         "the advantage not detached: the actor loss trains the critic")
 def advantage_not_detached(logp, advantages):
     return -logp * advantages
+
+
+@mutant("expected_return", "expected_return.value_and_autograd", "the discount counted "
+        "from 1: Σ_t γ^{t+1} r_t (the first reward already discounted), γ·J")
+def return_discounted_from_one(mdp, pi):
+    return float(mdp.gamma) * rt.expected_return(mdp, pi)
+
+
+@mutant("fisher_matrix", "fisher_matrix.exact_and_kl_hessian", "the Fisher matrix of a "
+        "softmax as diag(p) alone: the −ppᵀ term (the score's mean, Σ_a π(a)·∇log π(a)) "
+        "forgotten")
+def fisher_diagonal_only(p):
+    return torch.diag_embed(p)
+
+
+@mutant("conjugate_gradient", "conjugate_gradient.solves", "the damping ignored: A x = g "
+        "solved where (A + damping·I) x = g is asked for")
+def cg_damping_ignored(Avp, g, iters, damping=0.0):
+    return rt.conjugate_gradient(Avp, g, iters, 0.0)
+
+
+@mutant("natural_gradient_step", "natural_gradient_step.quadratic_model", "the step length "
+        "without the 2: sqrt(δ/gᵀF⁻¹g)·F⁻¹g, so ½sᵀFs = δ/2 (the KL model's ½ dropped)")
+def natural_step_without_two(g, F, max_kl):
+    return rt.natural_gradient_step(g, F, max_kl) / 2**0.5
+
+
+@mutant("natural_gradient_step", "natural_gradient_step.quadratic_model", "the step along the "
+        "plain gradient g, scaled to the KL radius, where the natural direction F⁻¹g is meant")
+def natural_step_along_gradient(g, F, max_kl):
+    return torch.sqrt(2 * max_kl / (g @ F @ g)) * g
+
+
+@mutant("backtracking_line_search", "backtracking_line_search.accepts_only_feasible_improvements",
+        "the line search accepts the first step within the KL radius, improvement or not")
+def line_search_ignores_improvement(objective, kl, x, full_step, *, max_kl, backtrack=0.5,
+                                    max_backtracks=10):
+    for k in range(max_backtracks):
+        candidate = x + backtrack**k * full_step
+        if bool(kl(candidate) <= max_kl):
+            return candidate, k
+    return x.clone(), None
 
 
 # --- masks multiplied instead of selected (NaN·0 = NaN leaks from masked positions) ---------

@@ -8,7 +8,7 @@ import torch
 
 import refmath_torch as rt
 
-from .mutants import mutant
+from .mutants import _last_present, mutant
 
 __all__: list[str] = []
 
@@ -128,6 +128,14 @@ def vtrace_pg_from_values(rewards, values, next_values, log_rhos=None, **kw):
     return vs, pg if keep is None else torch.where(keep, pg, torch.zeros_like(pg))
 
 
+@mutant("vtrace", "vtrace.float64", "the last step not bootstrapped: the bootstrap value "
+        "V(s_T) after the row's last step dropped (taken as 0) though the episode goes on")
+def vtrace_last_step_not_bootstrapped(rewards, values, next_values, log_rhos=None, **kw):
+    last = _last_present(rewards, kw.get("mask"))
+    nv = torch.where(last, torch.zeros_like(next_values), next_values)
+    return rt.vtrace(rewards, values, nv, log_rhos, **kw)
+
+
 @mutant("off_policy_q_targets", "off_policy_q_targets.float64",
         "the trace indexed at t instead of t+1: G_t = r_t + γ(E_t + c_t·(G_{t+1} − Q_{t+1}))")
 def q_trace_index_shifted(rewards, q_values, next_expected_q, traces, **kw):
@@ -232,6 +240,38 @@ def tis_weight_not_detached(logp, rollout_logp, mask, *, level="token", mode="tr
     return torch.where(keep, w, torch.zeros_like(w))
 
 
+@mutant("cispo_surrogate", "cispo_surrogate.float64", "CISPO's clip on the wrong side: "
+        "the bounds swapped, clip(r, 1 − ε_high, 1 + ε_low)")
+def cispo_clip_bounds_swapped(logp, old_logp, advantages, mask, *, clip_low, clip_high):
+    return rt.cispo_surrogate(logp, old_logp, advantages, mask, clip_low=clip_high,
+                              clip_high=clip_low)
+
+
+@mutant("rollout_correction", "rollout_correction.float64", "the weight from the wrong "
+        "log-probabilities: exp(rollout_logp − logp), the engine's over the trainer's, where "
+        "π_θ/π_rollout is meant")
+def rollout_ratio_inverted(logp, rollout_logp, mask, **kw):
+    return rt.rollout_correction(rollout_logp, logp, mask, **kw)
+
+
+@mutant("rollout_correction", "rollout_correction.float64", "the sequence-level weight from the "
+        "MEAN token log-ratio (a geometric mean, GSPO's ratio) where the product of the token "
+        "ratios, exp(Σ_t (logp_t − rollout_logp_t)), is meant")
+def rollout_sequence_weight_from_mean(logp, rollout_logp, mask, *, level="token",
+                                      mode="truncate", low=None, high=2.0):
+    if level != "sequence":
+        return rt.rollout_correction(logp, rollout_logp, mask, level=level, mode=mode, low=low,
+                                     high=high)
+    keep = mask.bool()
+    d = torch.where(keep, logp - rollout_logp, torch.zeros_like(logp))
+    w = torch.exp(d.sum(-1, keepdim=True) / keep.sum(-1, keepdim=True).clamp(min=1))
+    w = w.expand_as(d)
+    lo = 0.0 if low is None else low
+    w = torch.clamp(w, max=high) if mode == "truncate" else torch.where(
+        (w >= lo) & (w <= high), w, torch.zeros_like(w))
+    return torch.where(keep, w, torch.zeros_like(w)).detach()
+
+
 def _masked_mean_log_ratio(logp, old_logp, mask):
     keep = mask.bool()
     d = torch.where(keep, logp - old_logp, torch.zeros_like(logp))
@@ -301,6 +341,35 @@ def reinforce_pp_whitened_per_group(rewards, *, method, eps=1e-6, unbiased=True)
     if method == "reinforce_pp":
         return rt.group_advantages(rewards, method="grpo", eps=eps, unbiased=unbiased)
     return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "GRPO's mean taken over the whole batch (every prompt's samples) instead of each "
+        "prompt's group")
+def grpo_mean_over_batch(rewards, *, method, eps=1e-6, unbiased=True):
+    G = rewards.shape[-1]
+    if method != "grpo" or G < 2:
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    std = rewards.std(-1, keepdim=True, unbiased=unbiased)
+    return (rewards - rewards.mean()) / (std + eps)
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "GRPO's std taken over the whole batch (TRL's scale_rewards='batch') where each "
+        "prompt's group std is asked for")
+def grpo_std_over_batch(rewards, *, method, eps=1e-6, unbiased=True):
+    if method == "grpo" and rewards.shape[-1] > 1:
+        method = "batch_std"
+    return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+
+
+@mutant("group_advantages", "group_advantages.float64",
+        "REINFORCE++ whitened over the batch without subtracting each group's mean first "
+        "(REINFORCE++ without its baseline)")
+def reinforce_pp_without_group_mean(rewards, *, method, eps=1e-6, unbiased=True):
+    if method != "reinforce_pp" or rewards.numel() < 2:
+        return rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    return (rewards - rewards.mean()) / (rewards.std(unbiased=unbiased) + eps)
 
 
 # --- VAPO's length-adaptive GAE (Yue et al. 2025) ----------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from .. import policy_gradient as pg
 from .. import trust_region as tr
-from .core import CheckFailure, CheckList, Context
+from .core import LIKELY, CheckFailure, CheckList, Context
 from ._common import exceeds, worst_of
 
 U64 = 2.0**-53
@@ -49,6 +49,24 @@ def mdps(draw, max_S: int = 2, max_A: int = 3, max_H: int = 3):
     return pg.TabularMDP(P=P, R=R, rho=rho, H=H, gamma=gamma), pi
 
 
+def _failure(kind: str, message: str, got, exact, tol, call, ctx: Context,
+             where: str | None = None) -> CheckFailure:
+    """A value failure of these checks, said like the array checks': a ``where`` line (which
+    entries differ, and how: a constant factor, an offset, the sign) and the known mistakes of
+    the kind rerun on the same input (``call(fn)``), named where they reproduce it."""
+    from .mutants import diagnose
+    from .where import pattern
+
+    got, exact = (np.asarray(x, dtype=np.float64) for x in (got, exact))
+    bound = np.broadcast_to(np.asarray(tol, dtype=np.float64), exact.shape)
+    off = np.abs(got - exact) > bound
+    if where is None:
+        where = pattern(got, exact, off) if off.any() else ""
+    return CheckFailure(message + (f"\n  where          {where}" if where else "") + LIKELY,
+                        pattern=where, diagnosis=lambda: diagnose(kind, call, got, bound, ctx,
+                                                                  exact=exact))
+
+
 def _scale(mdp) -> float:
     return float(sum(abs(x) for row in mdp.R for x in row)) * mdp.H + 1
 
@@ -71,8 +89,10 @@ def _expected_return(fn, ctx: Context) -> None:
         err = worst_of(abs(float(J.detach()) - exact_J), np.abs(theta.grad.numpy() - exact_g))
         ctx.tracker.saw(err / tol)
         if exceeds(err, tol):
-            raise CheckFailure(f"expected_return: J = {float(J.detach())} (exact {exact_J}), ∇J = "
-                               f"{theta.grad.numpy().tolist()} (exact {exact_g.tolist()})")
+            raise _failure("expected_return", f"expected_return: J = {float(J.detach())} "
+                           f"(exact {exact_J}), ∇J = {theta.grad.numpy().tolist()} (exact "
+                           f"{exact_g.tolist()})", float(J.detach()), exact_J, tol,
+                           lambda f: f(mdp, torch.softmax(theta.detach(), -1)), ctx)
 
     prop()
 
@@ -90,8 +110,10 @@ def _critic_value(fn, ctx: Context) -> None:
         exact = [float(x) for x in pg.critic_loss(V, G)]  # dyadic squares: exact in float64
         ctx.tracker.saw()
         if got.tolist() != exact:
-            raise CheckFailure(f"critic_loss({V.tolist()}, {G.tolist()}) = {got.tolist()}, "
-                               f"exact {exact}")
+            inputs = [torch.tensor([float(x) for x in a], dtype=torch.float64) for a in (V, G)]
+            raise _failure("critic_loss", f"critic_loss({V.tolist()}, {G.tolist()}) = "
+                           f"{got.tolist()}, exact {exact}", got.detach(), exact, 0.0,
+                           lambda f: f(*inputs), ctx)
 
     prop()
 
@@ -116,15 +138,31 @@ def _actor_detached(fn, ctx: Context) -> None:
                               advantages.detach().numpy().astype(object))
         loss.sum().backward()
         ctx.tracker.saw()
-        for p in critic.parameters():
-            if p.grad is not None and bool((p.grad != 0).any()):
-                raise CheckFailure("actor_loss sends gradient into the critic (the advantage "
-                                   f"is not detached): critic grad {p.grad.tolist()}")
+        leak = _critic_gradient(critic)
+        if bool((leak != 0).any()):
+            def rerun(f):  # the critic's gradient through f, on the same numbers
+                critic.zero_grad()
+                adv = returns - critic(states)[:, 0]
+                f(logp.detach(), adv).sum().backward()
+                return _critic_gradient(critic)
+
+            raise _failure("actor_loss", "actor_loss sends gradient into the critic (the "
+                           f"advantage is not detached): critic grad {leak.tolist()}", leak,
+                           np.zeros(leak.shape), 0.0, rerun, ctx,
+                           where=f"in the gradient reaching the critic's parameters "
+                                 f"({int((leak != 0).sum())} of {leak.numel()} nonzero; "
+                                 "exact: 0 everywhere)")
         if not np.allclose(loss.detach().numpy(), exact.astype(np.float64), rtol=0,
                            atol=4 * U64 * float(np.max(np.abs(exact.astype(np.float64))) + 1)):
             raise CheckFailure(f"actor_loss = {loss.tolist()}, exact {exact.tolist()}")
 
     prop()
+
+
+def _critic_gradient(critic: torch.nn.Module) -> torch.Tensor:
+    """Every parameter's gradient, flattened into one vector (0 where none)."""
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in critic.parameters()]).detach()
 
 
 @CHECKS.register("fisher_matrix", "exact_and_kl_hessian",
@@ -148,8 +186,12 @@ def _fisher(fn, ctx: Context) -> None:
             err = worst_of(np.abs(F[i].numpy() - exact), (H - F[i]).abs().numpy())
             ctx.tracker.saw(err / 1e-12)
             if exceeds(err, 1e-12):  # entries ≤ 1, a few roundings each
-                raise CheckFailure(f"fisher_matrix({r}) = {F[i].tolist()}, exact "
-                                   f"{exact.tolist()}, Hessian of the KL {H.tolist()}")
+                raise _failure("fisher_matrix", f"fisher_matrix({r}) = {F[i].tolist()}, exact "
+                               f"{exact.tolist()}, Hessian of the KL {H.tolist()}",
+                               F.detach(), np.stack([np.array(tr.fisher_matrix(q).tolist(),
+                                                              dtype=object).astype(np.float64)
+                                                     for q in rows]), 1e-12,
+                               lambda f: f(p), ctx)
 
     prop()
 
@@ -184,8 +226,11 @@ def _cg(fn, ctx: Context) -> None:
         tol = 1e3 * n * cond * U64 * (float(np.max(np.abs(sol))) + 1)
         ctx.tracker.saw(err / tol)
         if exceeds(err, tol):
-            raise CheckFailure(f"conjugate_gradient on A = {A.tolist()}, g = {g}, damping "
-                               f"{damping}: {x.tolist()}, exact {sol.tolist()}")
+            raise _failure("conjugate_gradient", f"conjugate_gradient on A = {A.tolist()}, g = "
+                           f"{g}, damping {damping}: {x.tolist()}, exact {sol.tolist()}",
+                           x.detach(), sol, tol, lambda f: f(
+                               lambda v: At @ v, torch.tensor(g, dtype=torch.float64), n,
+                               float(damping)), ctx)
 
     prop()
 
@@ -210,10 +255,17 @@ def _natural(fn, ctx: Context) -> None:
                        np.abs(s.numpy() - exact) / (float(np.max(np.abs(exact))) + 1e-300))
         ctx.tracker.saw(err / tol)
         if exceeds(err, tol):
-            raise CheckFailure(f"natural_gradient_step(g = {g}, F = {A.tolist()}, δ = {delta})"
-                               f" = {s.tolist()} (½sᵀFs = {model}), exact {exact.tolist()}")
+            scale = float(np.max(np.abs(exact))) + 1e-300
+            raise _failure("natural_gradient_step", f"natural_gradient_step(g = {g}, F = "
+                           f"{A.tolist()}, δ = {delta}) = {s.tolist()} (½sᵀFs = {model}), exact "
+                           f"{exact.tolist()}", s.detach(), exact, tol * scale, lambda f: f(
+                               torch.tensor(g, dtype=torch.float64), F, float(delta)), ctx)
 
     prop()
+
+
+def _step(k: int | None) -> str:
+    return "none (x unchanged)" if k is None else f"backtrack^{k}·full_step"
 
 
 @CHECKS.register("backtracking_line_search", "accepts_only_feasible_improvements",
@@ -250,8 +302,18 @@ def _line_search(fn, ctx: Context) -> None:
         # boundary k = log2(scale), where float rounding may decide either way
         on_boundary = k_exact is not None and scale == 2**k_exact
         if k != k_exact and not (on_boundary and k == k_exact + 1):
-            raise CheckFailure(f"backtracking_line_search accepted k = {k}, exact {k_exact} "
-                               f"(full step = {scale}× the δ-step, sign {sign})")
+            def accepted(f):  # the k f accepts on the same problem (−1: none)
+                _, k_f = f(lambda x: gt @ x, lambda x: 0.5 * x @ Ft @ x, torch.zeros_like(gt),
+                           full_t, max_kl=float(delta))
+                return torch.tensor(-1.0 if k_f is None else float(k_f))
+
+            raise _failure("backtracking_line_search", f"backtracking_line_search accepted k = "
+                           f"{k}, exact {k_exact} (full step = {scale}× the δ-step, sign "
+                           f"{sign})", -1.0 if k is None else float(k),
+                           -1.0 if k_exact is None else float(k_exact), 0.0, accepted, ctx,
+                           where=f"the step accepted: yours {_step(k)}, exact {_step(k_exact)}"
+                                 f" (the full step {'lowers' if sign < 0 else 'raises'} the "
+                                 f"objective: gᵀ·full_step {'<' if sign < 0 else '>'} 0)")
         if k is None:
             if not torch.equal(x_new, torch.zeros_like(gt)):
                 raise CheckFailure("no step was accepted but x changed")

@@ -126,15 +126,16 @@ def _how(got: np.ndarray, exact: np.ndarray) -> str:
         return "with the sign flipped (yours = −exact)"
     if not several:
         return ""
-    if nonzero.all():
-        ratios = got / exact
-        r0 = float(ratios.flat[0])
-        if abs(r0 - 1) > 1e-6 and np.all(np.abs(ratios - r0) <= 1e-9 * max(abs(r0), 1.0)):
-            return f"by a constant factor: yours = {r0:.6g} × exact"
-    diff = got - exact
-    d0 = float(diff.flat[0])
-    if abs(d0) > tol and np.all(np.abs(diff - d0) <= tol):
-        return f"by a constant offset: yours = exact {'+' if d0 >= 0 else '−'} {abs(d0):.6g}"
+    with np.errstate(invalid="ignore"):  # ±inf − ±inf: no constant factor or offset there
+        if nonzero.all():
+            ratios = got / exact
+            r0 = float(ratios.flat[0])
+            if abs(r0 - 1) > 1e-6 and np.all(np.abs(ratios - r0) <= 1e-9 * max(abs(r0), 1.0)):
+                return f"by a constant factor: yours = {r0:.6g} × exact"
+        diff = got - exact
+        d0 = float(diff.flat[0])
+        if abs(d0) > tol and np.all(np.abs(diff - d0) <= tol):
+            return f"by a constant offset: yours = exact {'+' if d0 >= 0 else '−'} {abs(d0):.6g}"
     if np.all(diff > 0):
         return "yours is larger at every one"
     if np.all(diff < 0):
@@ -170,5 +171,7 @@ def pattern(got: np.ndarray, exact: np.ndarray, off: np.ndarray,
     how = _how(got[off], exact[off])
     if how:
         parts.append(how)
+    elif off.sum() == 1 and float(exact[off][0]) and np.isfinite(float(got[off][0])):
+        parts.append(f"yours / exact = {float(got[off][0]) / float(exact[off][0]):.6g}")
     tail = "" if places.all() else "; everything else agrees"
     return "; ".join(parts) + tail
