@@ -199,6 +199,21 @@ def truncation_ignored(rewards, values, next_values, *, gamma, lam, terminated=N
                   mask=mask)
 
 
+@mutant("gae", "gae.exact_small", "γ missing from the TD error: δ_t = r_t + V(s_{t+1}) − "
+        "V(s_t) (the carry keeps γλ)")
+def gamma_missing_in_delta(rewards, values, next_values, *, gamma, lam, terminated=None,
+                           truncated=None, mask=None):
+    # GAE is linear in its inputs: the mistake adds (1 − γ_t)·V(s_{t+1}) to every δ_t that
+    # bootstraps, carried by the same γλ recursion
+    kw = dict(gamma=gamma, lam=lam, terminated=terminated, truncated=truncated, mask=mask)
+    g = torch.as_tensor(gamma, dtype=rewards.dtype)
+    extra = (1 - g) * next_values
+    if terminated is not None:
+        extra = torch.where(terminated, torch.zeros_like(extra), extra)
+    zero = torch.zeros_like(rewards)
+    return rt.gae(rewards, values, next_values, **kw) + rt.gae(extra, zero, zero, **kw)
+
+
 @mutant("gae", "gae.exact_small", "bootstraps the last step from V(s_{T−1}) (values[-1]) "
         "instead of V(s_T) (next_values[-1])")
 def bootstrap_from_last_value(rewards, values, next_values, *, gamma, lam, terminated=None,
@@ -335,6 +350,53 @@ def td_bootstrap_at_terminal(rewards, values, next_values, *, gamma, terminated=
         "n-step window off by one: n + 1 rewards before the bootstrap")
 def n_step_off_by_one(rewards, next_values, *, gamma, n, **kw):
     return rt.n_step_returns(rewards, next_values, gamma=gamma, n=n + 1, **kw)
+
+
+def _rows(x: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if x is None else torch.as_tensor(x).expand_as(like).reshape(-1, like.shape[-1])
+
+
+@mutant("n_step_returns", "n_step_returns.exact_small", "the bootstrap discounted by γ^n even "
+        "where the window was cut short by the episode's end after k < n steps (γ^k meant)")
+def n_step_discount_not_shortened(rewards, next_values, *, gamma, n, terminated=None,
+                                  truncated=None, mask=None):
+    out = rt.n_step_returns(rewards, next_values, gamma=gamma, n=n, terminated=terminated,
+                            truncated=truncated, mask=mask).clone()
+    flat, nv = out.reshape(-1, rewards.shape[-1]), _rows(next_values, rewards)
+    g = _rows(torch.as_tensor(gamma, dtype=rewards.dtype), rewards)
+    flags = [_rows(f, rewards) for f in (terminated, truncated, mask)]
+    for b in range(flat.shape[0]):
+        present = [t for t in range(flat.shape[1]) if flags[2] is None or bool(flags[2][b, t])]
+        for i, t in enumerate(present):
+            for k in range(1, n + 1):  # the window's last step: k rewards in
+                e = present[i + k - 1] if i + k - 1 < len(present) else None
+                if e is None:
+                    break
+                ends = (flags[0] is not None and bool(flags[0][b, e])) or \
+                    (flags[1] is not None and bool(flags[1][b, e])) or e == present[-1]
+                if k < n and ends:
+                    if flags[0] is None or not bool(flags[0][b, e]):
+                        disc = torch.prod(g[b, [present[i + j] for j in range(k)]])
+                        flat[b, t] += (disc * g[b, e] ** (n - k) - disc) * nv[b, e]
+                    break
+    return out
+
+
+@mutant("discounted_returns", "discounted_returns.exact_small", "γ applied to the reward too: "
+        "G_t = γ·(r_t + G_{t+1}), so every return is γ·G_t")
+def returns_reward_discounted(rewards, *, gamma, next_values=None, terminated=None,
+                              truncated=None, mask=None):
+    G = rt.discounted_returns(rewards, gamma=gamma, next_values=next_values,
+                              terminated=terminated, truncated=truncated, mask=mask)
+    return torch.as_tensor(gamma, dtype=G.dtype) * G
+
+
+@mutant("lambda_returns", "lambda_returns.exact_small", "the λ-returns as advantages plus "
+        "next_values (A_t + V(s_{t+1})) where A_t + V(s_t) is meant")
+def lambda_returns_plus_next_values(rewards, values, next_values, *, mask=None, **kw):
+    A = rt.gae(rewards, values, next_values, mask=mask, **kw)
+    out = A + next_values
+    return out if mask is None else torch.where(mask.bool(), out, torch.zeros_like(out))
 
 
 @mutant("lambda_returns", "lambda_returns.exact_small", "the returns built from an advantage "
