@@ -35,9 +35,11 @@ def _cell(text: object) -> str:
 
 def _text(text: object) -> str:
     """A table cell of prose from the code: outside its code spans, Markdown's emphasis and
-    link characters are escaped (``π_old`` and ``E_{x~p}[f]`` are formulas there)."""
+    link characters are escaped (``π_old`` and ``E_{x~p}[f]`` are formulas there) and ``<``
+    is an entity (Python-Markdown has no escape for it)."""
     parts = re.split(r"(`+[^`]*`+)", _cell(text))
-    return "".join(part if part.startswith("`") else re.sub(r"([_*\[\]<])", r"\\\1", part)
+    return "".join(part if part.startswith("`") else
+                   re.sub(r"([_*\[\]])", r"\\\1", part).replace("<", "&lt;")
                    for part in parts)
 
 

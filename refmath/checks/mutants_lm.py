@@ -233,11 +233,15 @@ def tis_weight_not_detached(logp, rollout_logp, mask, *, level="token", mode="tr
     d = torch.where(keep, logp - rollout_logp, torch.zeros_like(logp))
     if level == "sequence":
         d = d.sum(-1, keepdim=True).expand_as(d)
-    w = torch.exp(d)
+    return torch.where(keep, _weight_rule(torch.exp(d), mode, low, high), torch.zeros_like(d))
+
+
+def _weight_rule(w, mode, low, high):
+    """SPEC's rule on a rollout-correction weight: TIS ``min(w, high)``; MIS ``w`` inside
+    ``[low, high]`` (low defaults to 0), else 0."""
     lo = 0.0 if low is None else low
-    w = torch.clamp(w, max=high) if mode == "truncate" else torch.where(
+    return torch.clamp(w, max=high) if mode == "truncate" else torch.where(
         (w >= lo) & (w <= high), w, torch.zeros_like(w))
-    return torch.where(keep, w, torch.zeros_like(w))
 
 
 @mutant("cispo_surrogate", "cispo_surrogate.float64", "CISPO's clip on the wrong side: "
@@ -265,10 +269,7 @@ def rollout_sequence_weight_from_mean(logp, rollout_logp, mask, *, level="token"
     keep = mask.bool()
     d = torch.where(keep, logp - rollout_logp, torch.zeros_like(logp))
     w = torch.exp(d.sum(-1, keepdim=True) / keep.sum(-1, keepdim=True).clamp(min=1))
-    w = w.expand_as(d)
-    lo = 0.0 if low is None else low
-    w = torch.clamp(w, max=high) if mode == "truncate" else torch.where(
-        (w >= lo) & (w <= high), w, torch.zeros_like(w))
+    w = _weight_rule(w.expand_as(d), mode, low, high)
     return torch.where(keep, w, torch.zeros_like(w)).detach()
 
 
