@@ -126,3 +126,20 @@ def test_a_failure_seen_only_in_the_gradient_is_diagnosed():
     assert value.status == "passed" and gradient.status == "failed"
     assert gradient.causes[:1] == ["gspo_token_sequence_not_stopped"], gradient.message
     assert gradient.pattern.startswith("in the gradient")
+
+
+def test_without_flags_whole_rows_and_everywhere_are_said_as_such():
+    """A kind without episode flags (group advantages, a loss per sequence): whole rows
+    differing are "every element of k of the n rows", all of it "everywhere", a lone element
+    its ratio; only scattered elements fall back to a list of positions."""
+    exact = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    row = exact + np.array([[0.0] * 3, [0.5] * 3])
+    text = pattern(row, exact, row != exact)
+    assert text.startswith("every element of 1 of the 2 rows") and "rows [(1,)]" in text
+    assert "constant offset: yours = exact + 0.5" in text
+    assert pattern(2 * exact, exact, np.ones_like(exact, bool)).startswith("everywhere")
+    lone = exact.copy()
+    lone[0, 1] = 3.0
+    assert "yours / exact = 1.5" in pattern(lone, exact, lone != exact)
+    scattered = exact + np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    assert pattern(scattered, exact, scattered != exact).startswith("at 2 of 6 positions")

@@ -99,6 +99,13 @@ def _places(off: np.ndarray, values: dict[str, Any] | None, time_axis: bool) -> 
     fits = [(int(p.sum()), -i, text, p) for i, (text, p) in enumerate(named)
             if p.any() and not (off & ~p).any()]
     k = int(off.sum())
+    if not fits and off.all():
+        return "everywhere"
+    if not fits and off.ndim >= 2 and off.any(-1).sum() < off.any(-1).size and \
+            np.array_equal(off, np.broadcast_to(off.any(-1, keepdims=True), off.shape)):
+        rows = [tuple(int(i) for i in ix) for ix in np.argwhere(off.any(-1))[:6]]
+        return (f"every element of {int(off.any(-1).sum())} of the {off.any(-1).size} rows "
+                f"(the last axis: a group, a sequence): rows {rows}")
     if not fits:
         where = [tuple(int(i) for i in ix) for ix in np.argwhere(off)[:6]]
         more = f" (+{k - 6} more)" if k > 6 else ""
