@@ -169,15 +169,29 @@ def _false(x: torch.Tensor) -> torch.Tensor:
     return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
 
 
+def _shift_done(flags: torch.Tensor | None) -> torch.Tensor | None:
+    """``flags[t − 1]`` at step t (False at t = 0)."""
+    if flags is None:
+        return None
+    return torch.cat([_false(flags[..., :1]), flags[..., :-1]], -1)
+
+
+def _cut_is_death(terminated: torch.Tensor | None,
+                  truncated: torch.Tensor | None) -> torch.Tensor | None:
+    """``terminated | truncated``: every time-limit cut taken for a termination."""
+    if truncated is None:
+        return terminated
+    return truncated if terminated is None else terminated | truncated
+
+
 # --- GAE and returns --------------------------------------------------------------------------
 
 @mutant("gae", "gae.exact_small", "the done flag is shifted by one step: terminated[t−1] is "
         "used at step t")
 def done_shifted(rewards, values, next_values, *, gamma, lam, terminated=None, truncated=None,
                  mask=None):
-    if terminated is not None:
-        terminated = torch.cat([_false(terminated[..., :1]), terminated[..., :-1]], -1)
-    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam,
+                  terminated=_shift_done(terminated),
                   truncated=truncated, mask=mask)
 
 
@@ -185,8 +199,7 @@ def done_shifted(rewards, values, next_values, *, gamma, lam, terminated=None, t
         "bootstraps nothing (TorchRL's default terminated = done)")
 def truncation_as_termination(rewards, values, next_values, *, gamma, lam, terminated=None,
                               truncated=None, mask=None):
-    if truncated is not None:
-        terminated = truncated if terminated is None else terminated | truncated
+    terminated = _cut_is_death(terminated, truncated)
     return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
                   truncated=truncated, mask=mask)
 
@@ -326,8 +339,7 @@ def carry_not_reset(rewards, values, next_values, *, gamma, lam, terminated=None
         "truncation treated as termination in the returns")
 def returns_truncation_as_termination(rewards, *, gamma, next_values=None, terminated=None,
                                       truncated=None, mask=None):
-    if truncated is not None:
-        terminated = truncated if terminated is None else terminated | truncated
+    terminated = _cut_is_death(terminated, truncated)
     return rt.discounted_returns(rewards, gamma=gamma, next_values=next_values,
                                  terminated=terminated, truncated=truncated, mask=mask)
 
@@ -419,13 +431,6 @@ def _last_present(like: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return present & (idx == last)
 
 
-def _shift_done(flags: torch.Tensor | None) -> torch.Tensor | None:
-    """``flags[t − 1]`` at step t (False at t = 0)."""
-    if flags is None:
-        return None
-    return torch.cat([_false(flags[..., :1]), flags[..., :-1]], -1)
-
-
 @mutant("gae", "gae.exact_small", "the last step left out of the loop (`for t in "
         "reversed(range(T − 1))` over a zero buffer): the last step's advantage stays 0 and "
         "the step before it gets no carry")
@@ -472,8 +477,7 @@ def n_step_crosses_episode_end(rewards, next_values, *, gamma, n, terminated=Non
         "a time-limit cut bootstraps nothing")
 def lambda_returns_truncation_as_termination(rewards, values, next_values, *, gamma, lam,
                                              terminated=None, truncated=None, mask=None):
-    if truncated is not None:
-        terminated = truncated if terminated is None else terminated | truncated
+    terminated = _cut_is_death(terminated, truncated)
     return rt.lambda_returns(rewards, values, next_values, gamma=gamma, lam=lam,
                              terminated=terminated, truncated=truncated, mask=mask)
 

@@ -279,16 +279,22 @@ def _masked_mean_log_ratio(logp, old_logp, mask):
     return d.sum(-1, keepdim=True), keep.sum(-1, keepdim=True).clamp(min=1).to(d.dtype), keep
 
 
+def _gspo_clipped(s, advantages, keep, clip_low, clip_high):
+    """GSPO's per-token ``min(s·A, clip(s, 1 − ε_low, 1 + ε_high)·A)`` (0 where masked),
+    ``advantages`` per token or per sequence, for the mutants that rebuild the ratio s."""
+    hi = clip_low if clip_high is None else clip_high
+    A = advantages if advantages.shape == s.shape else advantages.unsqueeze(-1).expand_as(s)
+    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
+    return torch.where(keep, out, torch.zeros_like(out))
+
+
 @mutant("gspo_surrogate", "gspo_surrogate.float64",
         "GSPO's sequence ratio from the SUM of the token log-ratios (the plain product of "
         "ratios) instead of their mean: its length normalisation lost")
 def gspo_ratio_from_sum(logp, old_logp, advantages, mask, *, clip_low, clip_high=None):
     total, _, keep = _masked_mean_log_ratio(logp, old_logp, mask)
-    hi = clip_low if clip_high is None else clip_high
-    s = torch.exp(total).expand_as(logp)
-    A = advantages.unsqueeze(-1).expand_as(logp)
-    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
-    return torch.where(keep, out, torch.zeros_like(out))
+    return _gspo_clipped(torch.exp(total).expand_as(logp), advantages, keep, clip_low,
+                         clip_high)
 
 
 @mutant("gspo_token_surrogate", "gspo_token_surrogate.gradient",
@@ -297,12 +303,8 @@ def gspo_ratio_from_sum(logp, old_logp, advantages, mask, *, clip_low, clip_high
 def gspo_token_ratio_not_detached(logp, old_logp, advantages, mask, *, clip_low,
                                   clip_high=None):
     total, n, keep = _masked_mean_log_ratio(logp, old_logp, mask)
-    hi = clip_low if clip_high is None else clip_high
-    s = torch.exp(total / n).expand_as(logp)
-    A = advantages if advantages.shape == logp.shape else advantages.unsqueeze(-1).expand_as(
-        logp)
-    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
-    return torch.where(keep, out, torch.zeros_like(out))
+    return _gspo_clipped(torch.exp(total / n).expand_as(logp), advantages, keep, clip_low,
+                         clip_high)
 
 
 @mutant("gspo_token_surrogate", "gspo_token_surrogate.gradient",
@@ -312,12 +314,8 @@ def gspo_token_ratio_not_detached(logp, old_logp, advantages, mask, *, clip_low,
 def gspo_token_sequence_not_stopped(logp, old_logp, advantages, mask, *, clip_low,
                                     clip_high=None):
     total, n, keep = _masked_mean_log_ratio(logp, old_logp, mask)
-    hi = clip_low if clip_high is None else clip_high
     s = torch.exp(total / n + (logp - logp.detach()))  # sg[s] missing
-    A = advantages if advantages.shape == logp.shape else advantages.unsqueeze(-1).expand_as(
-        logp)
-    out = torch.minimum(s * A, torch.clamp(s, 1 - clip_low, 1 + hi) * A)
-    return torch.where(keep, out, torch.zeros_like(out))
+    return _gspo_clipped(s, advantages, keep, clip_low, clip_high)
 
 
 @mutant("split_aggregate_loss", "split_aggregate_loss.float64",

@@ -101,11 +101,12 @@ def _places(off: np.ndarray, values: dict[str, Any] | None, time_axis: bool) -> 
     k = int(off.sum())
     if not fits and off.all():
         return "everywhere"
-    if not fits and off.ndim >= 2 and off.any(-1).sum() < off.any(-1).size and \
-            np.array_equal(off, np.broadcast_to(off.any(-1, keepdims=True), off.shape)):
-        rows = [tuple(int(i) for i in ix) for ix in np.argwhere(off.any(-1))[:6]]
-        return (f"every element of {int(off.any(-1).sum())} of the {off.any(-1).size} rows "
-                f"(the last axis: a group, a sequence): rows {rows}")
+    hit = off.any(-1, keepdims=True)  # the rows (along the last axis) with a deviation
+    if not fits and off.ndim >= 2 and not hit.all() and np.array_equal(
+            off, np.broadcast_to(hit, off.shape)):
+        rows = [tuple(int(i) for i in ix) for ix in np.argwhere(hit[..., 0])[:6]]
+        return (f"every element of {int(hit.sum())} of the {hit.size} rows (the last axis: "
+                f"a group, a sequence): rows {rows}")
     if not fits:
         where = [tuple(int(i) for i in ix) for ix in np.argwhere(off)[:6]]
         more = f" (+{k - 6} more)" if k > 6 else ""
