@@ -13,6 +13,7 @@ function (:mod:`refmath.bounds`, in units of the dtype's unit roundoff u).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import math
@@ -31,7 +32,8 @@ from ..bounds import unit_roundoff
 from ._common import assert_hygienic, exceeds, expect_named_error
 from .cases import BadInput, Case
 from .compare import compare, exact_floats
-from .core import LIKELY, Check, CheckFailure, Context
+from .core import LIKELY, Check, CheckFailure, Context, Tracker
+from .fingerprints import Probe, other_numbers
 from .specs import SPECS, FunctionSpec
 
 __all__ = ["ArrayFunction", "array_row", "rows", "array_checks", "joined", "prepare",
@@ -268,11 +270,61 @@ def _value_check(spec: ArrayFunction, dtype: torch.dtype):
                 else f" [{_MODE_NOTES[case.kwargs['mode']]}]")
             compare(spec.spec, got, exact, bound, ctx, f"({dtype}){note}", inputs=repr(case),
                     values=shown, rerun=lambda f: spec.call(f, case.values(dtype)),
+                    probes=None if half else lambda: _probes(spec, case, dtype, fn, ctx, u),
                     example={"case": case})
 
         with_examples(prop, spec, ctx)()
 
     return run
+
+
+def _case_variants(spec: ArrayFunction, case: Case) -> list[tuple[str, Case]]:
+    """The fingerprint's probes of a counterexample (:mod:`refmath.checks.fingerprints`):
+    with its mask (if any) all True, and the kind's pinned corners that take the same options
+    (a mistake may live in one option's code path: ``kind="k1"`` is not probed with k3)."""
+    def options(c: Case) -> dict[str, Any]:
+        return {k: v for k, v in c.kwargs.items() if isinstance(v, (str, bool)) or v is None}
+
+    out = [(f"the same input with other numbers ({seed})", Case(arrays, case.kwargs, case.flags))
+           for seed in (1, 2) if (arrays := other_numbers(case.arrays, seed)) is not None]
+    if case.flags.get("mask") is not None and not np.all(case.flags["mask"]):
+        out.append(("no masked element", Case(case.arrays, case.kwargs, dict(
+            case.flags, mask=np.ones(np.shape(case.flags["mask"]), bool)))))
+    seen = {repr(case)}
+    mine = options(case)
+    for pinned in spec.pinned:
+        theirs = options(pinned)
+        if repr(pinned) not in seen and all(theirs[k] == v for k, v in mine.items()
+                                            if k in theirs):
+            seen.add(repr(pinned))
+            out.append((f"the pinned input {pinned!r}", pinned))
+    return out
+
+
+def _probes(spec: ArrayFunction, case: Case, dtype: torch.dtype, fn: Any, ctx: Context,
+            u: float) -> list[Probe]:
+    """The probes, each judged as the value check judges, with the function's output on it;
+    one the function's binding cannot express, or the function cannot run, is left out."""
+    quiet = dataclasses.replace(ctx, tracker=Tracker())  # (a probe left out is no skip)
+    probes = []
+    for label, probe in _case_variants(spec, case):
+        try:
+            probe = prepare(probe, spec, quiet)
+            if probe is None:
+                continue
+            floats = probe.floats(dtype)
+            exact = exact_floats(spec.call(spec.oracle, probe.exact_values(dtype)))
+            bound = np.broadcast_to(spec.bound(probe, floats, exact, u), exact.shape)
+
+            def call(f, probe=probe):
+                return spec.call(f, probe.values(dtype))
+
+            got = output(call(fn), spec.name)
+        except Exception:  # noqa: BLE001 - a probe the function cannot run refutes nothing
+            continue
+        if np.shape(got) == exact.shape:
+            probes.append(Probe(label, call, np.asarray(got, np.float64), exact, bound))
+    return probes
 
 
 def _hygiene(spec: ArrayFunction):

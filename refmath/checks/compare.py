@@ -108,11 +108,13 @@ def _pattern(name: str, got: np.ndarray, exact: np.ndarray, off: np.ndarray,
 def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, label: str,
             *, inputs: str, values: dict[str, Any] | None = None,
             rerun: Callable[[Callable], Any] | None = None,
+            probes: Callable[[], list] | None = None,
             example: dict[str, Any] | None = None, time_axis: bool = False) -> None:
     """Raise :class:`CheckFailure` at the worst element if any error exceeds its bound.
 
     ``values`` (the inputs by parameter name, as the function saw them) adds a reproduction,
-    ``rerun(f)`` (``f`` called on the same input) the diagnosis, ``example`` (the check's
+    ``rerun(f)`` (``f`` called on the same input) the diagnosis, ``probes()`` its
+    fingerprint's other inputs (:mod:`refmath.checks.fingerprints`), ``example`` (the check's
     keyword arguments) lets later checks of the run reuse the counterexample."""
     got = np.asarray(got, dtype=np.float64)
     exact_f = exact_floats(exact)
@@ -149,7 +151,7 @@ def compare(spec: FunctionSpec, got: Any, exact: Any, bound: Any, ctx: Context, 
 
         message += LIKELY
         diagnosis = functools.partial(diagnose, spec.name, rerun, got, bound, ctx,
-                                      exact=exact_f)
+                                      exact=exact_f, probes=probes)
     message += f"\n  inputs: {inputs}"
     repro = ""
     if values is not None:

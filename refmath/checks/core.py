@@ -292,10 +292,20 @@ LIKELY = "\x00likely cause\x00"
 
 
 def likely_causes(matches: list) -> tuple[list[str], str]:
-    """The names of the matching mistakes, and the message line naming them ("" if none)."""
+    """The names of the matching mistakes, and the message line naming them ("" if none).
+    A mistake that reproduced the counterexample but not one of the fingerprint's probes
+    (``matches.near``) is said not to match, and on which probe."""
     if not matches:
+        near = "".join(f"; '{m.name}' reproduces this input but not {label}"
+                       for m, label in getattr(matches, "near", ()))
         return [], ("\n  likely cause   no known mistake of this kind reproduces it (the "
-                    "where line says what differs)")
+                    "where line says what differs)" + near)
+    if getattr(matches, "resembling", None):
+        return [m.name for m in matches], (
+            "\n  likely cause   resembles known mistake " + ", ".join(
+                f"'{m.name}' ({m.description})" for m in matches)
+            + " — it deviates where that mistake does, the same way and by about as much, on "
+            "this input and on the fingerprint's probes, without reproducing its numbers")
     return [m.name for m in matches], "\n  likely cause   matches known mistake " + ", ".join(
         f"'{m.name}' ({m.description})" for m in matches)
 

@@ -17,7 +17,9 @@ import torch
 
 import refmath_torch as rt
 
-__all__ = ["Mutant", "CATALOGUE", "mutants_for", "diagnose"]
+from .fingerprints import Probe
+
+__all__ = ["Mutant", "CATALOGUE", "Diagnosis", "mutants_for", "diagnose"]
 
 
 @dataclass(frozen=True)
@@ -50,45 +52,160 @@ def mutants_for(kind: str, layout: str | None = None) -> list[Mutant]:
     return [m for m in CATALOGUE if m.kind == kind and m.layout in (None, layout)]
 
 
+class Diagnosis(list):
+    """The matching known mistakes, best first; ``resembling``: those of them matched by their
+    fingerprint only (they deviate where the function does, the same way and by about as
+    much, on every probe, but do not reproduce its numbers); ``near``: (mistake, probe label)
+    for each one that reproduced the counterexample but not that probe."""
+
+    def __init__(self, matches: list[Mutant] = (), near: list[tuple[Mutant, str]] = (),
+                 resembling: list[Mutant] = ()):
+        super().__init__(matches)
+        self.near = list(near)
+        self.resembling = list(resembling)
+
+
 def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
              bound: np.ndarray, ctx: Any = None, exact: np.ndarray | None = None,
-             caught_by: str | None = None) -> list[Mutant]:
+             caught_by: str | None = None, probes: Callable[[], list] | None = None
+             ) -> Diagnosis:
     """The mutants of ``kind`` whose output on the same input equals ``got`` (within twice
     the check's bound) and, given ``exact``, is itself wrong there (a mutant that agrees with
     the exact answer on this input explains nothing). A run in a built-in layout
     (``ctx.layout``) also tries that layout's own slips, called through the same layout
     adapter as the user's function. ``caught_by``: only the mistakes that check is meant to
-    catch (a special input, such as equal rewards, on which many mistakes coincide)."""
-    layout = getattr(ctx, "layout", None)
+    catch (a special input, such as equal rewards, on which many mistakes coincide).
+
+    ``probes()``: the fingerprint's other inputs (:mod:`refmath.checks.fingerprints`). With
+    them, a mutant that reproduces the counterexample is named only if it also reproduces
+    every probe; and if none does, a mutant whose deviation from the exact answer has the
+    function's pattern on the counterexample and on every probe (deviating on the same
+    inputs, at about the same elements, the same way, by about as much) is named as
+    resembling the function's mistake (``Diagnosis.resembling``)."""
     in_float32 = getattr(ctx, "computes_in", None) == "float32"
     spec_value = _spec_value(kind, call) if getattr(ctx, "derived", False) else None
     tol = _tolerance(got, exact, bound)
-    matches, scores = [], {}
-    for m in mutants_for(kind, layout):
+    here = None if exact is None else Probe("the counterexample", call, got, exact,
+                                              np.broadcast_to(bound, got.shape))
+    matches, alike, scores, outs = [], [], {}, {}
+    for m in mutants_for(kind, getattr(ctx, "layout", None)):
         if caught_by is not None and m.caught_by != caught_by:
             continue
-        fn = m.fn if m.layout is None else ctx.wrap(m.fn)
-        if in_float32 and m.layout is None:  # the mistake as the function computes: float32
-            fn = _in_float32(fn)
-        try:
-            out = call(fn)
-        except Exception:  # noqa: BLE001 - a mutant that cannot run on this input
-            continue
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != got.shape:
-            continue
-        out = out.detach().cpu().double().numpy()
-        same_nan = np.isnan(out) & np.isnan(got)
-        with np.errstate(invalid="ignore"):
-            close = np.abs(out - got) <= tol
-        if exact is not None and _agrees(out, exact, bound):
+        fn = _runnable(m, ctx, in_float32)
+        out = _output(fn, call, got.shape)
+        if out is None or exact is not None and _agrees(out, exact, bound):
             continue
         if m.layout is None and spec_value is not None and spec_value.shape == out.shape and \
                 np.allclose(out, spec_value, rtol=1e-12, atol=1e-300, equal_nan=True):
             continue  # against a library's semantics, SPEC's own formula is no mistake
-        if np.all(close | same_nan) and _same_direction(out, got, exact, bound):
+        outs[m.name] = out
+        if _explains(out, got, exact, bound, tol):
             matches.append(m)
             scores[m.name] = _residual(out, got, exact, bound)
-    return sorted(matches, key=lambda m: scores[m.name])  # (stable: catalogue order on ties)
+        elif here is not None and _resembles(out, here):
+            alike.append(m)
+    if probes is None:
+        return Diagnosis(sorted(matches, key=lambda m: scores[m.name]))
+    probes = probes() if matches or alike else []
+    matches, near = _fingerprint(matches, probes, ctx, in_float32, scores)
+    if matches:
+        return Diagnosis(sorted(matches, key=lambda m: scores[m.name]), near)
+    alike = _alike(alike + [m for m, _ in near], probes, ctx, in_float32, scores)
+    return Diagnosis(alike, [(m, p) for m, p in near if m not in alike], alike)
+
+
+def _runnable(m: Mutant, ctx: Any, in_float32: bool) -> Callable:
+    """The mutant as the function under test is called: through its layout's adapter, in
+    float32 if the function computes in float32 by design."""
+    fn = m.fn if m.layout is None else ctx.wrap(m.fn)
+    return _in_float32(fn) if in_float32 and m.layout is None else fn
+
+
+def _output(fn: Callable, call: Callable[[Callable], Any], shape: tuple) -> np.ndarray | None:
+    """``fn``'s output on the input ``call`` makes, as float64, or None (it cannot run there,
+    or returns another shape)."""
+    try:
+        out = call(fn)
+    except Exception:  # noqa: BLE001 - a mutant that cannot run on this input
+        return None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(shape):
+        return None
+    return out.detach().cpu().double().numpy()
+
+
+def _explains(out: np.ndarray, got: np.ndarray, exact: np.ndarray | None, bound: np.ndarray,
+              tol: np.ndarray) -> bool:
+    """Whether a mistake's output ``out`` behaves like the function's ``got``: close to it
+    everywhere (``tol``), NaN where it is NaN, deviating from ``exact`` the same way."""
+    same_nan = np.isnan(out) & np.isnan(got)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(out - got) <= tol
+    return bool(np.all(close | same_nan)) and _same_direction(out, got, exact, bound)
+
+
+def _fingerprint(matches: list[Mutant], probes: list, ctx: Any, in_float32: bool,
+                 scores: dict[str, float]) -> tuple[list[Mutant], list[tuple[Mutant, str]]]:
+    """The matches that also reproduce the function on every probe (a probe the mistake
+    cannot run on refutes nothing); the others, with the first probe each one missed. A
+    kept match's score adds its residuals on the probes."""
+    kept, near = [], []
+    for m in matches:
+        fn, missed = _runnable(m, ctx, in_float32), None
+        for p in probes:
+            out = _output(fn, p.call, p.got.shape)
+            if out is None:
+                continue
+            if not _explains(out, p.got, p.exact, p.bound, _tolerance(p.got, p.exact, p.bound)):
+                missed = p.label
+                break
+            scores[m.name] += _residual(out, p.got, p.exact, p.bound)
+        (kept.append(m) if missed is None else near.append((m, missed)))
+    return kept, near
+
+
+def _alike(candidates: list[Mutant], probes: list, ctx: Any, in_float32: bool,
+           scores: dict[str, float]) -> list[Mutant]:
+    """The candidates whose deviation has the function's pattern on every probe
+    (:func:`_resembles`), best first (the pattern's mean similarity). Without probes there is
+    no fingerprint to compare, and nothing resembles."""
+    kept = []
+    for m in candidates:
+        fn, sims = _runnable(m, ctx, in_float32), []
+        for p in probes:
+            out = _output(fn, p.call, p.got.shape)
+            if out is not None:
+                sims.append(_resembles(out, p))
+        if sims and all(sims):
+            kept.append(m)
+            scores[m.name] = -float(np.mean([float(s) for s in sims]))
+    return sorted(kept, key=lambda m: scores[m.name]) if probes else []
+
+
+def _deviation(out: np.ndarray, p: Probe) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``out`` deviates from the probe's exact answer beyond the bound and precision
+    noise, as (the finite deviation, 0 elsewhere; the NaN positions where exact is a number)."""
+    with np.errstate(invalid="ignore"):
+        d = np.where(np.isinf(p.exact) & (out == p.exact), 0.0, out - p.exact)
+        nan = np.isnan(d) & ~np.isnan(p.exact)
+        d = np.clip(np.nan_to_num(d, nan=0.0), -1e150, 1e150)  # (a norm that stays finite)
+        d = np.where(np.abs(d) <= p.bound + _noise(p.exact), 0.0, d)
+    return d, nan
+
+
+def _resembles(out: np.ndarray, p: Probe) -> float:
+    """How a mistake's deviation from the exact answer on probe ``p`` resembles the
+    function's: 0 unless both deviate or both agree, NaN at the same elements, and the finite
+    deviations point the same way (cosine ≥ 0.9) with sizes within a factor 1.5 of each
+    other; else the cosine (1 where both agree)."""
+    mine, mine_nan = _deviation(p.got, p)
+    its, its_nan = _deviation(out, p)
+    if not np.array_equal(mine_nan, its_nan):
+        return 0.0
+    a, b = float(np.linalg.norm(mine)), float(np.linalg.norm(its))
+    if a == 0.0 or b == 0.0:
+        return 1.0 if a == b else 0.0
+    cos = float(np.sum((mine / a) * (its / b)))
+    return cos if cos >= 0.9 and 1 / 1.5 <= b / a <= 1.5 else 0.0
 
 
 def _tolerance(got: np.ndarray, exact: np.ndarray | None, bound: np.ndarray) -> np.ndarray:
@@ -335,6 +452,38 @@ def carry_not_reset(rewards, values, next_values, *, gamma, lam, terminated=None
     return rt.gae(delta, zero, zero, gamma=gamma, lam=lam, truncated=truncated, mask=mask)
 
 
+@mutant("gae", "gae.exact_small", "the carry never reset at an episode's end, a termination "
+        "or a time-limit cut: each bootstrap is right (zero at a termination, V(s_{t+1}) at a "
+        "cut), but A_{t+1} of the next episode is added across every boundary (the done flag "
+        "only in δ_t: Super-mario-bros-PPO-pytorch#21's `gae = gae·γ·τ + δ`)")
+def carry_never_reset(rewards, values, next_values, *, gamma, lam, terminated=None,
+                      truncated=None, mask=None):
+    delta = rt.td_errors(rewards, values, next_values, gamma=gamma, terminated=terminated)
+    zero = torch.zeros_like(rewards)
+    # GAE of (δ, 0, 0) with no flags at all: the TD errors carried with γλ across every end
+    return rt.gae(delta, zero, zero, gamma=gamma, lam=lam, mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "the end of the rollout taken for an episode's end: the "
+        "last step bootstraps nothing (`next_v = 0 if done else (V[t + 1] if t + 1 < T else "
+        "0)`) where its next_values[T − 1] continues the episode")
+def rollout_end_not_bootstrapped(rewards, values, next_values, *, gamma, lam, terminated=None,
+                                 truncated=None, mask=None):
+    end = _last_present(rewards, mask)
+    terminated = end if terminated is None else terminated | end
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
+@mutant("gae", "gae.exact_small", "the carry read before it is written: A_t = δ_t + γλ·(1 − "
+        "d_t)·advantages[t], where advantages[t] is still the buffer's 0, so A_t = δ_t — λ as "
+        "0 (4kasha/CartPole_PPO#1: advantages[t] for advantages[t + 1])")
+def carry_read_before_written(rewards, values, next_values, *, gamma, lam, terminated=None,
+                              truncated=None, mask=None):
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=0.0, terminated=terminated,
+                  truncated=truncated, mask=mask)
+
+
 @mutant("discounted_returns", "discounted_returns.exact_small",
         "truncation treated as termination in the returns")
 def returns_truncation_as_termination(rewards, *, gamma, next_values=None, terminated=None,
@@ -539,6 +688,13 @@ def k3_without_expm1(logp, ref_logp, kind):
     return rt.kl_estimate(logp, ref_logp, kind)
 
 
+@mutant("kl_estimate", "kl_estimate.float64",
+        "every estimator computed as k3: the branches on the estimator's name are `if`s, not "
+        "`elif`s, so the k3 branch runs last whatever was asked (AReaL PR #408's review)")
+def kl_estimators_fall_through(logp, ref_logp, kind):
+    return rt.kl_estimate(logp, ref_logp, "k3")
+
+
 @mutant("kl_estimate", "kl_estimate.float64", "k2 without the factor ½")
 def k2_without_half(logp, ref_logp, kind):
     out = rt.kl_estimate(logp, ref_logp, kind)
@@ -620,6 +776,16 @@ def grpo_biased_std(rewards, *, method, eps=1e-6, unbiased=True):
     return rt.group_advantages(rewards, method=method, eps=eps, unbiased=False)
 
 
+@mutant("group_advantages", "group_advantages.float64",
+        "GRPO's advantages normalised twice: per group, then whitened again over the whole "
+        "batch ((A − mean)/(std + 1e-8)), which rescales every group by the batch's spread "
+        "(axon-rl/gem PR #113)")
+def grpo_whitened_over_batch(rewards, *, method, eps=1e-6, unbiased=True):
+    a = rt.group_advantages(rewards, method=method, eps=eps, unbiased=unbiased)
+    std = a.std() if a.numel() > 1 else a.new_tensor(float("nan"))  # (torch's, unwarned)
+    return (a - a.mean()) / (std + 1e-8)
+
+
 @mutant("group_advantages", "group_advantages.zero_spread",
         "the group mean subtracted as computed in floating point: the mean of G equal rewards "
         "(30 × 0.9 in float32) is not exactly the reward, and its rounding ÷ (std + eps) is "
@@ -682,6 +848,35 @@ def length_biased_aggregation(per_step_loss, mask, mode, *, normalizer=None):
     return rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
 
 
+@mutant("aggregate_loss", "aggregate_loss.float64",
+        "padding counted in the mean: the masked loss averaged over every position, padded "
+        "tokens as zeros ((loss·mask).mean() for token-mean; each row's sum ÷ T, the padded "
+        "length, for seq-mean-token-mean)")
+def aggregate_padding_in_mean(per_step_loss, mask, mode, *, normalizer=None):
+    kept = torch.where(mask, per_step_loss, torch.zeros_like(per_step_loss))
+    if mode == "token-mean":
+        return kept.mean()
+    if mode == "seq-mean-token-mean":
+        return kept.mean(-1).mean()
+    return rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
+
+
+@mutant("whiten", "whiten.float64",
+        "the mean taken over every position, padding included as zeros ((x·mask).mean()), then "
+        "the variance over the kept elements around that mean")
+def whiten_mean_over_padding(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    if mask is None:
+        return rt.whiten(x, mask, shift_mean=shift_mean, unbiased=unbiased, eps=eps)
+    m = mask.to(x.dtype)
+    mean = torch.where(mask, x, torch.zeros_like(x)).mean()
+    n = m.sum()
+    squares = torch.where(mask, (x - mean).square(), torch.zeros_like(x)).sum()
+    var = squares / (n - 1) if unbiased and n > 1 else squares / n.clamp(min=1)
+    w = (x - mean) * torch.rsqrt(var + eps)
+    w = w if shift_mean else w + mean
+    return torch.where(mask, w, torch.zeros_like(w))
+
+
 @mutant("value_loss", "value_loss.float64", "a factor ½ inside the value loss")
 def value_loss_with_half(values, returns, **kw):
     return 0.5 * rt.value_loss(values, returns, **kw)
@@ -693,6 +888,29 @@ def value_clip_wrong_form(values, returns, *, old_values=None, clip=None,
                           clip_form="max_of_squares"):
     form = "clipped_prediction" if clip_form == "max_of_squares" else clip_form
     return rt.value_loss(values, returns, old_values=old_values, clip=clip, clip_form=form)
+
+
+@mutant("value_loss", "value_loss.float64",
+        "value clipping against the CURRENT prediction instead of the rollout's old values: "
+        "V_clip = V + clip(V − V, −ε, ε) = V, so the clip never acts and the loss is (V − R)² "
+        "(tensorflow/agents#352)")
+def value_clip_against_current(values, returns, *, old_values=None, clip=None,
+                               clip_form="max_of_squares"):
+    return rt.value_loss(values, returns, old_values=None if clip is None else values.detach(),
+                         clip=clip, clip_form=clip_form)
+
+
+@mutant("value_loss", "value_loss.float64",
+        "the min of the two squares where PPO2 takes the max: max((V − R)², (V_clip − R)²) "
+        "read as a pessimistic bound the wrong way (ray-project/ray#10430, "
+        "leggedrobotics/rsl_rl#152 ask for it)")
+def value_clip_min_of_squares(values, returns, *, old_values=None, clip=None,
+                              clip_form="max_of_squares"):
+    if clip is None or clip_form != "max_of_squares":
+        return rt.value_loss(values, returns, old_values=old_values, clip=clip,
+                             clip_form=clip_form)
+    clipped = old_values + (values - old_values).clamp(-clip, clip)
+    return torch.minimum((values - returns).square(), (clipped - returns).square())
 
 
 @mutant("actor_loss", "actor_loss.no_critic_gradient",

@@ -41,6 +41,16 @@ def policy_loss_padding_in_mean(logp, old_logp, advantages, mask, *, mode="token
 
 
 @mutant("policy_loss", "policy_loss.float64",
+        "length-biased aggregation: seq-mean-token-mean computed as token-mean, one sum over "
+        "the batch's response tokens ÷ their count ((loss·mask).sum() / mask.sum(); "
+        "huggingface/trl#2995, verl-project/verl#593)")
+def policy_loss_length_biased(logp, old_logp, advantages, mask, *, mode="token-mean", **kw):
+    if mode == "seq-mean-token-mean":
+        mode = "token-mean"
+    return rt.policy_loss(logp, old_logp, advantages, mask, mode=mode, **kw)
+
+
+@mutant("policy_loss", "policy_loss.float64",
         "the surrogate objective returned instead of the loss: + where a loss to minimise "
         "needs −")
 def policy_loss_not_negated(logp, old_logp, advantages, mask, **kw):
@@ -195,6 +205,15 @@ def vtrace_pg_from_own_target(rewards, values, next_values, log_rhos=None, *, ga
         "the ratio weight missing from the off-policy KL: k alone on samples from π_old")
 def iw_kl_without_ratio(logp, ref_logp, old_logp, kind):
     return rt.kl_estimate(logp, ref_logp, kind)
+
+
+@mutant("importance_weighted_kl_estimate", "importance_weighted_kl_estimate.float64",
+        "the off-policy KL weighted by the SEQUENCE's ratio, exp(mean_t(logp − old_logp)), "
+        "broadcast over its tokens, instead of each token's own exp(logp_t − old_logp_t) "
+        "(huggingface/trl#6594: coef_1 at importance_sampling_level='sequence')")
+def iw_kl_sequence_ratio(logp, ref_logp, old_logp, kind):
+    weight = torch.exp((logp - old_logp).mean(-1, keepdim=True))
+    return weight * rt.kl_estimate(logp, ref_logp, kind)
 
 
 @mutant("overlong_penalty", "overlong_penalty.float64",

@@ -26,6 +26,7 @@ from .core import LIKELY, Capabilities, Check, CheckFailure, CheckList, Context
 from ._common import assert_hygienic, exceeds, expect_named_error
 from .compare import compare, exact_floats
 from .episodes import BAD_INPUTS, PINNED, as_batch, half_pinned, terminal_ends
+from .fingerprints import Probe, episode_variants
 from .specs import SPECS, FunctionSpec
 
 __all__ = ["STEP_FUNCTIONS", "StepFunction", "CHECKS"]
@@ -244,6 +245,52 @@ def _with_known(prop, spec: StepFunction, ctx: Context):
     return prop
 
 
+def _judge(spec: StepFunction, ep: Episode, tensors: dict[str, Any], n: int | None,
+           regime: str, dtype: torch.dtype, ctx: Context) -> tuple[Any, np.ndarray]:
+    """The exact answer and the bound of a value check, from the inputs BEFORE the call (a
+    function that modifies its inputs is judged on what it was given)."""
+    exact = spec.exact(ep, tensors, n)
+    if regime == "half":  # computed in float32, rounded once (SPEC §1)
+        bound = rounded_once(recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
+                                             torch.float32), exact_floats(exact), dtype)
+    else:
+        bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
+                                ctx.bound_dtype(dtype))
+    if ctx.post is not None:  # the library's own step after SPEC's function
+        keep = np.ones(ep.shape, bool) if ep.mask is None else np.asarray(ep.mask, bool)
+        exact, bound = ctx.post(exact, bound, keep, unit_roundoff(ctx.bound_dtype(dtype)))
+    return exact, bound
+
+
+def _probes(spec: StepFunction, ep: Episode, n: int | None, regime: str, dtype: torch.dtype,
+            fn: Any, ctx: Context) -> list[Probe]:
+    """The fingerprint's probes of a counterexample (:mod:`refmath.checks.fingerprints`),
+    each judged as the check judges, with the function's output on it; a probe the
+    function's layout cannot express, or the function cannot run, is left out."""
+    caps = ctx.capabilities
+    probes = []
+    for label, probe in episode_variants(
+            ep, flags=caps.flags, truncation=caps.truncated and "truncated" in spec.flags,
+            consistent=not caps.inconsistent_values):
+        if ctx.accepts is not None and not ctx.accepts(spec.name, {
+                "mask": np.ones(probe.shape, bool) if probe.mask is None else probe.mask,
+                "episode": probe}):
+            continue
+        tensors = probe.tensors(dtype)
+        exact, bound = _judge(spec, probe, tensors, n, regime, dtype, ctx)
+
+        def call(f, probe=probe, tensors=tensors):
+            return spec.call(f, probe, copy.deepcopy(tensors), n, caps)
+
+        try:
+            got = _as_array(call(fn), spec.name, probe.shape)
+        except Exception:  # noqa: BLE001 - a probe the function cannot run refutes nothing
+            continue
+        exact = exact_floats(exact)
+        probes.append(Probe(label, call, got, exact, np.broadcast_to(bound, exact.shape)))
+    return probes
+
+
 def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
     n_strategy = _n_strategy(spec)
 
@@ -257,26 +304,14 @@ def _value_check(spec: StepFunction, regime: str, dtype: torch.dtype):
             if _inexpressible(spec, ep, ctx):
                 return
             tensors = ep.tensors(dtype)
-            # the exact answer and the bound from the inputs BEFORE the call: a function that
-            # modifies its inputs is judged on what it was given
-            exact = spec.exact(ep, tensors, n)
-            if regime == "half":  # computed in float32, rounded once (SPEC §1)
-                bound = rounded_once(recursion_bound(spec.condition(ep, tensors, n),
-                                                     ep.shape[-1], torch.float32),
-                                     exact_floats(exact), dtype)
-            else:
-                bound = recursion_bound(spec.condition(ep, tensors, n), ep.shape[-1],
-                                        ctx.bound_dtype(dtype))
-            if ctx.post is not None:  # the library's own step after SPEC's function
-                keep = np.ones(ep.shape, bool) if ep.mask is None else np.asarray(ep.mask, bool)
-                exact, bound = ctx.post(exact, bound, keep,
-                                        unit_roundoff(ctx.bound_dtype(dtype)))
+            exact, bound = _judge(spec, ep, tensors, n, regime, dtype, ctx)
             values = copy.deepcopy(spec.values(ep, tensors, n, caps))
             pristine = copy.deepcopy(tensors)
             got = _as_array(spec.call(fn, ep, tensors, n, caps), spec.name, ep.shape)
             compare(spec.spec, got, exact, bound, ctx, f"({regime}, {dtype})",
                     inputs=repr(ep) + (f", n={n}" if n is not None else ""), values=values,
                     rerun=lambda f: spec.call(f, ep, copy.deepcopy(pristine), n, caps),
+                    probes=lambda: _probes(spec, ep, n, regime, dtype, fn, ctx),
                     example={"ep": ep, "n": n}, time_axis=True)
 
         _with_pinned(prop, spec, ctx, (half_pinned(),) if regime == "half" else ())()
