@@ -1,7 +1,9 @@
 """The `where` line: the pattern of a failure, read off the inputs' own flags (every value
-failure has one), and the honest "no known mistake" line."""
+failure has one; every other failure says what differs too), and the honest "no known
+mistake" line."""
 
 import numpy as np
+import pytest
 import torch
 
 import refmath
@@ -143,3 +145,29 @@ def test_without_flags_whole_rows_and_everywhere_are_said_as_such():
     assert "yours / exact = 1.5" in pattern(lone, exact, lone != exact)
     scattered = exact + np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
     assert pattern(scattered, exact, scattered != exact).startswith("at 2 of 6 positions")
+
+
+@pytest.mark.parametrize("mistake, check_id, says", [
+    ("done_shifted", "jacobian", "in the Jacobian d out[t] / d"),
+    ("truncation_as_termination", "bad_input", "on the bad input"),
+    ("whitening_inside_gae", "batch_consistency", "against the same row alone"),
+    ("padded_output_multiplied", "ignored_numbers", "changed by the ignored numbers: exactly "
+                                                    "at the masked (padded) positions"),
+    ("surrogate_sign_through_min", "gradient", "in the gradient d/d ratio"),
+    ("rloo_including_self", "zero_spread", "where the exact answer is exactly 0"),
+    ("grpo_whitened_over_batch", "hygiene", "NaN at"),
+    ("kl_wrong_direction", "extremes", "= inf"),
+    ("done_shifted", "ignored_numbers", "nothing to compare: the function raised ValueError"),
+])
+def test_every_failure_has_a_where_line(mistake, check_id, says):
+    """Not only value checks: a Jacobian, a bad input, a row of a batch, ignored numbers, a
+    gradient, a zero spread, hygiene, extremes, a function that raised — each failure says
+    what differs, in its where line (the result's pattern, and a line of the message)."""
+    from refmath.checks.mutants import CATALOGUE
+
+    (m,) = [m for m in CATALOGUE if m.name == mistake]
+    result = check(m.kind, m.fn, profile="quick", checks=[check_id]).results[0]
+    assert result.status == "failed"
+    assert says in result.pattern, result.pattern
+    assert "\n  where          " in result.message or result.pattern in \
+        result.message.splitlines()[0]

@@ -34,6 +34,7 @@ from .cases import BadInput, Case
 from .compare import compare, exact_floats
 from .core import LIKELY, Check, CheckFailure, Context, Tracker
 from .fingerprints import Probe, other_numbers
+from .where import changed
 from .specs import SPECS, FunctionSpec
 
 __all__ = ["ArrayFunction", "array_row", "rows", "array_checks", "joined", "prepare",
@@ -398,7 +399,9 @@ def _ignored_numbers(spec: ArrayFunction):
                     f"{name}: NaN/inf at masked positions changed the result: "
                     f"{got.tolist()} vs {expected.tolist()} (a masked number multiplied by 0 "
                     f"instead of selected out?)\n  inputs: {case!r}{LIKELY}", tier="WRONG",
-                    counterexample=repr(case), diagnosis=lambda: diagnose(
+                    counterexample=repr(case), pattern=changed(
+                        "changed by the NaN/inf at masked positions: ", got, expected,
+                        case.values(torch.float64)), diagnosis=lambda: diagnose(
                         name, lambda f: spec.call(f, dirty()), got, np.zeros(got.shape), ctx))
 
         with_examples(prop, spec, ctx)()
@@ -445,7 +448,9 @@ def _batch_consistency(spec: ArrayFunction):
                 ctx.tracker.saw()
                 if alone.shape != whole[i].shape:
                     raise CheckFailure(f"{name}: row {i} alone has shape {alone.shape}, in the "
-                                       f"batch {whole[i].shape}", tier="WRONG")
+                                       f"batch {whole[i].shape}", tier="WRONG",
+                                       pattern=f"the shape of row {i} alone: {alone.shape}, "
+                                       f"in the batch {whole[i].shape}")
                 with np.errstate(invalid="ignore"):
                     same = ((np.abs(whole[i] - alone) <= 2 * bound[i] + 1e-300)
                             | (whole[i] == alone) | (np.isnan(alone) & np.isnan(whole[i])))
@@ -453,7 +458,9 @@ def _batch_consistency(spec: ArrayFunction):
                     raise CheckFailure(
                         f"{name}: row {i} of a batch differs from the same row alone: "
                         f"{whole[i].tolist()} vs {alone.tolist()}\n  inputs: {case!r}",
-                        tier="WRONG", counterexample=repr(case))
+                        tier="WRONG", counterexample=repr(case), pattern=changed(
+                            f"in row {i} of the batch, against the same row alone: ",
+                            whole[i], alone, tol=2 * bound[i]))
 
         with_examples(prop, spec, ctx)()
 

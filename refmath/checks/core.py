@@ -351,7 +351,26 @@ def _failure(check: Check, ctx: Context, err: BaseException, fn: Any) -> CheckRe
         result.message = (f"{check.id}: the function raised {type(err).__name__} "
                           f"({result.tier})\n" + user_traceback(err)
                           + (f"\n{_notes(err)}" if _notes(err) else ""))
+        result.pattern = ("nothing to compare: " + (
+            "the function did not return in time" if result.tier == "TIMEOUT" else
+            "the function ended the process" if result.tier == "EXITED" else
+            f"the function raised {type(err).__name__} on this input"))
+    if isinstance(err, CheckFailure) and not result.pattern:
+        result.pattern = _said(result.message)
+    first, sep, rest = result.message.partition("\n")
+    if result.pattern and "\n  where " not in result.message and \
+            result.pattern not in first:  # (below the first line, unless it says it)
+        result.message = f"{first}\n  where          {result.pattern}" + (sep + rest if sep
+                                                                           else "")
     return result
+
+
+def _said(message: str) -> str:
+    """A check's own statement of what differs (its message's first line, without the
+    function's name), as the where line of a failure that has no pattern of elements."""
+    first = message.split("\n", 1)[0].strip()
+    head, sep, rest = first.partition(": ")
+    return rest if sep and " " not in head.strip("()") else first
 
 
 def _tier_from_causes(result: "CheckResult", matches: list) -> None:

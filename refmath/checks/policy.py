@@ -35,6 +35,7 @@ from .cases import (_AGGREGATE_PINNED, _GROUP_PINNED, _OVERLONG_PINNED, _WHITEN_
                     _shaped_reward_cases, _truncation_cases, _value_cases, _vector,
                     _whiten_cases, bad)
 from .compare import exact_floats
+from .where import changed
 from .core import LIKELY, CheckFailure, CheckList, Context
 
 __all__ = ["ROWS", "CHECKS"]
@@ -267,11 +268,13 @@ def _clip_gradient(fn, ctx: Context) -> None:
         got = r.grad.numpy() if r.grad is not None else np.zeros(expected.shape)
         ctx.tracker.saw()
         if not np.array_equal(got, expected):
-            idx = np.argwhere(got != expected)[0]
+            idx = tuple(int(i) for i in np.argwhere(got != expected)[0])
             raise CheckFailure(
-                f"clipped_surrogate: d/d ratio at {tuple(idx)} is {got[tuple(idx)]}, exact "
-                f"{expected[tuple(idx)]} (ratio {args[0].numpy()[tuple(idx)]}, advantage "
-                f"{args[1].numpy()[tuple(idx)]}, {kw})")
+                f"clipped_surrogate: d/d ratio at {idx} is {got[idx]}, exact "
+                f"{expected[idx]} (ratio {args[0].numpy()[idx]}, advantage "
+                f"{args[1].numpy()[idx]}, {kw})",
+                pattern=changed("in the gradient d/d ratio: ", got, expected,
+                                {"mask": np.ones(got.shape, bool)} if got.ndim else None))
 
     prop()
 
@@ -348,7 +351,9 @@ def _kl_estimate_gradient(fn, ctx: Context) -> None:
             ctx.tracker.saw(float(np.max(err / tol)) if err.size else 0.0)
             if exceeds(err, tol):
                 raise CheckFailure(f"kl_estimate({kind}): d/d{name} = {got.numpy().tolist()},"
-                                   f" exact {(sign * dk).tolist()}")
+                                   f" exact {(sign * dk).tolist()}", pattern=changed(
+                                       f"in the gradient d/d{name} ({kind}): ", got.numpy(),
+                                       sign * dk, tol=tol))
 
     prop()
 
@@ -470,7 +475,8 @@ def _exactly(name: str, got: Any, expected: torch.Tensor, what: str, ctx: Contex
     raise CheckFailure(f"{name}: {what}: {tier}: expected exactly {want.ravel()[:1].tolist()} "
                        f"everywhere, got values off by up to {dev:.3g}, {why} (e.g. "
                        f"{out.ravel()[:3].tolist()}){LIKELY if diagnosis else ''}", tier=tier,
-                       counterexample=what, diagnosis=diagnosis)
+                       counterexample=what, diagnosis=diagnosis,
+                       pattern=changed("where the exact answer is exactly 0: ", out, want))
 
 
 def _call_group(r: torch.Tensor, method: str, fixed: dict[str, Any], f: Callable) -> Any:

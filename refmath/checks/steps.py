@@ -27,6 +27,7 @@ from ._common import assert_hygienic, exceeds, expect_named_error
 from .compare import compare, exact_floats
 from .episodes import BAD_INPUTS, PINNED, as_batch, half_pinned, terminal_ends
 from .fingerprints import Probe, episode_variants
+from .where import changed
 from .specs import SPECS, FunctionSpec
 
 __all__ = ["STEP_FUNCTIONS", "StepFunction", "CHECKS"]
@@ -397,7 +398,9 @@ def _batch_consistency(spec: StepFunction):
                     raise CheckFailure(
                         f"{spec.name}: row {idx} of a batch differs from the same row alone: "
                         f"{whole[idx].tolist()} vs {alone.tolist()}\n  inputs: {ep!r}",
-                        tier="WRONG", counterexample=repr(ep))
+                        tier="WRONG", counterexample=repr(ep), pattern=changed(
+                            f"in row {idx} of the batch, against the same row alone: ",
+                            whole[idx], alone, row, time_axis=True, tol=2 * bound[idx]))
 
         _with_known(prop, spec, ctx)()
 
@@ -456,6 +459,9 @@ def _ignored_numbers(spec: StepFunction):
                                    f"  inputs: {ep!r} (NaN in next_values of terminated "
                                    f"steps; NaN, +inf, −inf at masked steps){LIKELY}",
                                    tier="WRONG", counterexample=repr(ep),
+                                   pattern=changed("changed by the ignored numbers: ", got,
+                                                   expected, ep.tensors(torch.float64),
+                                                   time_axis=True),
                                    diagnosis=lambda: diagnose(
                                        spec.name, lambda f: spec.call(
                                            f, ep, copy.deepcopy(pristine), n, caps),
@@ -511,7 +517,9 @@ def _jacobian(spec: StepFunction):
                     raise CheckFailure(
                         f"{spec.name}: d out[{t}] / d {wrt}[{s}] = {J[t, s]!r}, exact "
                         f"{exact[t, s]!r} (inputs {row_ep!r})", tier="WRONG",
-                        counterexample=repr(row_ep))
+                        counterexample=repr(row_ep), pattern=changed(
+                            f"in the Jacobian d out[t] / d {wrt}[s], at (t, s) ", J, exact,
+                            tol=1e-12))
 
         _with_known(prop, spec, ctx)()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["pattern", "OUTPUTS"]
+__all__ = ["pattern", "changed", "OUTPUTS"]
 
 # the names of a kind's outputs when it returns several, stacked on a last axis
 OUTPUTS = {"vtrace": ("vs", "pg_advantages")}
@@ -183,3 +183,22 @@ def pattern(got: np.ndarray, exact: np.ndarray, off: np.ndarray,
         parts.append(f"yours / exact = {float(got[off][0]) / float(exact[off][0]):.6g}")
     tail = "" if places.all() else "; everything else agrees"
     return "; ".join(parts) + tail
+
+
+def changed(prefix: str, got: np.ndarray, reference: np.ndarray,
+            values: dict[str, Any] | None = None, time_axis: bool = False,
+            tol: Any = 0.0) -> str:
+    """The ``where`` text of a comparison with another output of the same function (the same
+    input with ignored numbers changed, a row alone, a column of a Jacobian): ``prefix`` and
+    the pattern of the elements that differ by more than ``tol`` (NaN against NaN agrees)."""
+    got, reference = np.asarray(got, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if got.shape != reference.shape:
+        return f"{prefix}the shape: {got.shape} against {reference.shape}"
+    with np.errstate(invalid="ignore"):
+        off = ~((np.abs(got - reference) <= tol) | (got == reference)
+                | (np.isnan(got) & np.isnan(reference)))
+    try:
+        text = pattern(got, reference, off, values, time_axis)
+    except Exception:  # noqa: BLE001 - a description is never worth hiding the failure
+        text = ""
+    return prefix + (text or "the values differ")
