@@ -98,6 +98,13 @@ def vtrace_c_clipped_with_rho_bar(rewards, values, next_values, log_rhos=None, *
     return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
 
 
+@mutant("vtrace", "vtrace.float64", "ρ̄ and c̄ swapped: the TD term clipped with c̄ "
+        "(c_clip) and the trace with ρ̄ (rho_clip)")
+def vtrace_clips_swapped(rewards, values, next_values, log_rhos=None, **kw):
+    kw["rho_clip"], kw["c_clip"] = kw.get("c_clip", 1.0), kw.get("rho_clip", 1.0)
+    return rt.vtrace(rewards, values, next_values, log_rhos, **kw)
+
+
 @mutant("vtrace", "vtrace.float64", "a clip of None (no clip) read as the default 1.0 "
         "(`rho_clip or 1.0`): ratios above 1 are clipped where SPEC asks for none")
 def vtrace_no_clip_as_one(rewards, values, next_values, log_rhos=None, **kw):
