@@ -121,13 +121,16 @@ def entropy(p: Array) -> np.ndarray:
 
 
 def _log_softmax_row(logits: list[Any], mode: str) -> list[Any]:
-    """log softmax_i = l_i − log Σ_j exp(l_j), with the maximum subtracted for floats."""
-    if mode == "float":
-        m = max(logits)
-        lse = m + log(sum(exp(l - m) for l in logits))
-    else:
+    """log softmax_i = l_i − log Σ_j exp(l_j), with the maximum m subtracted where it is
+    known (floats, exact rationals): log Σ_j exp(l_j) = m + log Σ_j exp(l_j − m) is an
+    identity, and it keeps exp(±1e4) out of exact expressions (their evaluation to 30 digits
+    was slow); symbols keep the plain form."""
+    if mode == "symbolic":
         lse = log(sum(exp(l) for l in logits))
-    return [l - lse for l in logits]
+        return [l - lse for l in logits]
+    m = max(logits)
+    rest = log(sum(exp(k - m) for k in logits))
+    return [(l - m) - rest for l in logits]
 
 
 def entropy_from_logits(logits: Array) -> np.ndarray:

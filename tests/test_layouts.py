@@ -615,8 +615,10 @@ def test_openrlhf_policy_loss_a_class_built_from_the_options(scratch, monkeypatc
     assert faithful.passed, str(faithful)
     assert check("policy_loss", styles.PolicyLoss, layout="openrlhf",
                  only={"token_level_loss": [False]}, checks=["float64"]).passed
+    # (a fixed seed whose search shrinks in about a second: the derandomized one, seeded from
+    # the check's source, takes ~10 s to shrink this loss; the cause named is what is read)
     slip = check("policy_loss", styles.PolicyLossDualClipEverywhere, layout="openrlhf",
-                 checks=["float64"])
+                 checks=["float64"], seed=3)
     assert not slip.passed
     assert "OpenRLHFDualClipEverywhere" in slip.results[0].causes
 

@@ -55,7 +55,10 @@ def test_mutant_is_caught_and_diagnosed(m):
 
 
 @pytest.mark.parametrize("m", CATALOGUE, ids=lambda m: m.name)
-def test_mutant_is_caught_whatever_the_seed(m):
+def test_mutant_is_caught_whatever_the_seed(m, monkeypatch):
+    import refmath.checks.mutants as mutants
+
+    monkeypatch.setattr(mutants, "diagnose", lambda *a, **k: [])  # (only the verdict is read)
     escaped = [seed for seed in SEEDS if _run(m, seed=seed).status != "failed"]
     assert not escaped, f"{m.caught_by} let '{m.name}' pass for seeds {escaped}"
 
