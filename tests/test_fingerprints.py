@@ -154,3 +154,29 @@ def test_the_episode_probes():
     assert "terminations and time-limit cuts swapped" not in without_truncation
     assert list(dict(episode_variants(ep, flags=False, truncation=False, consistent=False))) \
         == ["the same flags, other numbers", "other numbers, γ = 3/4, λ = 1/2"]
+
+
+def test_a_gradient_check_probes_the_gradient():
+    """A gradient check's fingerprint runs on the same probe inputs as the value checks, each
+    judged by the exact gradient: on the bundled GSPO-token every probe agrees with it, and
+    the counterexample's other numbers, its mask all True and the pinned corners are there."""
+    from refmath.checks.arrays import _gradient_probes
+    from refmath.checks.cases import Case
+    from refmath.checks.core import Context
+    from refmath.checks.lm import ROWS
+    from refmath.objectives import gspo_token_surrogate_gradient
+
+    spec = ROWS["gspo_token_surrogate"]
+    case = Case({"logp": np.array([[Fraction(-1, 2), Fraction(-1)]], dtype=object),
+                 "old_logp": np.array([[Fraction(-1), Fraction(-1)]], dtype=object),
+                 "advantages": np.array([Fraction(1)], dtype=object)},
+                {"clip_low": Fraction(1, 5)}, {"mask": np.array([[True, False]])})
+    probes = _gradient_probes(spec, case, rt.gspo_token_surrogate, Context(),
+                              gspo_token_surrogate_gradient)
+    labels = [p.label for p in probes]
+    assert labels[:3] == ["the same input with other numbers (1)",
+                          "the same input with other numbers (2)", "no masked element"]
+    assert any(label.startswith("the pinned input") for label in labels)
+    for p in probes:
+        assert np.all(np.abs(p.got - p.exact) <= p.bound), p.label
+        assert np.array_equal(p.call(rt.gspo_token_surrogate).numpy(), p.got)

@@ -567,13 +567,42 @@ def _gradient_of(spec: ArrayFunction, values: dict[str, Any]) -> Callable[[Calla
     return lambda f: torch.as_tensor(logp_gradient(f, spec, values))
 
 
+def _gradient_tolerance(expected: np.ndarray) -> np.ndarray:
+    """16 float64 ulps relative (exp, a clip bound, a product or two per element)."""
+    return 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
+
+
+def _gradient_probes(spec: ArrayFunction, case: Case, fn: Any, ctx: Context,
+                     exact: Callable[..., Any]) -> list[Probe]:
+    """The fingerprint's probes of a gradient check's counterexample: the value probes'
+    inputs (:func:`_case_variants`), each with autograd's ∂(Σ f)/∂logp and its exact value."""
+    quiet = dataclasses.replace(ctx, tracker=Tracker())
+    probes = []
+    for label, probe in _case_variants(spec, case):
+        try:
+            probe = prepare(probe, spec, quiet)
+            if probe is None:
+                continue
+            values = probe.values(torch.float64)
+            expected = exact_floats(exact(**probe.exact_values(torch.float64)))
+            got = logp_gradient(fn, spec, values)
+        except Exception:  # noqa: BLE001 - a probe the function cannot run refutes nothing
+            continue
+        if got.shape == expected.shape:
+            probes.append(Probe(label, _gradient_of(spec, values), got, expected,
+                                _gradient_tolerance(expected)))
+    return probes
+
+
 def assert_logp_gradient(name: str, got: np.ndarray, expected: np.ndarray, case: Case,
                           what: str, ctx: Context,
-                          rerun: Callable[[Callable], Any] | None = None) -> None:
+                          rerun: Callable[[Callable], Any] | None = None,
+                          probes: Callable[[], list[Probe]] | None = None) -> None:
     """Autograd against the exact gradient, 16 float64 ulps relative (exp, a clip bound, a
     product or two per element). ``rerun(f)``: the same gradient of ``f`` on the same input,
-    for the diagnosis (a failure seen only in the gradient is diagnosed like a value one)."""
-    tol = 16 * 2.0**-53 * (np.abs(expected) + 1e-300)
+    for the diagnosis (a failure seen only in the gradient is diagnosed like a value one, its
+    fingerprint's ``probes()`` included)."""
+    tol = _gradient_tolerance(expected)
     ctx.tracker.saw()
     if exceeds(np.abs(got - expected), tol):
         from .compare import _pattern
@@ -588,7 +617,7 @@ def assert_logp_gradient(name: str, got: np.ndarray, expected: np.ndarray, case:
             + (LIKELY if rerun is not None else "") + f"\n  inputs: {case!r}", tier="WRONG",
             counterexample=repr(case), pattern=f"in the gradient: {where}",
             diagnosis=None if rerun is None else functools.partial(
-                diagnose, name, rerun, got, tol, ctx, exact=expected))
+                diagnose, name, rerun, got, tol, ctx, exact=expected, probes=probes))
 
 
 def logp_gradient_check(spec: ArrayFunction, summary: str, exact: Callable[..., Any],
@@ -610,7 +639,7 @@ def logp_gradient_check(spec: ArrayFunction, summary: str, exact: Callable[..., 
             got = logp_gradient(fn, spec, values)
             expected = exact_floats(exact(**case.exact_values(torch.float64)))
             assert_logp_gradient(name, got, expected, case, what, ctx, rerun=_gradient_of(
-                spec, values))
+                spec, values), probes=lambda: _gradient_probes(spec, case, fn, ctx, exact))
 
         with_examples(prop, spec, ctx)()
 
