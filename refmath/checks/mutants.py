@@ -513,6 +513,16 @@ def n_step_off_by_one(rewards, next_values, *, gamma, n, **kw):
     return rt.n_step_returns(rewards, next_values, gamma=gamma, n=n + 1, **kw)
 
 
+@mutant("n_step_returns", "n_step_returns.exact_small", "the reward of a terminal step "
+        "dropped: Σ γ^i·(1 − d_{t+i})·r_{t+i} (thu-ml/tianshou#135's documented formula), so "
+        "the step that ends the episode contributes nothing")
+def n_step_terminal_reward_dropped(rewards, next_values, *, gamma, n, terminated=None, **kw):
+    if terminated is not None:
+        rewards = torch.where(terminated, torch.zeros_like(rewards), rewards)
+    return rt.n_step_returns(rewards, next_values, gamma=gamma, n=n, terminated=terminated,
+                             **kw)
+
+
 def _rows(x: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
     return None if x is None else torch.as_tensor(x).expand_as(like).reshape(-1, like.shape[-1])
 
@@ -643,6 +653,20 @@ def surrogate_sign_through_min(ratio, advantages, *, clip_low=0.2, clip_high=Non
     return torch.maximum(ratio * advantages, clipped * advantages)
 
 
+@mutant("clipped_surrogate", "clipped_surrogate.float64",
+        "the clip range applied to the log-ratio: exp(clip(log r, −ε, ε)), a ratio kept in "
+        "[e^−ε, e^ε] instead of [1 − ε, 1 + ε]")
+def clip_on_log_ratio(ratio, advantages, *, clip_low=0.2, clip_high=None, dual_clip=None):
+    import math
+
+    high = clip_low if clip_high is None else clip_high
+    clipped = torch.clamp(ratio, math.exp(-clip_low), math.exp(high))
+    out = torch.minimum(ratio * advantages, clipped * advantages)
+    if dual_clip is not None:
+        out = torch.where(advantages < 0, torch.maximum(out, dual_clip * advantages), out)
+    return out
+
+
 @mutant("kl_divergence", "kl_divergence.float64",
         "the KL direction swapped: KL(q‖p) for KL(p‖q)")
 def kl_divergence_swapped(p, q):
@@ -654,6 +678,15 @@ def kl_divergence_swapped(p, q):
         "forgotten)")
 def entropy_logits_as_logp(logits):
     return -(torch.softmax(logits, -1) * logits).sum(-1)
+
+
+@mutant("entropy_from_logits", "entropy_from_logits.float64", "the softmax taken as "
+        "exp(l)/Σ exp(l) without subtracting the maximum: exp overflows for logits near 1e3 "
+        "and the entropy is NaN")
+def entropy_naive_softmax(logits):
+    e = torch.exp(logits)
+    p = e / e.sum(-1, keepdim=True)
+    return -(p * torch.log(p)).sum(-1)
 
 
 @mutant("critic_loss", "critic_loss.value", "a factor ½ in the critic loss: ½(V − G)² where "
@@ -898,6 +931,36 @@ def value_clip_against_current(values, returns, *, old_values=None, clip=None,
                                clip_form="max_of_squares"):
     return rt.value_loss(values, returns, old_values=None if clip is None else values.detach(),
                          clip=clip, clip_form=clip_form)
+
+
+@mutant("value_loss", "value_loss.float64",
+        "the clip taken around the RETURNS instead of the old values: R + clip(V − R, −ε, ε), "
+        "so the 'clipped' error is the error itself clipped to ε (kscalelabs/ksim PR #3's "
+        "review)")
+def value_clip_around_returns(values, returns, *, old_values=None, clip=None,
+                              clip_form="max_of_squares"):
+    if clip is None:
+        return rt.value_loss(values, returns)
+    clipped = returns + (values - returns).clamp(-clip, clip)
+    if clip_form == "clipped_prediction":
+        return (clipped - returns).square()
+    return torch.maximum((values - returns).square(), (clipped - returns).square())
+
+
+@mutant("whiten", "whiten.float64", "ε added to the standard deviation, (x − μ)/(σ + ε), where "
+        "SPEC adds it to the variance, (x − μ)/sqrt(σ² + ε): a difference of the order of "
+        "ε/σ (SB3's and many codebases' normalisation; a by-design difference if you mean it)",
+        tier="precision")
+def whiten_eps_added_to_std(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    keep = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
+    n = keep.sum()
+    mean = torch.where(keep, x, torch.zeros_like(x)).sum() / n.clamp(min=1)
+    squares = torch.where(keep, (x - mean).square(), torch.zeros_like(x)).sum()
+    var = squares / (n - 1) if unbiased and n > 1 else squares / n.clamp(min=1)
+    std = var.sqrt()
+    out = torch.where(std > 0, (x - mean) / (std + eps), torch.zeros_like(x))
+    out = out if shift_mean else out + mean
+    return torch.where(keep, out, torch.zeros_like(out))
 
 
 @mutant("value_loss", "value_loss.float64",
