@@ -302,17 +302,26 @@ def _case_variants(spec: ArrayFunction, case: Case) -> list[tuple[str, Case]]:
     return out
 
 
+def _prepared_variants(spec: ArrayFunction, case: Case, ctx: Context):
+    """The probe inputs restricted as the check restricts its own (``prepare``), those the
+    function's binding cannot express left out — quietly: a probe left out is no skip."""
+    quiet = dataclasses.replace(ctx, tracker=Tracker())
+    for label, probe in _case_variants(spec, case):
+        try:
+            probe = prepare(probe, spec, quiet)
+        except Exception:  # noqa: BLE001 - a probe the binding cannot take refutes nothing
+            continue
+        if probe is not None:
+            yield label, probe
+
+
 def _probes(spec: ArrayFunction, case: Case, dtype: torch.dtype, fn: Any, ctx: Context,
             u: float) -> list[Probe]:
     """The probes, each judged as the value check judges, with the function's output on it;
     one the function's binding cannot express, or the function cannot run, is left out."""
-    quiet = dataclasses.replace(ctx, tracker=Tracker())  # (a probe left out is no skip)
     probes = []
-    for label, probe in _case_variants(spec, case):
+    for label, probe in _prepared_variants(spec, case, ctx):
         try:
-            probe = prepare(probe, spec, quiet)
-            if probe is None:
-                continue
             floats = probe.floats(dtype)
             exact = exact_floats(spec.call(spec.oracle, probe.exact_values(dtype)))
             bound = np.broadcast_to(spec.bound(probe, floats, exact, u), exact.shape)
@@ -576,13 +585,9 @@ def _gradient_probes(spec: ArrayFunction, case: Case, fn: Any, ctx: Context,
                      exact: Callable[..., Any]) -> list[Probe]:
     """The fingerprint's probes of a gradient check's counterexample: the value probes'
     inputs (:func:`_case_variants`), each with autograd's ∂(Σ f)/∂logp and its exact value."""
-    quiet = dataclasses.replace(ctx, tracker=Tracker())
     probes = []
-    for label, probe in _case_variants(spec, case):
+    for label, probe in _prepared_variants(spec, case, ctx):
         try:
-            probe = prepare(probe, spec, quiet)
-            if probe is None:
-                continue
             values = probe.values(torch.float64)
             expected = exact_floats(exact(**probe.exact_values(torch.float64)))
             got = logp_gradient(fn, spec, values)

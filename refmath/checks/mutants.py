@@ -446,10 +446,16 @@ def truncation_bootstraps_own_value(rewards, values, next_values, *, gamma, lam,
         "the boundary)")
 def carry_not_reset(rewards, values, next_values, *, gamma, lam, terminated=None,
                     truncated=None, mask=None):
+    return _deltas_carried(rewards, values, next_values, gamma, lam, terminated, truncated,
+                           mask)
+
+
+def _deltas_carried(rewards, values, next_values, gamma, lam, terminated, cuts, mask):
+    """The TD errors (bootstrapped right) carried with γλ across every termination, and
+    stopped only at ``cuts``: GAE of (δ, 0, 0) with no terminations."""
     delta = rt.td_errors(rewards, values, next_values, gamma=gamma, terminated=terminated)
     zero = torch.zeros_like(rewards)
-    # GAE of (δ, 0, 0) with no terminations: the TD errors carried with γλ across them
-    return rt.gae(delta, zero, zero, gamma=gamma, lam=lam, truncated=truncated, mask=mask)
+    return rt.gae(delta, zero, zero, gamma=gamma, lam=lam, truncated=cuts, mask=mask)
 
 
 @mutant("gae", "gae.exact_small", "the carry never reset at an episode's end, a termination "
@@ -458,10 +464,7 @@ def carry_not_reset(rewards, values, next_values, *, gamma, lam, terminated=None
         "only in δ_t: Super-mario-bros-PPO-pytorch#21's `gae = gae·γ·τ + δ`)")
 def carry_never_reset(rewards, values, next_values, *, gamma, lam, terminated=None,
                       truncated=None, mask=None):
-    delta = rt.td_errors(rewards, values, next_values, gamma=gamma, terminated=terminated)
-    zero = torch.zeros_like(rewards)
-    # GAE of (δ, 0, 0) with no flags at all: the TD errors carried with γλ across every end
-    return rt.gae(delta, zero, zero, gamma=gamma, lam=lam, mask=mask)
+    return _deltas_carried(rewards, values, next_values, gamma, lam, terminated, None, mask)
 
 
 @mutant("gae", "gae.exact_small", "the end of the rollout taken for an episode's end: the "
