@@ -7,6 +7,7 @@ probes were not run, or if their verdict were ignored."""
 from fractions import Fraction
 
 import numpy as np
+import pytest
 import torch
 
 import refmath
@@ -180,3 +181,50 @@ def test_a_gradient_check_probes_the_gradient():
     for p in probes:
         assert np.all(np.abs(p.got - p.exact) <= p.bound), p.label
         assert np.array_equal(p.call(rt.gspo_token_surrogate).numpy(), p.got)
+
+
+def _kl_scaled(logp, ref_logp, kind):
+    return 1.1 * rt.kl_estimate(logp, ref_logp, kind)
+
+
+def _whiten_scaled(x, mask=None, *, shift_mean=True, unbiased=True, eps=1e-8):
+    return 1.05 * rt.whiten(x, mask, shift_mean=shift_mean, unbiased=unbiased, eps=eps)
+
+
+def _aggregate_halved(per_step_loss, mask, mode, *, normalizer=None):
+    return 0.5 * rt.aggregate_loss(per_step_loss, mask, mode, normalizer=normalizer)
+
+
+def _gae_lambda_squared(rewards, values, next_values, *, gamma, lam, terminated=None,
+                        truncated=None, mask=None):
+    return rt.gae(rewards, values, next_values, gamma=gamma, lam=lam * lam,
+                  terminated=terminated, truncated=truncated, mask=mask)
+
+
+def _gae_half_terminal_bootstrap(rewards, values, next_values, *, gamma, lam, terminated=None,
+                                 truncated=None, mask=None):
+    """Half of the bootstrap kept at a terminal step: 'bootstrap_at_terminal' goes the same
+    way, twice as far — not the same mistake."""
+    half = next_values if terminated is None else torch.where(
+        terminated, 0.5 * next_values, torch.zeros_like(next_values))
+    kept = rt.gae(rewards + gamma * half * (terminated if terminated is not None else 0),
+                  values, next_values, gamma=gamma, lam=lam, terminated=terminated,
+                  truncated=truncated, mask=mask)
+    return kept
+
+
+@pytest.mark.parametrize("kind, fn, check_id", [
+    ("kl_estimate", _kl_scaled, "float64"),
+    ("whiten", _whiten_scaled, "float64"),
+    ("aggregate_loss", _aggregate_halved, "float64"),
+    ("gae", _gae_lambda_squared, "exact_small"),
+    ("gae", _gae_half_terminal_bootstrap, "exact_small"),
+])
+def test_a_mistake_outside_the_catalogue_gets_no_cause(kind, fn, check_id):
+    """Mistakes no catalogue entry makes — a stray factor, λ², half a terminal bootstrap —
+    are rejected with a where line and 'no known mistake', never given the nearest cause."""
+    result = check(kind, fn, profile="quick", checks=[check_id],
+                   binding="no_validates_input").results[0]
+    assert result.status == "failed" and result.pattern
+    assert result.causes == [], result.message
+    assert "no known mistake of this kind reproduces it" in result.message
