@@ -148,7 +148,7 @@ def test_without_flags_whole_rows_and_everywhere_are_said_as_such():
 
 
 @pytest.mark.parametrize("mistake, check_id, says", [
-    ("done_shifted", "jacobian", "in the Jacobian d out[t] / d"),
+    ("gamma_missing_in_delta", "jacobian", "in the Jacobian d out[t] / d"),
     ("truncation_as_termination", "bad_input", "on the bad input"),
     ("whitening_inside_gae", "batch_consistency", "against the same row alone"),
     ("padded_output_multiplied", "ignored_numbers", "changed by the ignored numbers: exactly "

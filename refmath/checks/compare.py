@@ -36,7 +36,7 @@ def _to_float(x: Any) -> float:
             return float("inf")
         if x == -sympy.oo:
             return float("-inf")
-        return float(sympy.N(x, 30))
+        return float(sympy.N(x, 20))  # 20 correct digits: a float64 is 17
     return float(x)
 
 

@@ -480,7 +480,9 @@ def _jacobian(spec: StepFunction):
     def run(fn, ctx: Context) -> None:
         caps = ctx.capabilities
 
-        @ctx.settings(15)
+        # the first failing input as found: shrinking a T×T exact Jacobian took up to 50 s,
+        # and the value checks already give the minimal counterexample of a wrong formula
+        @ctx.settings(15, shrink=False)
         @given(ep=_eps(spec, caps, max_T=6), n=_n_strategy(spec))
         def prop(ep, n):
             T = ep.shape[-1]
