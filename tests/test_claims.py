@@ -95,9 +95,10 @@ def test_check_identity_finds_the_wrong_exponent_of_ppo_eq_11():
     assert v.status == C.FALSE and v.counterexample
 
 
-def test_claims_command_exit_code(monkeypatch, table_and_json):
+def test_claims_command_exit_code(monkeypatch, table_and_json, verdicts):
     assert "notes.kl_example" in table_and_json[0]
     # an expected-true claim that fails makes the command fail
+    _replay(monkeypatch, verdicts)
     c = LEDGER["notes.importance_sampling_example"]
     monkeypatch.setitem(LEDGER, c.id, C.Claim(c.id, c.source, c.statement, c.expected,
                                               lambda: C.Verdict(C.FALSE, "broken")))
@@ -175,11 +176,28 @@ def test_every_notes_claim_ships_its_source_text():
 # --- the command ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def table_and_json():
-    """One run of the ledger for the table and one for --json (each runs every check)."""
+def verdicts():
+    """Every claim's verdict, computed once (each claim's own test computes it again)."""
+    return {cid: c.run() for cid, c in LEDGER.items()}
+
+
+def _replay(mp, verdicts):
+    """The ledger with each claim's check replaced by its computed verdict: the command's
+    table, JSON and exit code are what these tests read, not the verdicts again."""
+    import dataclasses
+
+    for cid, c in list(LEDGER.items()):
+        mp.setitem(LEDGER, cid, dataclasses.replace(c, check=lambda v=verdicts[cid]: v))
+
+
+@pytest.fixture(scope="module")
+def table_and_json(verdicts):
+    """The command's table and its --json, from one computation of the ledger."""
     table, data = io.StringIO(), io.StringIO()
-    assert run_claims(out=table) == 0
-    assert run_claims(out=data, as_json=True) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        _replay(mp, verdicts)
+        assert run_claims(out=table) == 0
+        assert run_claims(out=data, as_json=True) == 0
     return table.getvalue(), data.getvalue()
 
 
