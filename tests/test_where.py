@@ -171,3 +171,18 @@ def test_every_failure_has_a_where_line(mistake, check_id, says):
     assert says in result.pattern, result.pattern
     assert "\n  where          " in result.message or result.pattern in \
         result.message.splitlines()[0]
+
+
+@pytest.mark.parametrize("mistake", ["clip_on_log_ratio", "dual_clip_for_positive_advantages",
+                                     "kl_wrong_direction", "k2_without_half"])
+def test_the_ratio_and_kl_gradient_checks_name_their_cause(mistake):
+    """The clipped surrogate's ∂L/∂ratio check and the KL estimators' ∂k/∂logp check
+    diagnose a failure like a value check does: the gradient of each known mistake on the
+    same input, matched against the function's."""
+    from refmath.checks.mutants import CATALOGUE
+
+    (m,) = [m for m in CATALOGUE if m.name == mistake]
+    result = check(m.kind, m.fn, profile="quick", checks=["gradient"]).results[0]
+    assert result.status == "failed"
+    assert result.causes[:1] == [mistake], result.message
+    assert result.pattern.startswith("in the gradient")

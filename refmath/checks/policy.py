@@ -250,6 +250,24 @@ def _boundary_clip_cases(draw):
     return Case(a, kwargs=kw)
 
 
+def _diagnose(*args: Any, **kw: Any) -> Any:
+    from .mutants import diagnose  # (imported when a failure is diagnosed, as elsewhere)
+
+    return diagnose(*args, **kw)
+
+
+def _gradient_wrt(args: list, kw: dict, i: int, f: Callable, extra: tuple = ()) -> torch.Tensor:
+    """∂(Σ f(*args, *extra, **kw))/∂args[i] by autograd (0 where no gradient flows): the
+    diagnosis' rerun of a gradient check (a failure seen only in the gradient is diagnosed
+    like a value one)."""
+    xs = [a.clone().requires_grad_(j == i) for j, a in enumerate(args)]
+    out = f(*xs, *extra, **kw)
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        return torch.zeros_like(xs[i])
+    grad = torch.autograd.grad(out.sum(), xs[i], allow_unused=True)[0]
+    return torch.zeros_like(xs[i]) if grad is None else grad.detach()
+
+
 @CHECKS.register("clipped_surrogate", "gradient",
           "∂L/∂ratio by autograd = the exact case analysis: 0 where the clip is active, A "
           "elsewhere, ratios on the boundary included", requires=("gradients",))
@@ -272,9 +290,13 @@ def _clip_gradient(fn, ctx: Context) -> None:
             raise CheckFailure(
                 f"clipped_surrogate: d/d ratio at {idx} is {got[idx]}, exact "
                 f"{expected[idx]} (ratio {args[0].numpy()[idx]}, advantage "
-                f"{args[1].numpy()[idx]}, {kw})",
+                f"{args[1].numpy()[idx]}, {kw}){LIKELY}",
                 pattern=changed("in the gradient d/d ratio: ", got, expected,
-                                {"mask": np.ones(got.shape, bool)} if got.ndim else None))
+                                {"mask": np.ones(got.shape, bool)} if got.ndim else None),
+                diagnosis=functools.partial(
+                    _diagnose, "clipped_surrogate", functools.partial(
+                        _gradient_wrt, args, kw, 0), got, np.zeros(got.shape), ctx,
+                    exact=expected))
 
     prop()
 
@@ -351,9 +373,13 @@ def _kl_estimate_gradient(fn, ctx: Context) -> None:
             ctx.tracker.saw(float(np.max(err / tol)) if err.size else 0.0)
             if exceeds(err, tol):
                 raise CheckFailure(f"kl_estimate({kind}): d/d{name} = {got.numpy().tolist()},"
-                                   f" exact {(sign * dk).tolist()}", pattern=changed(
+                                   f" exact {(sign * dk).tolist()}{LIKELY}", pattern=changed(
                                        f"in the gradient d/d{name} ({kind}): ", got.numpy(),
-                                       sign * dk, tol=tol))
+                                       sign * dk, tol=tol), diagnosis=functools.partial(
+                                       _diagnose, "kl_estimate", functools.partial(
+                                           _gradient_wrt, args, {}, 0 if name == "logp" else 1,
+                                           extra=(kind,)), got.numpy(), tol, ctx,
+                                       exact=sign * dk))
 
     prop()
 
