@@ -562,18 +562,21 @@ def array_checks(spec: ArrayFunction) -> list[Check]:
     return made
 
 
-def logp_gradient(fn, spec: ArrayFunction, values: dict[str, Any]) -> np.ndarray:
-    """Autograd's ∂(Σ output)/∂logp of ``fn`` on ``values`` (0 where no gradient flows)."""
-    logp = values["logp"].clone().requires_grad_()
-    out = spec.call(fn, dict(values, logp=logp))
-    grad = (torch.autograd.grad(out.sum(), logp, allow_unused=True)[0]
+def logp_gradient(fn, spec: ArrayFunction, values: dict[str, Any],
+                  wrt: str = "logp") -> np.ndarray:
+    """Autograd's ∂(Σ output)/∂``wrt`` (default logp) of ``fn`` on ``values`` (0 where no
+    gradient flows)."""
+    x = values[wrt].clone().requires_grad_()
+    out = spec.call(fn, dict(values, **{wrt: x}))
+    grad = (torch.autograd.grad(out.sum(), x, allow_unused=True)[0]
             if isinstance(out, torch.Tensor) and out.requires_grad else None)
-    return grad.numpy() if grad is not None else np.zeros(tuple(logp.shape))
+    return grad.numpy() if grad is not None else np.zeros(tuple(x.shape))
 
 
-def _gradient_of(spec: ArrayFunction, values: dict[str, Any]) -> Callable[[Callable], Any]:
-    """``f`` ↦ autograd's ∂(Σ f)/∂logp on ``values``, as a tensor (the diagnosis' call)."""
-    return lambda f: torch.as_tensor(logp_gradient(f, spec, values))
+def _gradient_of(spec: ArrayFunction, values: dict[str, Any],
+                 wrt: str = "logp") -> Callable[[Callable], Any]:
+    """``f`` ↦ autograd's ∂(Σ f)/∂``wrt`` on ``values``, as a tensor (the diagnosis' call)."""
+    return lambda f: torch.as_tensor(logp_gradient(f, spec, values, wrt))
 
 
 def _gradient_tolerance(expected: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
     tol = _tolerance(got, exact, bound)
     here = None if exact is None else Probe("the counterexample", call, got, exact,
                                               np.broadcast_to(bound, got.shape))
-    matches, alike, scores, outs = [], [], {}, {}
+    matches, alike, scores = [], [], {}
     for m in mutants_for(kind, getattr(ctx, "layout", None)):
         if caught_by is not None and m.caught_by != caught_by:
             continue
@@ -98,7 +98,6 @@ def diagnose(kind: str, call: Callable[[Callable], Any], got: np.ndarray,
         if m.layout is None and spec_value is not None and spec_value.shape == out.shape and \
                 np.allclose(out, spec_value, rtol=1e-12, atol=1e-300, equal_nan=True):
             continue  # against a library's semantics, SPEC's own formula is no mistake
-        outs[m.name] = out
         if _explains(out, got, exact, bound, tol):
             matches.append(m)
             scores[m.name] = _residual(out, got, exact, bound)
@@ -178,7 +177,7 @@ def _alike(candidates: list[Mutant], probes: list, ctx: Any, in_float32: bool,
         if sims and all(sims):
             kept.append(m)
             scores[m.name] = -float(np.mean([float(s) for s in sims]))
-    return sorted(kept, key=lambda m: scores[m.name]) if probes else []
+    return sorted(kept, key=lambda m: scores[m.name])
 
 
 def _deviation(out: np.ndarray, p: Probe) -> tuple[np.ndarray, np.ndarray]:

@@ -256,18 +256,6 @@ def _diagnose(*args: Any, **kw: Any) -> Any:
     return diagnose(*args, **kw)
 
 
-def _gradient_wrt(args: list, kw: dict, i: int, f: Callable, extra: tuple = ()) -> torch.Tensor:
-    """∂(Σ f(*args, *extra, **kw))/∂args[i] by autograd (0 where no gradient flows): the
-    diagnosis' rerun of a gradient check (a failure seen only in the gradient is diagnosed
-    like a value one)."""
-    xs = [a.clone().requires_grad_(j == i) for j, a in enumerate(args)]
-    out = f(*xs, *extra, **kw)
-    if not (isinstance(out, torch.Tensor) and out.requires_grad):
-        return torch.zeros_like(xs[i])
-    grad = torch.autograd.grad(out.sum(), xs[i], allow_unused=True)[0]
-    return torch.zeros_like(xs[i]) if grad is None else grad.detach()
-
-
 @CHECKS.register("clipped_surrogate", "gradient",
           "∂L/∂ratio by autograd = the exact case analysis: 0 where the clip is active, A "
           "elsewhere, ratios on the boundary included", requires=("gradients",))
@@ -294,9 +282,9 @@ def _clip_gradient(fn, ctx: Context) -> None:
                 pattern=changed("in the gradient d/d ratio: ", got, expected,
                                 {"mask": np.ones(got.shape, bool)} if got.ndim else None),
                 diagnosis=functools.partial(
-                    _diagnose, "clipped_surrogate", functools.partial(
-                        _gradient_wrt, args, kw, 0), got, np.zeros(got.shape), ctx,
-                    exact=expected))
+                    _diagnose, "clipped_surrogate", _gradient_of(
+                        ROWS["clipped_surrogate"], case.values(torch.float64), "ratio"), got,
+                    np.zeros(got.shape), ctx, exact=expected))
 
     prop()
 
@@ -376,10 +364,9 @@ def _kl_estimate_gradient(fn, ctx: Context) -> None:
                                    f" exact {(sign * dk).tolist()}{LIKELY}", pattern=changed(
                                        f"in the gradient d/d{name} ({kind}): ", got.numpy(),
                                        sign * dk, tol=tol), diagnosis=functools.partial(
-                                       _diagnose, "kl_estimate", functools.partial(
-                                           _gradient_wrt, args, {}, 0 if name == "logp" else 1,
-                                           extra=(kind,)), got.numpy(), tol, ctx,
-                                       exact=sign * dk))
+                                       _diagnose, "kl_estimate", _gradient_of(
+                                           ROWS["kl_estimate"], case.values(torch.float64),
+                                           name), got.numpy(), tol, ctx, exact=sign * dk))
 
     prop()
 
